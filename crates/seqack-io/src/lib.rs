@@ -1,0 +1,1 @@
+//! Drivers around the seqack core.

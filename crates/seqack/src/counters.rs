@@ -1,0 +1,124 @@
+//! Counters named as Linux's `nstat` names them, so users can read them without a manual.
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $field:ident => $name:literal, )*) => {
+        /// MIB counters of one stack (or one standalone connection).
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $( $(#[$doc])* pub $field: u64, )*
+        }
+
+        impl Counters {
+            /// Every counter as `(nstat name, value)`, in a fixed order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$( ($name, self.$field), )*].into_iter()
+            }
+
+            /// Adds every counter of `other` into `self`.
+            pub fn add(&mut self, other: &Counters) {
+                $( self.$field += other.$field; )*
+            }
+
+            /// The value of the counter with this nstat name.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $( $name => Some(self.$field), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections that went SYN_SENT from CLOSED.
+    active_opens => "TcpActiveOpens",
+    /// Connections that went SYN_RECEIVED from LISTEN.
+    passive_opens => "TcpPassiveOpens",
+    /// Failed attempts: SYN_SENT or SYN_RECEIVED to CLOSED, SYN_RECEIVED to LISTEN.
+    attempt_fails => "TcpAttemptFails",
+    /// ESTABLISHED or CLOSE_WAIT connections reset.
+    estab_resets => "TcpEstabResets",
+    /// Segments received (including erroneous ones).
+    in_segs => "TcpInSegs",
+    /// Segments sent, excluding retransmissions.
+    out_segs => "TcpOutSegs",
+    /// Segments retransmitted.
+    retrans_segs => "TcpRetransSegs",
+    /// Segments received in error (bad checksum, malformed header or options).
+    in_errs => "TcpInErrs",
+    /// Bad TCP checksums.
+    in_csum_errors => "TcpInCsumErrors",
+    /// RST segments sent.
+    out_rsts => "TcpOutRsts",
+    /// SYN cookies sent.
+    syncookies_sent => "TcpExtSyncookiesSent",
+    /// Valid SYN cookies received.
+    syncookies_recv => "TcpExtSyncookiesRecv",
+    /// Invalid SYN cookies received.
+    syncookies_failed => "TcpExtSyncookiesFailed",
+    /// Connections that entered TIME_WAIT.
+    tw => "TcpExtTW",
+    /// TIME_WAIT 4-tuples reused by a new SYN.
+    tw_recycled => "TcpExtTWRecycled",
+    /// RSTs ignored in TIME_WAIT (RFC 1337).
+    tw_rst_ignored => "TcpExtTWRstIgnored",
+    /// TIME_WAIT records refused because the table was full (`tcp_max_tw_buckets`).
+    tw_overflow => "TcpExtTCPTimeWaitOverflow",
+    /// Accept queue overflows.
+    listen_overflows => "TcpExtListenOverflows",
+    /// SYNs dropped at a listener for any reason.
+    listen_drops => "TcpExtListenDrops",
+    /// Challenge ACKs sent (RFC 5961).
+    challenge_acks => "TcpExtTCPChallengeACK",
+    /// SYNs in a synchronized state answered with a challenge ACK.
+    syn_challenge => "TcpExtTCPSYNChallenge",
+    /// Out-of-window ACKs not sent because of the rate limit.
+    ack_skipped_challenge => "TcpExtTCPACKSkippedChallenge",
+    /// Segments rejected by PAWS (RFC 7323).
+    paws_estab_rejected => "TcpExtPAWSEstab",
+    /// Retransmission timeouts.
+    timeouts => "TcpExtTCPTimeouts",
+    /// Fast retransmits.
+    fast_retrans => "TcpExtTCPFastRetrans",
+    /// Connections aborted on close() with unread data.
+    abort_on_close => "TcpExtTCPAbortOnClose",
+    /// Connections aborted because data arrived after close().
+    abort_on_data => "TcpExtTCPAbortOnData",
+    /// Connections aborted on close() with SO_LINGER 0.
+    abort_on_linger => "TcpExtTCPAbortOnLinger",
+    /// Connections aborted by retransmission or keepalive timeouts.
+    abort_on_timeout => "TcpExtTCPAbortOnTimeout",
+    /// Out-of-order segments queued.
+    ofo_queue => "TcpExtTCPOFOQueue",
+    /// Out-of-order segments dropped (queue full).
+    ofo_drop => "TcpExtTCPOFODrop",
+    /// Segments with only duplicate data.
+    dup_data => "TcpExtTCPDSACKRecv",
+    /// Zero-window probes sent.
+    win_probes => "TcpExtTCPWinProbe",
+    /// Keepalive probes sent.
+    keepalive_probes => "TcpExtTCPKeepAlive",
+    /// Delayed ACKs sent.
+    delayed_acks => "TcpExtDelayedACKs",
+    /// Segments that matched no connection or listener (answered with RST).
+    no_port => "TcpExtTCPNoPort",
+    /// Packets that were not IP, not TCP, or not for one of our addresses.
+    ip_drops => "IpExtInDrops",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_values() {
+        let mut a = Counters { active_opens: 2, ..Default::default() };
+        let b = Counters { active_opens: 3, out_rsts: 1, ..Default::default() };
+        a.add(&b);
+        assert_eq!(a.get("TcpActiveOpens"), Some(5));
+        assert_eq!(a.get("TcpOutRsts"), Some(1));
+        assert_eq!(a.get("Nope"), None);
+        assert!(a.iter().any(|(n, v)| n == "TcpExtTW" && v == 0));
+    }
+}

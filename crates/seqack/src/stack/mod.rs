@@ -1,0 +1,719 @@
+//! The stack: many connections and listeners behind one packet interface.
+//!
+//! It demultiplexes arriving segments by 4-tuple in O(1), answers segments that reach
+//! no connection with RST (RFC 9293 3.10.7.1), runs listeners (RFC 9293 3.10.7.2),
+//! draws ISNs (RFC 6528) and ephemeral ports (RFC 6056), and keeps the nstat counters.
+//! Like the connection, it is sans-IO: the same calling order applies (inputs
+//! `handle_packet` / `handle_timeout`, commands, outputs `poll_transmit` /
+//! `poll_timeout` / `poll_event`).
+
+pub mod isn;
+
+use crate::counters::Counters;
+use crate::tcp::{
+    write_packet, Config, Connection, Disposition, Event, Reason, RecvError, SendError, Shutdown, State,
+};
+use crate::time::Instant;
+use crate::wire::ip::{self, PROTO_TCP};
+use crate::wire::tcp::{self as wtcp, Flags, Header, Options, Segment};
+use crate::wire::{Seq, WireError};
+use core::net::{IpAddr, SocketAddr};
+use isn::IsnGenerator;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Settings of a stack.
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    /// Defaults for every connection.
+    pub tcp: Config,
+    /// Seed of the stack's secrets (ISN key, port offsets). Drivers pass real entropy;
+    /// simulations pass a seed to be reproducible.
+    pub seed: u64,
+    /// Ephemeral port range, inclusive (Linux: 32768-60999).
+    pub ephemeral_ports: (u16, u16),
+    /// Most RSTs waiting to be sent; more are dropped (and counted) under a flood.
+    pub max_pending_rsts: usize,
+}
+
+impl Default for StackConfig {
+    fn default() -> StackConfig {
+        StackConfig { tcp: Config::default(), seed: 0, ephemeral_ports: (32768, 60999), max_pending_rsts: 1024 }
+    }
+}
+
+/// A handle to a connection of a stack. Stale handles (of freed connections) are
+/// detected by a generation count.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// A handle to a listener.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ListenerId(u32);
+
+/// What a stack reports to its driver.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum StackEvent {
+    /// Something happened on a connection.
+    Conn {
+        /// Which connection.
+        id: ConnId,
+        /// Its local address.
+        local: SocketAddr,
+        /// Its remote address.
+        remote: SocketAddr,
+        /// What happened.
+        event: Event,
+    },
+    /// A listener changed state (CLOSED -> LISTEN, LISTEN -> CLOSED).
+    Listener {
+        /// Which listener.
+        id: ListenerId,
+        /// Its address.
+        local: SocketAddr,
+        /// The state change.
+        event: Event,
+    },
+    /// A listener has a connection ready for [`Stack::accept`].
+    Incoming(ListenerId),
+}
+
+/// Why a stack command failed.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum StackError {
+    /// The handle does not name a live connection or listener.
+    InvalidHandle,
+    /// The address is already bound (EADDRINUSE).
+    AddrInUse,
+    /// No ephemeral port is free for this destination (EADDRNOTAVAIL).
+    NoPortAvailable,
+    /// The local address is not one of the stack's.
+    AddrNotAvailable,
+}
+
+impl core::fmt::Display for StackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            StackError::InvalidHandle => "no such connection or listener",
+            StackError::AddrInUse => "address already in use",
+            StackError::NoPortAvailable => "no ephemeral port available",
+            StackError::AddrNotAvailable => "address not available",
+        })
+    }
+}
+
+impl std::error::Error for StackError {}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Connection>,
+    /// The listener that created it, until the application accepts it.
+    listener: Option<ListenerId>,
+    /// The deadline this connection has in the timer heap.
+    scheduled: Option<Instant>,
+    dirty: bool,
+}
+
+struct Listener {
+    local: SocketAddr,
+    backlog: usize,
+    /// Half-open connections (SYN_RECEIVED).
+    syn_queue: HashSet<ConnId>,
+    /// Established connections waiting for accept().
+    accept_queue: VecDeque<ConnId>,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct PendingRst {
+    local: SocketAddr,
+    remote: SocketAddr,
+    seq: Seq,
+    ack: Option<Seq>,
+}
+
+/// A TCP stack.
+pub struct Stack {
+    cfg: StackConfig,
+    tcp: Arc<Config>,
+    addrs: Vec<IpAddr>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    demux: HashMap<(SocketAddr, SocketAddr), ConnId>,
+    listeners: Vec<Option<Listener>>,
+    listen_map: HashMap<SocketAddr, ListenerId>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    dirty: VecDeque<ConnId>,
+    rsts: VecDeque<PendingRst>,
+    events: VecDeque<StackEvent>,
+    isn: IsnGenerator,
+    port_counter: u32,
+    counters: Counters,
+}
+
+impl Stack {
+    /// A stack with no addresses, connections or listeners.
+    pub fn new(cfg: StackConfig) -> Stack {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut key = [0u8; 16];
+        rng.fill_bytes(&mut key);
+        Stack {
+            tcp: Arc::new(cfg.tcp.clone()),
+            cfg,
+            addrs: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            demux: HashMap::new(),
+            listeners: Vec::new(),
+            listen_map: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: VecDeque::new(),
+            rsts: VecDeque::new(),
+            events: VecDeque::new(),
+            isn: IsnGenerator::new(key),
+            port_counter: rng.next_u32(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adds a local address: packets to it are ours.
+    pub fn add_address(&mut self, a: IpAddr) {
+        if !self.addrs.contains(&a) {
+            self.addrs.push(a);
+        }
+    }
+
+    /// The local addresses.
+    pub fn addresses(&self) -> &[IpAddr] {
+        &self.addrs
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The stack's default connection settings.
+    pub fn config(&self) -> &Config {
+        &self.tcp
+    }
+
+    // ----- listeners ------------------------------------------------------------------
+
+    /// Opens a listener on `local` (an unspecified IP listens on every address) with
+    /// room for `backlog` connections in its SYN queue and in its accept queue.
+    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerId, StackError> {
+        if self.listen_map.contains_key(&local) {
+            return Err(StackError::AddrInUse);
+        }
+        if !local.ip().is_unspecified() && !self.addrs.contains(&local.ip()) {
+            return Err(StackError::AddrNotAvailable);
+        }
+        let id = ListenerId(self.listeners.len() as u32);
+        self.listeners.push(Some(Listener {
+            local,
+            backlog: backlog.max(1),
+            syn_queue: HashSet::new(),
+            accept_queue: VecDeque::new(),
+        }));
+        self.listen_map.insert(local, id);
+        self.events.push_back(StackEvent::Listener {
+            id,
+            local,
+            event: Event::StateChange { from: State::Closed, to: State::Listen, why: Reason::Listen },
+        });
+        Ok(id)
+    }
+
+    /// Takes an established connection from a listener's accept queue.
+    pub fn accept(&mut self, l: ListenerId) -> Option<ConnId> {
+        let lst = self.listeners.get_mut(l.0 as usize)?.as_mut()?;
+        let id = lst.accept_queue.pop_front()?;
+        if let Some(slot) = self.slot_mut(id) {
+            slot.listener = None;
+        }
+        Some(id)
+    }
+
+    /// Closes a listener. Connections it holds that were not accepted yet are reset, as
+    /// Linux does.
+    pub fn close_listener(&mut self, now: Instant, l: ListenerId) {
+        let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::take) else {
+            return;
+        };
+        self.listen_map.remove(&lst.local);
+        self.events.push_back(StackEvent::Listener {
+            id: l,
+            local: lst.local,
+            event: Event::StateChange { from: State::Listen, to: State::Closed, why: Reason::Close },
+        });
+        for id in lst.syn_queue.iter().copied().chain(lst.accept_queue.iter().copied()) {
+            self.with_conn(now, id, |c, now, cx| c.abort(now, cx));
+        }
+    }
+
+    /// The address a listener is bound to.
+    pub fn listener_addr(&self, l: ListenerId) -> Option<SocketAddr> {
+        Some(self.listeners.get(l.0 as usize)?.as_ref()?.local)
+    }
+
+    // ----- connections ----------------------------------------------------------------
+
+    /// Opens a connection to `remote` (active open). With `local` `None`, the first
+    /// address of the remote's family and an ephemeral port are chosen.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+    ) -> Result<ConnId, StackError> {
+        self.connect_with(now, local, remote, None)
+    }
+
+    /// [`Stack::connect`] with per-connection settings.
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        cfg: Option<Config>,
+    ) -> Result<ConnId, StackError> {
+        let local = match local {
+            Some(l) if l.port() != 0 => {
+                if self.demux.contains_key(&(l, remote)) {
+                    return Err(StackError::AddrInUse);
+                }
+                l
+            }
+            Some(l) => SocketAddr::new(l.ip(), self.ephemeral_port(l.ip(), remote)?),
+            None => {
+                let ip = self
+                    .addrs
+                    .iter()
+                    .copied()
+                    .find(|a| a.is_ipv4() == remote.is_ipv4())
+                    .ok_or(StackError::AddrNotAvailable)?;
+                SocketAddr::new(ip, self.ephemeral_port(ip, remote)?)
+            }
+        };
+        if !self.addrs.contains(&local.ip()) {
+            return Err(StackError::AddrNotAvailable);
+        }
+        let iss = self.isn.isn(now, local, remote);
+        let ts = self.isn.ts_offset(local, remote);
+        let cfg = cfg.map(Arc::new).unwrap_or_else(|| self.tcp.clone());
+        let conn = Connection::connect(now, cfg, local, remote, iss, ts, &mut self.counters);
+        let id = self.insert(conn, None);
+        self.after_touch(now, id);
+        Ok(id)
+    }
+
+    /// RFC 6056 algorithm 3: a keyed offset per destination plus a global counter, the
+    /// first port whose 4-tuple is free.
+    fn ephemeral_port(&mut self, ip: IpAddr, remote: SocketAddr) -> Result<u16, StackError> {
+        let (lo, hi) = self.cfg.ephemeral_ports;
+        let n = u32::from(hi - lo) + 1;
+        let offset = self.isn.port_offset(ip, remote);
+        for _ in 0..n {
+            let port = lo + ((offset.wrapping_add(self.port_counter)) % n) as u16;
+            self.port_counter = self.port_counter.wrapping_add(1);
+            let l = SocketAddr::new(ip, port);
+            if !self.demux.contains_key(&(l, remote)) && !self.listen_map.contains_key(&l) {
+                return Ok(port);
+            }
+        }
+        Err(StackError::NoPortAvailable)
+    }
+
+    /// The connection behind a handle.
+    pub fn conn(&self, id: ConnId) -> Option<&Connection> {
+        self.slot(id)?.conn.as_ref()
+    }
+
+    /// The state of a connection (CLOSED for a stale handle).
+    pub fn state(&self, id: ConnId) -> State {
+        self.conn(id).map_or(State::Closed, Connection::state)
+    }
+
+    /// Every live connection, for `ss`-like snapshots.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, &Connection)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            let c = s.conn.as_ref()?;
+            Some((ConnId { index: i as u32, generation: s.generation }, c))
+        })
+    }
+
+    /// Number of live connections.
+    pub fn connection_count(&self) -> usize {
+        self.demux.len()
+    }
+
+    /// Queues data on a connection.
+    pub fn send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let r = self.with_conn(now, id, |c, _, _| c.send(data));
+        r.unwrap_or(Err(SendError::Shutdown))
+    }
+
+    /// Reads from a connection. `Ok(0)` is end of stream.
+    pub fn recv(&mut self, now: Instant, id: ConnId, out: &mut [u8]) -> Result<usize, RecvError> {
+        let r = self.with_conn(now, id, |c, _, _| c.recv(out));
+        r.unwrap_or(Ok(0))
+    }
+
+    /// Shuts down one or both halves of a connection.
+    pub fn shutdown(&mut self, now: Instant, id: ConnId, how: Shutdown) {
+        self.with_conn(now, id, |c, _, _| c.shutdown(how));
+    }
+
+    /// Closes a connection (close(2)); the handle becomes invalid once it has closed.
+    pub fn close(&mut self, now: Instant, id: ConnId) {
+        self.with_conn(now, id, |c, now, cx| c.close(now, cx));
+    }
+
+    /// Aborts a connection with RST.
+    pub fn abort(&mut self, now: Instant, id: ConnId) {
+        self.with_conn(now, id, |c, now, cx| c.abort(now, cx));
+    }
+
+    /// Runs `f` on a live connection and then does the bookkeeping every touch needs.
+    pub fn with_conn<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut Connection, Instant, &mut Counters) -> R,
+    ) -> Option<R> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let conn = slot.conn.as_mut()?;
+        let r = f(conn, now, &mut self.counters);
+        self.after_touch(now, id);
+        Some(r)
+    }
+
+    // ----- packets in ---------------------------------------------------------------
+
+    /// Processes one arriving IP packet. Malformed or foreign packets are dropped and
+    /// counted; nothing here panics on any input.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        let ipp = match ip::parse(packet) {
+            Ok(p) => p,
+            Err(_) => {
+                self.counters.ip_drops += 1;
+                return;
+            }
+        };
+        if ipp.protocol != PROTO_TCP || !self.addrs.contains(&ipp.dst) {
+            self.counters.ip_drops += 1;
+            return;
+        }
+        self.counters.in_segs += 1;
+        let seg = match wtcp::parse(ipp.payload, ipp.src, ipp.dst, true) {
+            Ok(s) => s,
+            Err(e) => {
+                self.counters.in_errs += 1;
+                if e == WireError::BadChecksum {
+                    self.counters.in_csum_errors += 1;
+                }
+                return;
+            }
+        };
+        let local = SocketAddr::new(ipp.dst, seg.dst_port);
+        let remote = SocketAddr::new(ipp.src, seg.src_port);
+        self.handle_segment(now, local, remote, &seg);
+    }
+
+    /// Processes one parsed segment for `local` from `remote`.
+    pub fn handle_segment(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, seg: &Segment<'_>) {
+        if let Some(&id) = self.demux.get(&(local, remote)) {
+            let disp = self.with_conn(now, id, |c, now, cx| c.handle_segment(now, seg, cx));
+            match disp {
+                Some(Disposition::Consumed) => return,
+                Some(Disposition::Recycle) => {
+                    self.counters.tw_recycled += 1;
+                    self.with_conn(now, id, |c, _, _| c.recycle_time_wait());
+                }
+                Some(Disposition::NoConnection) | None => {}
+            }
+            // A connection that is gone no longer owns the 4-tuple.
+            if self.demux.get(&(local, remote)) == Some(&id) {
+                self.demux.remove(&(local, remote));
+            }
+        }
+        let lid = self
+            .listen_map
+            .get(&local)
+            .or_else(|| self.listen_map.get(&SocketAddr::new(unspecified(local.ip()), local.port())))
+            .copied();
+        match lid {
+            Some(l) => self.on_listen(now, l, local, remote, seg),
+            None => {
+                self.counters.no_port += 1;
+                self.reply_rst(local, remote, seg);
+            }
+        }
+    }
+
+    /// RFC 9293 3.10.7.2: a segment for a listener.
+    fn on_listen(&mut self, now: Instant, l: ListenerId, local: SocketAddr, remote: SocketAddr, seg: &Segment<'_>) {
+        let f = seg.flags;
+        if f.rst() {
+            return;
+        }
+        if f.ack() {
+            self.reply_rst(local, remote, seg);
+            return;
+        }
+        // SYN+FIN is discarded, as Linux does.
+        if !f.syn() || f.fin() {
+            return;
+        }
+        let Some(lst) = self.listeners.get(l.0 as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        if lst.syn_queue.len() >= lst.backlog || lst.accept_queue.len() >= lst.backlog {
+            if lst.accept_queue.len() >= lst.backlog {
+                self.counters.listen_overflows += 1;
+            }
+            self.counters.listen_drops += 1;
+            return;
+        }
+        let iss = self.isn.isn(now, local, remote);
+        let ts = self.isn.ts_offset(local, remote);
+        let conn = Connection::accept_syn(now, self.tcp.clone(), local, remote, seg, iss, ts, &mut self.counters);
+        let id = self.insert(conn, Some(l));
+        if let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::as_mut) {
+            lst.syn_queue.insert(id);
+        }
+        self.after_touch(now, id);
+    }
+
+    /// RFC 9293 3.10.7.1: the reply to a segment that reaches no connection.
+    fn reply_rst(&mut self, local: SocketAddr, remote: SocketAddr, seg: &Segment<'_>) {
+        if seg.flags.rst() {
+            return;
+        }
+        let (seq, ack) = if seg.flags.ack() { (seg.ack, None) } else { (Seq(0), Some(seg.seq + seg.seq_len())) };
+        if self.rsts.len() >= self.cfg.max_pending_rsts {
+            return;
+        }
+        self.rsts.push_back(PendingRst { local, remote, seq, ack });
+    }
+
+    // ----- time -----------------------------------------------------------------------
+
+    /// The earliest deadline at which [`Stack::handle_timeout`] must be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if self.slot(id).is_some_and(|s| s.scheduled == Some(t)) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Fires every connection timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let valid = self.slot_mut(id).is_some_and(|s| {
+                let ok = s.scheduled == Some(t);
+                if ok {
+                    s.scheduled = None;
+                }
+                ok
+            });
+            if valid {
+                self.with_conn(now, id, |c, now, cx| c.handle_timeout(now, cx));
+            }
+        }
+    }
+
+    // ----- packets out ----------------------------------------------------------------
+
+    /// Writes the next packet to send into `buf`; `None` when there is nothing to send.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(r) = self.rsts.front().copied() {
+            let mut flags = Flags::RST;
+            if r.ack.is_some() {
+                flags |= Flags::ACK;
+            }
+            let hdr = Header {
+                src_port: r.local.port(),
+                dst_port: r.remote.port(),
+                seq: r.seq,
+                ack: r.ack.unwrap_or(Seq(0)),
+                flags,
+                window: 0,
+                options: Options::default(),
+            };
+            let n = write_packet(buf, r.local, r.remote, &hdr, self.tcp.option_layout, (&[], &[]), self.tcp.hop_limit)?;
+            self.rsts.pop_front();
+            self.counters.out_segs += 1;
+            self.counters.out_rsts += 1;
+            return Some(n);
+        }
+        while let Some(&id) = self.dirty.front() {
+            let sent = {
+                let Some(slot) = self.slots.get_mut(id.index as usize) else {
+                    self.dirty.pop_front();
+                    continue;
+                };
+                match slot.conn.as_mut() {
+                    Some(c) if slot.generation == id.generation => c.poll_transmit(now, buf, &mut self.counters),
+                    _ => None,
+                }
+            };
+            match sent {
+                Some(n) => {
+                    self.after_touch_quiet(now, id);
+                    return Some(n);
+                }
+                None => {
+                    self.dirty.pop_front();
+                    if let Some(s) = self.slot_mut(id) {
+                        s.dirty = false;
+                    }
+                    self.after_touch_quiet(now, id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<StackEvent> {
+        self.events.pop_front()
+    }
+
+    // ----- bookkeeping ----------------------------------------------------------------
+
+    fn slot(&self, id: ConnId) -> Option<&Slot> {
+        self.slots.get(id.index as usize).filter(|s| s.generation == id.generation)
+    }
+
+    fn slot_mut(&mut self, id: ConnId) -> Option<&mut Slot> {
+        self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation)
+    }
+
+    fn insert(&mut self, conn: Connection, listener: Option<ListenerId>) -> ConnId {
+        let key = (conn.local(), conn.remote());
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot { generation: 0, conn: None, listener: None, scheduled: None, dirty: false });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.conn = Some(conn);
+        slot.listener = listener;
+        slot.scheduled = None;
+        slot.dirty = false;
+        let id = ConnId { index, generation: slot.generation };
+        self.demux.insert(key, id);
+        id
+    }
+
+    /// After anything touched a connection: schedule output, timers and events.
+    fn after_touch(&mut self, now: Instant, id: ConnId) {
+        if let Some(slot) = self.slot_mut(id) {
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push_back(id);
+            }
+        }
+        self.after_touch_quiet(now, id);
+    }
+
+    /// Reschedules the timer and drains events, without marking for output.
+    fn after_touch_quiet(&mut self, _now: Instant, id: ConnId) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        let (local, remote) = (conn.local(), conn.remote());
+        let mut closed = false;
+        let mut connected = false;
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Closed => closed = true,
+                Event::Connected => connected = true,
+                _ => {}
+            }
+            self.events.push_back(StackEvent::Conn { id, local, remote, event: ev });
+        }
+        let deadline = conn.poll_timeout();
+        let orphaned = conn.is_orphaned();
+        let pending_output = slot.dirty;
+        if deadline != slot.scheduled {
+            slot.scheduled = deadline;
+            if let Some(t) = deadline {
+                self.timers.push(Reverse((t, id)));
+            }
+        }
+        let listener = slot.listener;
+        if connected {
+            if let Some(l) = listener {
+                self.move_to_accept_queue(l, id);
+            }
+        }
+        if closed {
+            if self.demux.get(&(local, remote)) == Some(&id) {
+                self.demux.remove(&(local, remote));
+            }
+            if let Some(l) = listener {
+                if let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::as_mut) {
+                    lst.syn_queue.remove(&id);
+                    lst.accept_queue.retain(|&x| x != id);
+                }
+            }
+            // An orphan (or a connection nobody accepted) is freed once its last
+            // segment (an RST, say) has gone out.
+            if (orphaned || listener.is_some()) && !pending_output {
+                self.release(id);
+            }
+        }
+    }
+
+    fn move_to_accept_queue(&mut self, l: ListenerId, id: ConnId) {
+        if let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::as_mut) {
+            if lst.syn_queue.remove(&id) {
+                lst.accept_queue.push_back(id);
+                self.events.push_back(StackEvent::Incoming(l));
+            }
+        }
+    }
+
+    fn release(&mut self, id: ConnId) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.conn = None;
+            slot.listener = None;
+            slot.scheduled = None;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(id.index);
+        }
+    }
+}
+
+fn unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+    }
+}

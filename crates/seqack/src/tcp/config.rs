@@ -1,0 +1,119 @@
+//! Per-connection settings, defaulting to Linux's choices (see ARCHITECTURE.md).
+
+use crate::time::Duration;
+use crate::wire::tcp::OptionLayout;
+
+/// Settings of one connection. `Config::default()` is Linux's behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Maximum segment lifetime; TIME_WAIT lasts twice this. Linux: 30 s (60 s TIME_WAIT).
+    pub msl: Duration,
+    /// How long an orphaned connection may stay in FIN_WAIT_2 (`tcp_fin_timeout`,
+    /// `TCP_LINGER2`). Linux: 60 s.
+    pub fin_wait2_timeout: Duration,
+    /// Initial retransmission timeout (RFC 6298: 1 s).
+    pub rto_initial: Duration,
+    /// Lower bound on the retransmission timeout. Linux: 200 ms.
+    pub rto_min: Duration,
+    /// Upper bound on the retransmission timeout. Linux: 120 s.
+    pub rto_max: Duration,
+    /// SYN retransmissions before connect() gives up (`tcp_syn_retries`). Linux: 6.
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions before a half-open connection is dropped
+    /// (`tcp_synack_retries`). Linux: 5.
+    pub synack_retries: u32,
+    /// Retransmissions of data before the connection times out (`tcp_retries2`). Linux: 15.
+    pub retries2: u32,
+    /// Retransmissions for a connection the application has closed (`tcp_orphan_retries`).
+    /// Linux: 8.
+    pub orphan_retries: u32,
+    /// Delayed-ACK timeout. Linux: 40 ms minimum.
+    pub delayed_ack: Duration,
+    /// Segments acknowledged at once at the start of a connection before delayed ACKs
+    /// begin (Linux's quick-ACK mode).
+    pub quickack_segments: u32,
+    /// Disable Nagle's algorithm (`TCP_NODELAY`). Linux: false.
+    pub nodelay: bool,
+    /// Send keepalive probes (`SO_KEEPALIVE`). Linux: off.
+    pub keepalive: bool,
+    /// Idle time before the first keepalive probe. Linux: 7200 s.
+    pub keepalive_idle: Duration,
+    /// Time between keepalive probes. Linux: 75 s.
+    pub keepalive_interval: Duration,
+    /// Unanswered probes before the connection is dropped. Linux: 9.
+    pub keepalive_count: u32,
+    /// `SO_LINGER` with a zero timeout: close() sends RST and skips TIME_WAIT.
+    pub linger_zero: bool,
+    /// Ignore RST in TIME_WAIT (RFC 1337). Linux's default is off; seqack's is on.
+    pub rfc1337: bool,
+    /// Minimum interval between challenge ACKs and out-of-window duplicate ACKs of one
+    /// connection (RFC 5961 section 7; Linux `tcp_invalid_ratelimit`: 500 ms).
+    pub challenge_ack_interval: Duration,
+    /// Our MSS to advertise (MTU - 40 on IPv4). Linux on a 1500 MTU: 1460.
+    pub mss: u16,
+    /// MSS assumed when the peer sends none (RFC 9293: 536).
+    pub default_peer_mss: u16,
+    /// Send buffer size in bytes.
+    pub send_buffer: usize,
+    /// Receive buffer size in bytes (the largest window advertised).
+    pub recv_buffer: usize,
+    /// Largest window offered in a SYN or SYN-ACK (before scaling is in force). Linux
+    /// offers 64240 on a 1460 MSS (the largest MSS multiple under 65535).
+    pub initial_window_cap: u32,
+    /// Window scale shift we offer, `None` to offer none. Linux: 7.
+    pub wscale: Option<u8>,
+    /// Offer and use timestamps (RFC 7323). Linux: on.
+    pub timestamps: bool,
+    /// Offer and use SACK (RFC 2018). Linux: on.
+    pub sack: bool,
+    /// Initial congestion window in segments (RFC 6928). Linux: 10.
+    pub initial_cwnd: u32,
+    /// Option order on outbound headers.
+    pub option_layout: OptionLayout,
+    /// IP TTL / hop limit of outbound packets. Linux: 64.
+    pub hop_limit: u8,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            msl: Duration::from_secs(30),
+            fin_wait2_timeout: Duration::from_secs(60),
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            syn_retries: 6,
+            synack_retries: 5,
+            retries2: 15,
+            orphan_retries: 8,
+            delayed_ack: Duration::from_millis(40),
+            quickack_segments: 16,
+            nodelay: false,
+            keepalive: false,
+            keepalive_idle: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_count: 9,
+            linger_zero: false,
+            rfc1337: true,
+            challenge_ack_interval: Duration::from_millis(500),
+            mss: 1460,
+            default_peer_mss: 536,
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            initial_window_cap: 64240,
+            wscale: Some(7),
+            timestamps: true,
+            sack: true,
+            initial_cwnd: 10,
+            option_layout: OptionLayout::Linux,
+            hop_limit: 64,
+        }
+    }
+}
+
+impl Config {
+    /// TIME_WAIT's length: twice the MSL.
+    pub fn time_wait_len(&self) -> Duration {
+        self.msl * 2
+    }
+}

@@ -1,0 +1,692 @@
+//! One TCP connection: the transmission control block of RFC 9293 section 3.3.1 and the
+//! application's commands on it (section 3.10.1 to 3.10.6).
+//!
+//! # Calling order
+//!
+//! A `Connection` is sans-IO. Its methods come in four kinds, as in quinn-proto:
+//! - getters ([`Connection::state`], [`Connection::send_queue`], ...);
+//! - inputs: [`Connection::handle_segment`] for each arriving segment and
+//!   [`Connection::handle_timeout`] when [`Connection::poll_timeout`]'s deadline passes;
+//! - application commands: [`Connection::send`], [`Connection::recv`],
+//!   [`Connection::shutdown`], [`Connection::close`], [`Connection::abort`];
+//! - outputs: [`Connection::poll_transmit`] until it returns `None`,
+//!   [`Connection::poll_timeout`], and [`Connection::poll_event`].
+//!
+//! After any input or command, drain the outputs. Every time-dependent method takes
+//! `now`; nothing here reads a clock or touches a device.
+
+use super::congestion::{CongestionControl, NewReno};
+use super::event::{Error, Event, Reason};
+use super::recv_buf::RecvBuffer;
+use super::rtt::RttEstimator;
+use super::send_buf::SendBuffer;
+use super::timers::{Timer, Timers};
+use super::{Config, State};
+use crate::counters::Counters;
+use crate::time::{Duration, Instant};
+use crate::wire::tcp::{Options, Segment};
+use crate::wire::Seq;
+use core::net::SocketAddr;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Which half of a connection to shut down.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Shutdown {
+    /// Stop reading: buffered and future data is discarded.
+    Read,
+    /// Stop writing: a FIN follows the buffered data.
+    Write,
+    /// Both.
+    Both,
+}
+
+/// Why [`Connection::send`] took nothing.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum SendError {
+    /// The write side was shut down or the connection closed (EPIPE).
+    Shutdown,
+    /// The connection failed with this error.
+    Failed(Error),
+}
+
+/// Why [`Connection::recv`] returned no data.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum RecvError {
+    /// Nothing to read yet (EAGAIN).
+    WouldBlock,
+    /// The connection failed with this error.
+    Failed(Error),
+}
+
+/// Options an application may change on one connection (the socket options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SockOpts {
+    /// `TCP_NODELAY`.
+    pub nodelay: bool,
+    /// `SO_KEEPALIVE`.
+    pub keepalive: bool,
+    /// `TCP_KEEPIDLE`.
+    pub keepalive_idle: Duration,
+    /// `TCP_KEEPINTVL`.
+    pub keepalive_interval: Duration,
+    /// `TCP_KEEPCNT`.
+    pub keepalive_count: u32,
+    /// `SO_LINGER` {on, 0}: close() aborts with RST.
+    pub linger_zero: bool,
+    /// `TCP_LINGER2`: FIN_WAIT_2 timeout of an orphaned connection.
+    pub fin_wait2_timeout: Duration,
+}
+
+impl SockOpts {
+    fn from_config(c: &Config) -> SockOpts {
+        SockOpts {
+            nodelay: c.nodelay,
+            keepalive: c.keepalive,
+            keepalive_idle: c.keepalive_idle,
+            keepalive_interval: c.keepalive_interval,
+            keepalive_count: c.keepalive_count,
+            linger_zero: c.linger_zero,
+            fin_wait2_timeout: c.fin_wait2_timeout,
+        }
+    }
+}
+
+/// What the caller should do with a segment after [`Connection::handle_segment`].
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Disposition {
+    /// The connection took it (accepted, answered or dropped it).
+    Consumed,
+    /// The connection is CLOSED: treat the segment as if no connection existed (RST).
+    NoConnection,
+    /// A SYN may reopen this TIME_WAIT 4-tuple (RFC 6191): end the connection and hand
+    /// the SYN to the listener.
+    Recycle,
+}
+
+/// An RST or ACK the connection owes outside the normal flow.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(super) struct Control {
+    pub seq: Seq,
+    pub ack: Option<Seq>,
+    pub rst: bool,
+}
+
+/// Timestamp state (RFC 7323).
+#[derive(Copy, Clone, Debug, Default)]
+pub(super) struct TsState {
+    pub enabled: bool,
+    /// TS.Recent: the peer's latest TSval worth echoing.
+    pub recent: u32,
+    /// When TS.Recent was last updated, for PAWS's 24-day rule.
+    pub recent_age: Instant,
+    /// Added to our millisecond clock to make TSval (a per-connection random offset).
+    pub offset: u32,
+}
+
+/// A TCP connection.
+pub struct Connection {
+    pub(super) cfg: Arc<Config>,
+    pub(super) opts: SockOpts,
+    pub(super) local: SocketAddr,
+    pub(super) remote: SocketAddr,
+    pub(super) state: State,
+    /// Created by a listener from a SYN (RST in SYN_RECEIVED returns to LISTEN).
+    pub(super) passive: bool,
+
+    // Send sequence space (RFC 9293 3.3.1).
+    pub(super) iss: Seq,
+    pub(super) snd_una: Seq,
+    pub(super) snd_nxt: Seq,
+    /// Highest sequence number sent: SND.NXT moves back on retransmission, this does not.
+    pub(super) snd_max: Seq,
+    pub(super) snd_wnd: u32,
+    pub(super) snd_wl1: Seq,
+    pub(super) snd_wl2: Seq,
+    pub(super) max_snd_wnd: u32,
+    /// Shift applied to the peer's window field.
+    pub(super) snd_wscale: u8,
+    pub(super) send_buf: SendBuffer,
+    /// Sequence number of the first byte in `send_buf`.
+    pub(super) buf_seq: Seq,
+    /// The application closed its sending half: FIN follows the buffered data.
+    pub(super) fin_queued: bool,
+
+    // Receive sequence space.
+    pub(super) irs: Seq,
+    pub(super) rcv_nxt: Seq,
+    /// Right edge of the window last advertised (RCV.NXT + RCV.WND then).
+    pub(super) rcv_adv: Seq,
+    /// Shift applied to the windows we advertise.
+    pub(super) rcv_wscale: u8,
+    /// Both SYNs carried the window scale option.
+    pub(super) ws_ok: bool,
+    pub(super) recv_buf: RecvBuffer,
+    /// Sequence number of the peer's FIN, once seen (possibly beyond a gap).
+    pub(super) rcv_fin: Option<Seq>,
+    /// The peer's FIN has been received in order.
+    pub(super) fin_rcvd: bool,
+    pub(super) last_ack_sent: Seq,
+    /// Largest segment seen from the peer, for the every-second-segment ACK rule.
+    pub(super) rcv_mss: u32,
+    /// Bytes received since we last sent an ACK.
+    pub(super) unacked_bytes: u32,
+    /// Sequence number of the most recent out-of-order segment (first SACK block).
+    pub(super) last_ooo: Option<Seq>,
+
+    // Options.
+    /// Payload bytes per segment we send (the peer's MSS less our option overhead).
+    pub(super) smss: u32,
+    pub(super) ts: TsState,
+    pub(super) sack_ok: bool,
+
+    // Timers and retransmission.
+    pub(super) timers: Timers,
+    pub(super) rtt: RttEstimator,
+    pub(super) backoff: u32,
+    pub(super) retries: u32,
+    /// The segment being timed for an RTT sample: (its end sequence, send time).
+    pub(super) rtt_probe: Option<(Seq, Instant)>,
+    pub(super) probes: u32,
+    pub(super) probe_due: bool,
+    pub(super) last_recv: Instant,
+
+    // Acknowledgment policy.
+    pub(super) ack_now: bool,
+    pub(super) quickack: u32,
+    pub(super) last_challenge: Option<Instant>,
+
+    // Congestion control and fast recovery.
+    pub(super) cc: NewReno,
+    pub(super) dupacks: u32,
+    pub(super) recover: Option<Seq>,
+
+    // Application side.
+    pub(super) orphaned: bool,
+    pub(super) rd_shut: bool,
+    pub(super) write_blocked: bool,
+    pub(super) error: Option<Error>,
+    pub(super) control: Option<Control>,
+    pub(super) events: VecDeque<Event>,
+}
+
+impl Connection {
+    fn new(
+        cfg: Arc<Config>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: Seq,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Connection {
+        let mss = u32::from(cfg.default_peer_mss);
+        Connection {
+            opts: SockOpts::from_config(&cfg),
+            local,
+            remote,
+            state: State::Closed,
+            passive: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: Seq(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            send_buf: SendBuffer::new(cfg.send_buffer),
+            buf_seq: iss + 1u32,
+            fin_queued: false,
+            irs: Seq(0),
+            rcv_nxt: Seq(0),
+            rcv_adv: Seq(0),
+            rcv_wscale: 0,
+            ws_ok: false,
+            recv_buf: RecvBuffer::new(cfg.recv_buffer),
+            rcv_fin: None,
+            fin_rcvd: false,
+            last_ack_sent: Seq(0),
+            rcv_mss: mss,
+            unacked_bytes: 0,
+            last_ooo: None,
+            smss: mss,
+            ts: TsState { enabled: false, recent: 0, recent_age: now, offset: ts_offset },
+            sack_ok: false,
+            timers: Timers::default(),
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            backoff: 0,
+            retries: 0,
+            rtt_probe: None,
+            probes: 0,
+            probe_due: false,
+            last_recv: now,
+            ack_now: false,
+            quickack: cfg.quickack_segments,
+            last_challenge: None,
+            cc: NewReno::new(cfg.initial_cwnd, mss),
+            dupacks: 0,
+            recover: None,
+            orphaned: false,
+            rd_shut: false,
+            write_blocked: false,
+            error: None,
+            control: None,
+            events: VecDeque::new(),
+            cfg,
+        }
+    }
+
+    /// Active open (connect()): a connection in SYN_SENT whose SYN is ready to send.
+    /// `iss` and `ts_offset` come from the stack's RFC 6528 generator.
+    pub fn connect(
+        now: Instant,
+        cfg: Arc<Config>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: Seq,
+        ts_offset: u32,
+        cx: &mut Counters,
+    ) -> Connection {
+        let mut c = Connection::new(cfg, local, remote, iss, ts_offset, now);
+        cx.active_opens += 1;
+        c.set_state(State::SynSent, Reason::Connect);
+        c
+    }
+
+    /// Passive open: a listener received `syn` and hands it over. The connection is in
+    /// SYN_RECEIVED with its SYN-ACK ready to send.
+    pub fn accept_syn(
+        now: Instant,
+        cfg: Arc<Config>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &Segment<'_>,
+        iss: Seq,
+        ts_offset: u32,
+        cx: &mut Counters,
+    ) -> Connection {
+        let mut c = Connection::new(cfg, local, remote, iss, ts_offset, now);
+        c.passive = true;
+        c.state = State::Listen;
+        cx.passive_opens += 1;
+        c.take_syn(now, syn);
+        c.set_state(State::SynReceived, Reason::RcvSyn);
+        c
+    }
+
+    // ----- getters -------------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Our address and port.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The peer's address and port.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// The configuration this connection was made with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The socket options in force.
+    pub fn sockopts(&self) -> &SockOpts {
+        &self.opts
+    }
+
+    /// Mutable socket options (`setsockopt`).
+    pub fn sockopts_mut(&mut self) -> &mut SockOpts {
+        &mut self.opts
+    }
+
+    /// Bytes written but not yet acknowledged (`ss`'s Send-Q).
+    pub fn send_queue(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// Bytes received in order and not yet read (`ss`'s Recv-Q).
+    pub fn recv_queue(&self) -> usize {
+        self.recv_buf.readable()
+    }
+
+    /// Free space in the send buffer.
+    pub fn send_capacity(&self) -> usize {
+        if self.fin_queued {
+            0
+        } else {
+            self.send_buf.free()
+        }
+    }
+
+    /// The error the connection failed with, if it did.
+    pub fn error(&self) -> Option<Error> {
+        self.error
+    }
+
+    /// True once the connection reached CLOSED.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True when the application has closed the connection (it is an orphan).
+    pub fn is_orphaned(&self) -> bool {
+        self.orphaned
+    }
+
+    /// True when the peer's FIN has been received in order.
+    pub fn peer_closed(&self) -> bool {
+        self.fin_rcvd
+    }
+
+    /// The sequence variables: (ISS, SND.UNA, SND.NXT, IRS, RCV.NXT).
+    pub fn sequence(&self) -> (Seq, Seq, Seq, Seq, Seq) {
+        (self.iss, self.snd_una, self.snd_nxt, self.irs, self.rcv_nxt)
+    }
+
+    /// The peer's window in bytes (SND.WND), after scaling.
+    pub fn snd_wnd(&self) -> u32 {
+        self.snd_wnd
+    }
+
+    /// The congestion window in bytes.
+    pub fn cwnd(&self) -> u32 {
+        self.cc.cwnd()
+    }
+
+    /// The payload size of a full segment we send.
+    pub fn smss(&self) -> u32 {
+        self.smss
+    }
+
+    /// The current retransmission timeout, with backoff.
+    pub fn rto(&self) -> Duration {
+        self.rtt.backed_off(self.backoff)
+    }
+
+    /// The RTT estimator.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// Whether timestamps, SACK and window scaling were negotiated, and the shifts.
+    pub fn negotiated(&self) -> (bool, bool, Option<(u8, u8)>) {
+        let ws = self.ws_ok.then_some((self.snd_wscale, self.rcv_wscale));
+        (self.ts.enabled, self.sack_ok, ws)
+    }
+
+    /// The earliest armed timer and its deadline (for `ss -o`-like snapshots).
+    pub fn next_timer(&self) -> Option<(Timer, Instant)> {
+        self.timers.next_timer()
+    }
+
+    /// The deadline of one timer.
+    pub fn timer(&self, t: Timer) -> Option<Instant> {
+        self.timers.get(t)
+    }
+
+    // ----- application commands ----------------------------------------------------
+
+    /// Queues data for sending (RFC 9293 3.10.2). Returns how much fit, possibly 0.
+    /// Data written in SYN_SENT or SYN_RECEIVED goes out once the handshake completes.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        if let Some(e) = self.error {
+            return Err(SendError::Failed(e));
+        }
+        let open = matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait
+        );
+        if self.fin_queued || !open {
+            return Err(SendError::Shutdown);
+        }
+        let n = self.send_buf.write(data);
+        if n < data.len() {
+            self.write_blocked = true;
+        }
+        Ok(n)
+    }
+
+    /// Reads received data (RFC 9293 3.10.3). `Ok(0)` means the peer sent FIN and every
+    /// byte before it has been read (end of stream).
+    pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, RecvError> {
+        let n = self.recv_buf.read(out);
+        if n > 0 {
+            self.after_read();
+            return Ok(n);
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.fin_rcvd || self.rd_shut {
+            return Ok(0);
+        }
+        match self.error {
+            Some(e) => Err(RecvError::Failed(e)),
+            None if self.state == State::Closed => Ok(0),
+            None => Err(RecvError::WouldBlock),
+        }
+    }
+
+    /// After the application read data: announce a window that opened enough to matter
+    /// (receiver-side silly window avoidance, RFC 9293 3.8.6.2.2).
+    fn after_read(&mut self) {
+        if !self.state.can_receive() && self.state != State::SynReceived {
+            return;
+        }
+        let advertised = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        let now_open = self.recv_buf.window() as u32;
+        let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
+        let opened = now_open.saturating_sub(advertised);
+        if (advertised < self.rcv_mss && now_open >= self.rcv_mss) || opened >= threshold.max(1) * 2 {
+            self.ack_now = true;
+        }
+    }
+
+    /// Shuts down one or both halves (like shutdown(2)).
+    pub fn shutdown(&mut self, how: Shutdown) {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.rd_shut = true;
+            let n = self.recv_buf.readable();
+            self.recv_buf.discard(n);
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.queue_fin(Reason::ShutdownWrite);
+        }
+    }
+
+    /// The application is done with the connection (close(2)). As on Linux: with
+    /// SO_LINGER 0, or with received data still unread, the connection is aborted with
+    /// RST (RFC 2525 section 2.17); otherwise a FIN follows the buffered data and the
+    /// connection finishes closing on its own (an orphan).
+    pub fn close(&mut self, now: Instant, cx: &mut Counters) {
+        if self.orphaned {
+            return;
+        }
+        self.orphaned = true;
+        self.rd_shut = true;
+        if self.opts.linger_zero && self.state != State::Closed {
+            cx.abort_on_linger += 1;
+            self.abort(now, cx);
+            return;
+        }
+        if self.recv_buf.readable() > 0 {
+            cx.abort_on_close += 1;
+            self.abort(now, cx);
+            return;
+        }
+        match self.state {
+            State::SynSent => self.enter_closed(Reason::Close, None),
+            State::FinWait2 => self.arm_fin_wait2(now),
+            _ => self.queue_fin(Reason::Close),
+        }
+    }
+
+    /// Aborts the connection (RFC 9293 3.10.5): RST to the peer where Linux sends one
+    /// (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1/2, SYN_RECEIVED), buffers dropped, CLOSED.
+    pub fn abort(&mut self, _now: Instant, cx: &mut Counters) {
+        self.orphaned = true;
+        if matches!(
+            self.state,
+            State::SynReceived | State::Established | State::CloseWait | State::FinWait1 | State::FinWait2
+        ) {
+            self.control = Some(Control { seq: self.snd_nxt, ack: Some(self.rcv_nxt), rst: true });
+            if matches!(self.state, State::Established | State::CloseWait) {
+                cx.estab_resets += 1;
+            }
+        }
+        if self.state != State::Closed {
+            self.enter_closed(Reason::Abort, Some(Error::Aborted));
+        }
+    }
+
+    /// Marks the sending half closed and moves to the closing state the RFC names.
+    fn queue_fin(&mut self, why: Reason) {
+        if self.fin_queued {
+            return;
+        }
+        match self.state {
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.set_state(State::FinWait1, why);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(State::LastAck, why);
+            }
+            // RFC 9293 3.10.4: in SYN_SENT the FIN waits until the handshake completes.
+            State::SynSent => self.fin_queued = true,
+            _ => {}
+        }
+    }
+
+    pub(super) fn arm_fin_wait2(&mut self, now: Instant) {
+        if self.orphaned && self.state == State::FinWait2 {
+            self.timers.set(Timer::FinWait2, now + self.opts.fin_wait2_timeout);
+        }
+    }
+
+    // ----- outputs -----------------------------------------------------------------
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline at which [`Connection::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ----- state bookkeeping -----------------------------------------------------
+
+    pub(super) fn set_state(&mut self, to: State, why: Reason) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        self.events.push_back(Event::StateChange { from, to, why });
+    }
+
+    /// Moves to CLOSED, drops everything that could still send or fire, and records
+    /// `err` for the application.
+    pub(super) fn enter_closed(&mut self, why: Reason, err: Option<Error>) {
+        if let Some(e) = err {
+            if self.error.is_none() {
+                self.error = Some(e);
+                self.events.push_back(Event::Error(e));
+            }
+        }
+        let to = if self.passive && self.state == State::SynReceived && why == Reason::RcvRst {
+            // RFC 9293 3.10.7.4: a passively opened connection returns to LISTEN.
+            State::Listen
+        } else {
+            State::Closed
+        };
+        self.set_state(to, why);
+        self.state = State::Closed;
+        self.timers.stop_all();
+        self.ack_now = false;
+        self.probe_due = false;
+        self.send_buf.clear();
+        self.events.push_back(Event::Closed);
+    }
+
+    /// The SYN's sequence number and options: IRS, RCV.NXT, and what both sides offered.
+    pub(super) fn take_syn(&mut self, now: Instant, syn: &Segment<'_>) {
+        self.irs = syn.seq;
+        self.rcv_nxt = syn.seq + 1u32;
+        self.last_ack_sent = self.rcv_nxt;
+        let o = &syn.options;
+        let cfg = &self.cfg;
+        // RFC 7323 2.2: scaling is on only when both SYNs carry the option; a shift
+        // above 14 is taken as 14.
+        self.ws_ok = o.wscale.is_some() && cfg.wscale.is_some();
+        self.snd_wscale = if self.ws_ok { o.wscale.unwrap_or(0).min(14) } else { 0 };
+        self.rcv_wscale = if self.ws_ok { cfg.wscale.unwrap_or(0).min(14) } else { 0 };
+        self.sack_ok = cfg.sack && o.sack_permitted;
+        if let (true, Some((val, _))) = (cfg.timestamps, o.timestamps) {
+            self.ts.enabled = true;
+            self.ts.recent = val;
+            self.ts.recent_age = now;
+        } else {
+            self.ts.enabled = false;
+        }
+        let peer_mss = u32::from(o.mss.unwrap_or(cfg.default_peer_mss));
+        let overhead = if self.ts.enabled { 12 } else { 0 };
+        self.smss = (peer_mss.min(u32::from(cfg.mss)).saturating_sub(overhead)).max(64);
+        self.cc = NewReno::new(cfg.initial_cwnd, self.smss);
+        // The window in a SYN is never scaled (RFC 7323 2.2).
+        self.snd_wnd = u32::from(syn.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = syn.seq;
+        self.last_recv = now;
+    }
+
+    /// The options of our SYN or SYN-ACK. A SYN-ACK offers only what the peer's SYN did.
+    pub(super) fn syn_options(&self, now: Instant, syn_ack: bool) -> Options {
+        let cfg = &self.cfg;
+        let mut o = Options { mss: Some(cfg.mss), ..Default::default() };
+        if syn_ack {
+            o.wscale = if self.ws_ok { cfg.wscale } else { None };
+            o.sack_permitted = self.sack_ok;
+            if self.ts.enabled {
+                o.timestamps = Some((self.ts_val(now), self.ts.recent));
+            }
+        } else {
+            o.wscale = cfg.wscale;
+            o.sack_permitted = cfg.sack;
+            if cfg.timestamps {
+                o.timestamps = Some((self.ts_val(now), 0));
+            }
+        }
+        o
+    }
+
+    /// Our timestamp clock: milliseconds plus the per-connection offset.
+    pub(super) fn ts_val(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts.offset)
+    }
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connection")
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("state", &self.state)
+            .field("snd_una", &self.snd_una)
+            .field("snd_nxt", &self.snd_nxt)
+            .field("snd_max", &self.snd_max)
+            .field("rcv_nxt", &self.rcv_nxt)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,131 @@
+//! What a connection reports to its driver: state changes with their reasons, and the
+//! application-visible conditions (readable, writable, closed, errors).
+
+use super::State;
+use core::fmt;
+
+/// Why a connection changed state. Printed in state logs as the `why` field.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Reason {
+    /// The application called connect().
+    Connect,
+    /// The application called listen().
+    Listen,
+    /// A SYN arrived (LISTEN -> SYN_RECEIVED, or SYN_SENT -> SYN_RECEIVED).
+    RcvSyn,
+    /// A SYN-ACK arrived in SYN_SENT.
+    RcvSynAck,
+    /// The ACK of our SYN arrived in SYN_RECEIVED.
+    RcvAckOfSyn,
+    /// A valid SYN cookie came back in an ACK.
+    RcvCookieAck,
+    /// The application called close().
+    Close,
+    /// The application called shutdown(Write).
+    ShutdownWrite,
+    /// The ACK of our FIN arrived.
+    RcvAckOfFin,
+    /// The peer's FIN arrived.
+    RcvFin,
+    /// The peer's FIN arrived together with the ACK of ours (the three-way close).
+    RcvFinAckOfFin,
+    /// An acceptable RST arrived.
+    RcvRst,
+    /// The 2MSL timer of TIME_WAIT expired.
+    Timer2Msl,
+    /// An orphaned connection's FIN_WAIT_2 timer expired.
+    TimerFinWait2,
+    /// Retransmissions ran out.
+    TimerRetries,
+    /// Keepalive probes went unanswered.
+    TimerKeepalive,
+    /// The application aborted (SO_LINGER 0, or close() with unread data): RST sent.
+    Abort,
+    /// A new SYN reused the 4-tuple of a TIME_WAIT connection.
+    TimeWaitRecycled,
+    /// The listener was closed before the connection was accepted.
+    ListenerClosed,
+}
+
+impl Reason {
+    /// The short text of the reason.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Connect => "connect()",
+            Reason::Listen => "listen()",
+            Reason::RcvSyn => "rcv SYN",
+            Reason::RcvSynAck => "rcv SYN-ACK",
+            Reason::RcvAckOfSyn => "rcv ACK of SYN",
+            Reason::RcvCookieAck => "rcv ACK with valid SYN cookie",
+            Reason::Close => "close()",
+            Reason::ShutdownWrite => "shutdown(WR)",
+            Reason::RcvAckOfFin => "rcv ACK of FIN",
+            Reason::RcvFin => "rcv FIN",
+            Reason::RcvFinAckOfFin => "rcv FIN+ACK of FIN",
+            Reason::RcvRst => "rcv RST",
+            Reason::Timer2Msl => "timer 2MSL",
+            Reason::TimerFinWait2 => "timer FIN_WAIT_2",
+            Reason::TimerRetries => "timer retransmissions exhausted",
+            Reason::TimerKeepalive => "timer keepalive exhausted",
+            Reason::Abort => "abort: RST sent",
+            Reason::TimeWaitRecycled => "rcv SYN reusing TIME_WAIT 4-tuple",
+            Reason::ListenerClosed => "listener closed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error a connection reports to its application.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Error {
+    /// The peer answered our SYN with RST (ECONNREFUSED).
+    Refused,
+    /// The peer reset an established connection (ECONNRESET).
+    Reset,
+    /// Retransmissions or keepalive probes ran out (ETIMEDOUT).
+    TimedOut,
+    /// The application aborted the connection itself.
+    Aborted,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::Refused => "connection refused",
+            Error::Reset => "connection reset by peer",
+            Error::TimedOut => "connection timed out",
+            Error::Aborted => "connection aborted",
+        })
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Something the driver or application should know about.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Event {
+    /// The connection moved from one state to another.
+    StateChange {
+        /// The state before.
+        from: State,
+        /// The state after.
+        to: State,
+        /// What caused it.
+        why: Reason,
+    },
+    /// The handshake completed.
+    Connected,
+    /// New data (or the peer's FIN) can be read.
+    Readable,
+    /// Send buffer space became free.
+    Writable,
+    /// The connection failed; reads and writes now return this error.
+    Error(Error),
+    /// The connection reached CLOSED and holds no more state worth keeping.
+    Closed,
+}

@@ -1,0 +1,679 @@
+//! Segment arrival: RFC 9293 section 3.10.7, step by step, with RFC 5961's defences
+//! against blind attacks, PAWS (RFC 7323 section 5) and RFC 1337 in TIME_WAIT.
+
+use super::conn::{Connection, Control, Disposition};
+use super::congestion::CongestionControl;
+use super::event::{Error, Event, Reason};
+use super::timers::Timer;
+use super::State;
+use crate::counters::Counters;
+use crate::time::{Duration, Instant};
+use crate::wire::tcp::Segment;
+use crate::wire::Seq;
+
+/// PAWS does not reject against a TS.Recent older than this (RFC 7323 5.5).
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+impl Connection {
+    /// Processes one arriving segment addressed to this connection.
+    pub fn handle_segment(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
+        match self.state {
+            State::Closed | State::Listen => return Disposition::NoConnection,
+            State::SynSent => {
+                self.on_syn_sent(now, seg, cx);
+                return Disposition::Consumed;
+            }
+            State::TimeWait => return self.on_time_wait(now, seg, cx),
+            _ => {}
+        }
+        self.on_synchronized(now, seg, cx);
+        Disposition::Consumed
+    }
+
+    /// RFC 9293 3.10.7.3: SYN_SENT.
+    fn on_syn_sent(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
+        let f = seg.flags;
+        // First: the ACK must acknowledge our SYN and nothing beyond.
+        if f.ack() && (seg.ack <= self.iss || seg.ack > self.snd_max) {
+            if !f.rst() {
+                self.control = Some(Control { seq: seg.ack, ack: None, rst: true });
+            }
+            return;
+        }
+        let ack_ok = f.ack();
+        // Second: RST. Only with an acceptable ACK (RFC 5961 3.2 keeps this rule).
+        if f.rst() {
+            if ack_ok {
+                cx.attempt_fails += 1;
+                self.enter_closed(Reason::RcvRst, Some(Error::Refused));
+            }
+            return;
+        }
+        // Fourth: SYN.
+        if !f.syn() {
+            return;
+        }
+        self.take_syn(now, seg);
+        if ack_ok {
+            self.snd_una = seg.ack;
+            self.snd_wl2 = seg.ack;
+            self.sample_rtt_from_ts(now, seg);
+            self.on_syn_acked(now);
+            self.timers.stop(Timer::Retransmit);
+            self.backoff = 0;
+            self.retries = 0;
+            self.set_state(State::Established, Reason::RcvSynAck);
+            self.events.push_back(Event::Connected);
+            self.ack_now = true;
+            if self.fin_queued {
+                self.set_state(State::FinWait1, Reason::ShutdownWrite);
+            }
+            // Data or FIN carried on the SYN-ACK (rare, allowed).
+            self.accept_text_and_fin(now, seg, seg.seq + 1u32, cx);
+        } else {
+            // Simultaneous open: answer with SYN-ACK from the same ISS.
+            self.set_state(State::SynReceived, Reason::RcvSyn);
+            self.snd_nxt = self.iss;
+            self.timers.stop(Timer::Retransmit);
+            self.backoff = 0;
+            self.retries = 0;
+        }
+    }
+
+    /// The ACK of our SYN arrived: RTT and congestion state start over with it.
+    fn on_syn_acked(&mut self, now: Instant) {
+        if let Some((end, sent)) = self.rtt_probe.take() {
+            if self.backoff == 0 && self.snd_una >= end {
+                self.rtt.sample(now - sent);
+            }
+        }
+    }
+
+    /// Synchronized states and SYN_RECEIVED (RFC 9293 3.10.7.4, "Otherwise").
+    fn on_synchronized(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
+        let f = seg.flags;
+        // A retransmitted SYN in SYN_RECEIVED: our SYN-ACK was lost; send it again
+        // (Linux's tcp_check_req does the same).
+        if self.state == State::SynReceived && f.syn() && !f.ack() && !f.rst() && seg.seq == self.irs {
+            self.snd_nxt = self.iss;
+            return;
+        }
+        // First: sequence number, with PAWS before it (RFC 7323 5.3 R1).
+        if self.paws_rejects(now, seg) {
+            cx.paws_estab_rejected += 1;
+            if !f.rst() {
+                self.dupack(now, seg, cx);
+            }
+            return;
+        }
+        if !self.acceptable(seg) {
+            if !f.rst() {
+                self.dupack(now, seg, cx);
+            }
+            return;
+        }
+        self.last_recv = now;
+        self.probes = 0;
+        if self.opts.keepalive {
+            self.timers.set(Timer::Keepalive, now + self.opts.keepalive_idle);
+        }
+        // Second: RST (RFC 5961 3.2): only an exact match resets; in-window, a challenge.
+        if f.rst() {
+            if seg.seq == self.rcv_nxt {
+                self.on_rst(cx);
+            } else {
+                self.challenge_ack(now, cx);
+            }
+            return;
+        }
+        // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
+        if f.syn() {
+            cx.syn_challenge += 1;
+            self.challenge_ack(now, cx);
+            return;
+        }
+        // Fifth: ACK.
+        if !f.ack() {
+            return;
+        }
+        self.update_ts_recent(now, seg);
+        if self.state == State::SynReceived {
+            if self.snd_una < seg.ack && seg.ack <= self.snd_max {
+                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = seg.ack;
+                self.set_state(State::Established, Reason::RcvAckOfSyn);
+                self.events.push_back(Event::Connected);
+                if self.fin_queued {
+                    self.set_state(State::FinWait1, Reason::Close);
+                }
+            } else {
+                self.control = Some(Control { seq: seg.ack, ack: None, rst: true });
+                return;
+            }
+        }
+        if !self.process_ack(now, seg, cx) || matches!(self.state, State::Closed | State::TimeWait) {
+            return;
+        }
+        // Sixth/seventh/eighth: URG is ignored; text; FIN.
+        self.accept_text_and_fin(now, seg, seg.seq, cx);
+        // FIN_WAIT_1 -> FIN_WAIT_2 on the ACK of our FIN, decided after the FIN check so
+        // that a FIN+ACK carrying both goes straight to TIME_WAIT (the three-way close).
+        if self.state == State::FinWait1 && self.fin_acked() {
+            self.set_state(State::FinWait2, Reason::RcvAckOfFin);
+            self.arm_fin_wait2(now);
+        }
+    }
+
+    /// RFC 9293 3.10.7.4 first check: is any of the segment inside the receive window?
+    fn acceptable(&self, seg: &Segment<'_>) -> bool {
+        let wnd = self.rcv_wnd_for_check();
+        let len = seg.seq_len();
+        let seq = seg.seq;
+        let end = self.rcv_nxt + wnd;
+        match (len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_range(self.rcv_nxt, end),
+            (_, 0) => false,
+            (_, _) => seq.in_range(self.rcv_nxt, end) || (seq + (len - 1)).in_range(self.rcv_nxt, end),
+        }
+    }
+
+    /// The window the acceptability test uses: what we advertised (the right edge never
+    /// moves left), or more if the buffer has room.
+    fn rcv_wnd_for_check(&self) -> u32 {
+        let advertised = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        advertised.max(self.recv_buf.window() as u32)
+    }
+
+    /// PAWS (RFC 7323 5.3): a segment whose TSval is older than TS.Recent is a stale
+    /// duplicate. RST segments are exempt (RFC 7323 5.3 R1 note).
+    fn paws_rejects(&self, now: Instant, seg: &Segment<'_>) -> bool {
+        if !self.ts.enabled || seg.flags.rst() {
+            return false;
+        }
+        match seg.options.timestamps {
+            Some((val, _)) => {
+                (val.wrapping_sub(self.ts.recent) as i32) < 0 && now - self.ts.recent_age < PAWS_IDLE
+            }
+            None => false,
+        }
+    }
+
+    /// RFC 7323 4.3: remember the peer's TSval when the segment covers Last.ACK.sent.
+    fn update_ts_recent(&mut self, now: Instant, seg: &Segment<'_>) {
+        if !self.ts.enabled {
+            return;
+        }
+        if let Some((val, _)) = seg.options.timestamps {
+            let covers = seg.seq <= self.last_ack_sent;
+            if covers && (val.wrapping_sub(self.ts.recent) as i32) >= 0 {
+                self.ts.recent = val;
+                self.ts.recent_age = now;
+            }
+        }
+    }
+
+    /// An acceptable RST with the exact sequence number (RFC 9293 3.10.7.4 second).
+    fn on_rst(&mut self, cx: &mut Counters) {
+        match self.state {
+            State::SynReceived => {
+                cx.attempt_fails += 1;
+                let err = if self.passive { None } else { Some(Error::Refused) };
+                self.enter_closed(Reason::RcvRst, err);
+            }
+            State::Established | State::CloseWait => {
+                cx.estab_resets += 1;
+                self.enter_closed(Reason::RcvRst, Some(Error::Reset));
+            }
+            State::FinWait1 | State::FinWait2 => self.enter_closed(Reason::RcvRst, Some(Error::Reset)),
+            _ => self.enter_closed(Reason::RcvRst, None),
+        }
+    }
+
+    /// Sends an ACK for an unacceptable segment, with Linux's rate limit for pure ACKs
+    /// (data and FIN segments are always answered; they cannot form an ACK loop).
+    fn dupack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
+        let pure = seg.payload.is_empty() && !seg.flags.fin() && !seg.flags.syn();
+        if pure && !self.ratelimit_ok(now, cx) {
+            return;
+        }
+        self.ack_now = true;
+    }
+
+    /// RFC 5961 challenge ACK: SEQ=SND.NXT, ACK=RCV.NXT, rate-limited per connection.
+    fn challenge_ack(&mut self, now: Instant, cx: &mut Counters) {
+        if self.ratelimit_ok(now, cx) {
+            cx.challenge_acks += 1;
+            self.ack_now = true;
+        }
+    }
+
+    fn ratelimit_ok(&mut self, now: Instant, cx: &mut Counters) -> bool {
+        if let Some(last) = self.last_challenge {
+            if now - last < self.cfg.challenge_ack_interval {
+                cx.ack_skipped_challenge += 1;
+                return false;
+            }
+        }
+        self.last_challenge = Some(now);
+        true
+    }
+
+    /// RFC 9293 3.10.7.4 fifth, for the synchronized states. Returns false when the
+    /// segment must be dropped here.
+    fn process_ack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> bool {
+        let ack = seg.ack;
+        // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX].
+        if ack > self.snd_max {
+            self.challenge_ack(now, cx);
+            return false;
+        }
+        if ack < self.snd_una - self.max_snd_wnd.max(1) {
+            self.challenge_ack(now, cx);
+            return false;
+        }
+        if self.state == State::TimeWait {
+            return true;
+        }
+        let window = u32::from(seg.window) << self.snd_wscale;
+        if self.snd_una < ack {
+            self.on_new_ack(now, seg, cx);
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.fin()
+            && window == self.snd_wnd
+            && self.snd_max > self.snd_una
+        {
+            self.on_dupack(cx);
+        }
+        // Window update (RFC 9293 3.10.7.4, SND.WL1/SND.WL2 rule).
+        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+            let was_zero = self.snd_wnd == 0;
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            if window > 0 {
+                self.timers.stop(Timer::Persist);
+                if was_zero {
+                    self.backoff = 0;
+                    self.probes = 0;
+                }
+            }
+        }
+        // Closing states that advance on the ACK of our FIN.
+        if self.fin_acked() {
+            match self.state {
+                State::Closing => self.enter_time_wait(now, Reason::RcvAckOfFin, cx),
+                State::LastAck => {
+                    self.enter_closed(Reason::RcvAckOfFin, None);
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// True when a FIN of ours was sent and acknowledged.
+    pub(super) fn fin_acked(&self) -> bool {
+        self.fin_queued && self.snd_una == self.fin_seq() + 1u32
+    }
+
+    /// The sequence number our FIN takes (valid once `fin_queued`).
+    pub(super) fn fin_seq(&self) -> Seq {
+        self.buf_seq + self.send_buf.len()
+    }
+
+    /// SND.UNA advances: free acknowledged data, time the RTT, grow the window.
+    fn on_new_ack(&mut self, now: Instant, seg: &Segment<'_>, _cx: &mut Counters) {
+        let ack = seg.ack;
+        let acked = ack.since(self.snd_una);
+        let flight_before = self.snd_max.since(self.snd_una);
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        // Free the acknowledged bytes (a FIN or SYN in the range holds no data).
+        if ack > self.buf_seq {
+            let n = (ack.since(self.buf_seq) as usize).min(self.send_buf.len());
+            self.send_buf.consume(n);
+            self.buf_seq += n;
+            if self.write_blocked && n > 0 {
+                self.write_blocked = false;
+                self.events.push_back(Event::Writable);
+            }
+        }
+        // RTT: from timestamps when in use (RFC 7323 4.1), else from the timed segment
+        // unless it was retransmitted (Karn).
+        if !self.sample_rtt_from_ts(now, seg) {
+            if let Some((end, sent)) = self.rtt_probe {
+                if ack >= end {
+                    self.rtt.sample(now - sent);
+                    self.rtt_probe = None;
+                }
+            }
+        }
+        self.backoff = 0;
+        self.retries = 0;
+        let mss = self.smss;
+        match self.recover {
+            Some(recover) if ack < recover => {
+                // RFC 6582 3.2 step 3: partial ACK, retransmit the next hole at once.
+                self.cc.on_partial_ack(acked, mss);
+                self.snd_nxt = self.snd_una;
+            }
+            Some(_) => {
+                self.recover = None;
+                self.cc.on_recovery_exit(self.snd_max.since(self.snd_una), mss);
+            }
+            None => self.cc.on_ack(acked.min(flight_before), mss),
+        }
+        self.dupacks = 0;
+        if self.snd_una == self.snd_max {
+            self.timers.stop(Timer::Retransmit);
+        } else {
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+        }
+    }
+
+    /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582).
+    fn on_dupack(&mut self, cx: &mut Counters) {
+        self.dupacks += 1;
+        let mss = self.smss;
+        if self.recover.is_some() {
+            self.cc.on_dupack_in_recovery(mss);
+        } else if self.dupacks == 3 {
+            cx.fast_retrans += 1;
+            self.recover = Some(self.snd_max);
+            self.cc.on_fast_retransmit(self.snd_max.since(self.snd_una), mss);
+            self.snd_nxt = self.snd_una;
+            self.rtt_probe = None;
+        }
+    }
+
+    /// RTT from the echoed timestamp of an ACK that advanced SND.UNA.
+    fn sample_rtt_from_ts(&mut self, now: Instant, seg: &Segment<'_>) -> bool {
+        if !self.ts.enabled {
+            return false;
+        }
+        match seg.options.timestamps {
+            Some((_, ecr)) if ecr != 0 => {
+                let elapsed = self.ts_val(now).wrapping_sub(ecr);
+                if elapsed < 1 << 30 {
+                    self.rtt.sample(Duration::from_millis(u64::from(elapsed)));
+                    self.rtt_probe = None;
+                    return true;
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// RFC 9293 3.10.7.4 seventh and eighth: accept data and process FIN. `start` is
+    /// where the segment's data begins (after its SYN, if any).
+    fn accept_text_and_fin(&mut self, now: Instant, seg: &Segment<'_>, start: Seq, cx: &mut Counters) {
+        if !seg.payload.is_empty() && self.state.can_receive() {
+            if self.orphaned && start + seg.payload.len() > self.rcv_nxt {
+                // Linux: new data for a connection the application closed is answered
+                // with RST (TCPAbortOnData): nobody will ever read it.
+                cx.abort_on_data += 1;
+                self.control = Some(Control { seq: self.snd_nxt, ack: Some(self.rcv_nxt), rst: true });
+                self.enter_closed(Reason::Abort, Some(Error::Aborted));
+                return;
+            }
+            self.accept_text(now, start, seg.payload, cx);
+        }
+        if seg.flags.fin() && self.state.can_receive() {
+            self.rcv_fin = Some(start + seg.payload.len());
+        } else if seg.flags.fin() && self.fin_rcvd {
+            // A retransmitted FIN in CLOSE_WAIT, CLOSING or LAST_ACK: acknowledge again.
+            self.ack_now = true;
+        }
+        self.try_take_fin(now, cx);
+    }
+
+    /// Places data into the receive buffer and decides when to acknowledge it.
+    fn accept_text(&mut self, now: Instant, start: Seq, payload: &[u8], cx: &mut Counters) {
+        // Trim what we already have (the left edge) before placing the rest.
+        let skip = self.rcv_nxt.diff(start).max(0) as usize;
+        if skip >= payload.len() {
+            cx.dup_data += 1;
+            self.ack_now = true;
+            return;
+        }
+        let data = &payload[skip..];
+        let off = start.diff(self.rcv_nxt).max(0) as usize;
+        self.rcv_mss = self.rcv_mss.max(payload.len() as u32);
+        if self.rd_shut {
+            // shutdown(Read): acknowledge in-order data and throw it away.
+            if off == 0 {
+                let n = data.len().min(self.recv_buf.window());
+                self.rcv_nxt += n;
+                self.ack_now = true;
+            }
+            return;
+        }
+        let Some(w) = self.recv_buf.write_at(off, data) else {
+            cx.ofo_drop += 1;
+            self.ack_now = true;
+            return;
+        };
+        self.rcv_nxt += w.advanced;
+        if w.out_of_order {
+            cx.ofo_queue += 1;
+            self.last_ooo = Some(start.max(self.rcv_nxt));
+            self.ack_now = true;
+        } else if self.recv_buf.has_out_of_order() || w.advanced > w.accepted {
+            // Filled (part of) a hole: ACK at once so the sender learns quickly.
+            self.ack_now = true;
+        }
+        if w.advanced > 0 {
+            self.events.push_back(Event::Readable);
+            self.unacked_bytes = self.unacked_bytes.saturating_add(w.advanced as u32);
+            if self.quickack > 0 {
+                self.quickack -= 1;
+                self.ack_now = true;
+            } else if self.unacked_bytes >= 2 * self.rcv_mss {
+                // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
+                self.ack_now = true;
+            } else if !self.timers.is_set(Timer::DelayedAck) {
+                self.timers.set(Timer::DelayedAck, now + self.cfg.delayed_ack);
+            }
+        }
+    }
+
+    /// Takes the peer's FIN once every byte before it has arrived.
+    fn try_take_fin(&mut self, now: Instant, cx: &mut Counters) {
+        if self.fin_rcvd || self.rcv_fin != Some(self.rcv_nxt) {
+            return;
+        }
+        self.fin_rcvd = true;
+        self.rcv_nxt += 1u32;
+        self.ack_now = true;
+        self.events.push_back(Event::Readable);
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(State::CloseWait, Reason::RcvFin),
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    // This very segment acknowledged our FIN and carried the peer's.
+                    self.enter_time_wait(now, Reason::RcvFinAckOfFin, cx);
+                } else {
+                    self.set_state(State::Closing, Reason::RcvFin);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now, Reason::RcvFin, cx),
+            _ => {}
+        }
+    }
+
+    /// TIME_WAIT: only the active closer gets here. Everything but the final ACK stops.
+    fn enter_time_wait(&mut self, now: Instant, why: Reason, cx: &mut Counters) {
+        cx.tw += 1;
+        // The FIN_WAIT_1 -> TIME_WAIT step of the three-way close is logged with the
+        // reason that names the merged FIN+ACK.
+        self.set_state(State::TimeWait, why);
+        for t in [Timer::Retransmit, Timer::Persist, Timer::Keepalive, Timer::FinWait2, Timer::DelayedAck] {
+            self.timers.stop(t);
+        }
+        self.send_buf.clear();
+        self.timers.set(Timer::TimeWait, now + self.cfg.time_wait_len());
+    }
+
+    /// TIME_WAIT (RFC 9293 3.10.7.4, RFC 1337, RFC 6191).
+    fn on_time_wait(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
+        let f = seg.flags;
+        let paws = self.paws_rejects(now, seg);
+        if f.rst() {
+            if self.cfg.rfc1337 {
+                // RFC 1337: TIME_WAIT assassination is refused.
+                cx.tw_rst_ignored += 1;
+            } else if seg.seq == self.rcv_nxt && !paws {
+                self.enter_closed(Reason::RcvRst, None);
+            }
+            return Disposition::Consumed;
+        }
+        // A new SYN above the old sequence space, or with a newer timestamp, may reopen
+        // the 4-tuple (RFC 6191; Linux's tcp_timewait_state_process).
+        if f.syn() && !f.ack() && !paws {
+            let newer_ts = match (self.ts.enabled, seg.options.timestamps) {
+                (true, Some((val, _))) => (val.wrapping_sub(self.ts.recent) as i32) > 0,
+                _ => false,
+            };
+            if seg.seq > self.rcv_nxt || newer_ts {
+                return Disposition::Recycle;
+            }
+        }
+        if !paws && seg.seq == self.rcv_nxt && seg.seq_len() == 0 {
+            // An in-window bare ACK: nothing to do.
+            return Disposition::Consumed;
+        }
+        // The peer's retransmitted FIN (our final ACK was lost): ACK it again and restart
+        // the 2MSL timer (RFC 9293 3.10.7.4 eighth, TIME-WAIT).
+        if f.fin() && seg.seq + seg.seq_len() == self.rcv_nxt {
+            self.ack_now = true;
+            self.timers.set(Timer::TimeWait, now + self.cfg.time_wait_len());
+            return Disposition::Consumed;
+        }
+        // Anything else is out of window: ACK it (rate-limited for pure ACKs).
+        self.dupack(now, seg, cx);
+        Disposition::Consumed
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, cx: &mut Counters) {
+        while let Some(t) = self.timers.take_expired(now) {
+            match t {
+                Timer::TimeWait => {
+                    self.enter_closed(Reason::Timer2Msl, None);
+                    return;
+                }
+                Timer::FinWait2 => {
+                    self.enter_closed(Reason::TimerFinWait2, None);
+                    return;
+                }
+                Timer::Retransmit => self.on_rto(now, cx),
+                Timer::Persist => self.on_persist(now, cx),
+                Timer::Keepalive => self.on_keepalive(now, cx),
+                Timer::DelayedAck => {
+                    if self.unacked_bytes > 0 || self.rcv_nxt != self.last_ack_sent {
+                        cx.delayed_acks += 1;
+                        self.ack_now = true;
+                    }
+                }
+            }
+            if self.state == State::Closed {
+                return;
+            }
+        }
+    }
+
+    /// Retransmission timeout (RFC 6298 5.4 to 5.7): back off, go back to SND.UNA.
+    fn on_rto(&mut self, now: Instant, cx: &mut Counters) {
+        if self.snd_max == self.snd_una {
+            return;
+        }
+        self.retries += 1;
+        let limit = match self.state {
+            State::SynSent => self.cfg.syn_retries,
+            State::SynReceived => self.cfg.synack_retries,
+            _ if self.orphaned => self.cfg.orphan_retries,
+            _ => self.cfg.retries2,
+        };
+        if self.retries > limit {
+            if matches!(self.state, State::SynSent | State::SynReceived) {
+                cx.attempt_fails += 1;
+            }
+            cx.abort_on_timeout += 1;
+            self.enter_closed(Reason::TimerRetries, Some(Error::TimedOut));
+            return;
+        }
+        cx.timeouts += 1;
+        self.backoff += 1;
+        let flight = self.snd_max.since(self.snd_una);
+        self.cc.on_rto(flight, self.smss);
+        self.recover = (self.state.is_synchronized()).then_some(self.snd_max);
+        self.dupacks = 0;
+        self.rtt_probe = None;
+        self.snd_nxt = self.snd_una;
+        self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+    }
+
+    /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff.
+    fn on_persist(&mut self, now: Instant, cx: &mut Counters) {
+        if self.snd_wnd > 0 || !self.has_unsent() {
+            return;
+        }
+        self.probes += 1;
+        let limit = if self.orphaned { self.cfg.orphan_retries } else { self.cfg.retries2 };
+        if self.probes > limit {
+            cx.abort_on_timeout += 1;
+            self.enter_closed(Reason::TimerRetries, Some(Error::TimedOut));
+            return;
+        }
+        cx.win_probes += 1;
+        self.probe_due = true;
+        self.backoff += 1;
+        self.timers.set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+    }
+
+    /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.
+    fn on_keepalive(&mut self, now: Instant, cx: &mut Counters) {
+        if !self.opts.keepalive || !self.state.is_synchronized() || self.state == State::TimeWait {
+            return;
+        }
+        if self.snd_max != self.snd_una || self.has_unsent() {
+            // Data in flight: retransmission covers liveness. Check again later.
+            self.timers.set(Timer::Keepalive, now + self.opts.keepalive_interval);
+            return;
+        }
+        if self.probes >= self.opts.keepalive_count {
+            cx.abort_on_timeout += 1;
+            self.enter_closed(Reason::TimerKeepalive, Some(Error::TimedOut));
+            return;
+        }
+        self.probes += 1;
+        cx.keepalive_probes += 1;
+        self.probe_due = true;
+        self.timers.set(Timer::Keepalive, now + self.opts.keepalive_interval);
+    }
+
+    /// Buffered data (or a FIN) not yet sent.
+    pub(super) fn has_unsent(&self) -> bool {
+        let end = self.fin_seq() + u32::from(self.fin_queued);
+        self.snd_nxt < end
+    }
+}
+
+impl Connection {
+    /// Ends a TIME_WAIT connection whose 4-tuple a new SYN reopens (after
+    /// [`Disposition::Recycle`]).
+    pub fn recycle_time_wait(&mut self) {
+        if self.state == State::TimeWait {
+            self.enter_closed(Reason::TimeWaitRecycled, None);
+        }
+    }
+}

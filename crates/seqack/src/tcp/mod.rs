@@ -1,0 +1,20 @@
+//! The TCP connection engine: one connection's state machine, sans-IO.
+
+mod config;
+pub mod congestion;
+mod conn;
+mod event;
+mod input;
+mod output;
+pub mod recv_buf;
+pub mod rtt;
+pub mod send_buf;
+mod state;
+pub mod timers;
+
+pub use config::Config;
+pub use conn::{Connection, Disposition, RecvError, SendError, Shutdown, SockOpts};
+pub use event::{Error, Event, Reason};
+pub use output::write_packet;
+pub use state::State;
+pub use timers::Timer;

@@ -1,0 +1,303 @@
+//! Segment generation: what to send next, written straight into the caller's buffer.
+
+use super::conn::{Connection, Control};
+use super::congestion::CongestionControl;
+use super::timers::Timer;
+use super::State;
+use crate::counters::Counters;
+use crate::time::Instant;
+use crate::wire::ip::{self, PROTO_TCP};
+use crate::wire::tcp::{self, Flags, Header, Options, SackBlock};
+use crate::wire::Seq;
+
+impl Connection {
+    /// Writes the next IP packet this connection wants to send into `buf` and returns its
+    /// length, or `None` when there is nothing to send now. Call until it returns `None`.
+    /// `buf` should hold a whole MTU; a smaller one yields `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        if let Some(c) = self.control {
+            let n = self.emit_control(c, buf, cx);
+            if n.is_some() {
+                self.control = None;
+            }
+            return n;
+        }
+        if matches!(self.state, State::Closed | State::Listen) {
+            return None;
+        }
+        // Our SYN (or SYN-ACK) is unsent, or due for retransmission.
+        if self.snd_nxt == self.iss && self.state != State::TimeWait {
+            return self.emit_syn(now, buf, cx);
+        }
+        if self.state == State::SynSent {
+            return None;
+        }
+        if let Some(n) = self.transmit_data(now, buf, cx) {
+            return Some(n);
+        }
+        if self.probe_due {
+            // Zero-window and keepalive probes: an ACK one below SND.UNA, which the peer
+            // must answer with an ACK carrying its window (Linux's tcp_xmit_probe_skb).
+            self.probe_due = false;
+            return self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
+        }
+        if self.ack_now {
+            return self.emit(now, buf, self.snd_nxt, Flags::ACK, 0, 0, false, cx);
+        }
+        None
+    }
+
+    fn emit_syn(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        let syn_ack = self.state != State::SynSent;
+        let flags = if syn_ack { Flags::SYN | Flags::ACK } else { Flags::SYN };
+        let retransmission = self.snd_max != self.iss;
+        let opts = self.syn_options(now, syn_ack);
+        let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
+        if retransmission {
+            cx.retrans_segs += 1;
+        } else {
+            cx.out_segs += 1;
+            self.rtt_probe = Some((self.iss + 1u32, now));
+        }
+        self.snd_nxt = self.iss + 1u32;
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        if !self.timers.is_set(Timer::Retransmit) {
+            self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+        }
+        if syn_ack {
+            self.after_ack_sent();
+        }
+        Some(n)
+    }
+
+    /// New data, retransmitted data, and FIN, within the peer's window and our
+    /// congestion window, with Nagle (RFC 9293 3.7.4) and sender-side SWS avoidance.
+    fn transmit_data(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        ) {
+            return None;
+        }
+        let data_end = self.buf_seq + self.send_buf.len();
+        let end = data_end + u32::from(self.fin_queued);
+        if self.snd_nxt >= end {
+            return None;
+        }
+        let wnd = self.snd_wnd.min(self.cc.cwnd());
+        let right = self.snd_una + wnd;
+        let unsent = if self.snd_nxt < data_end { data_end.since(self.snd_nxt) } else { 0 };
+        let room = if right > self.snd_nxt { right.since(self.snd_nxt) } else { 0 };
+        let len = unsent.min(self.smss).min(room);
+        let retransmission = self.snd_nxt < self.snd_max;
+        let in_flight = self.snd_max > self.snd_una;
+        if len < unsent.min(self.smss) && !retransmission {
+            // Window-limited: send a runt only when nothing is in flight or it is a
+            // good share of the largest window the peer offered (sender SWS avoidance).
+            if len == 0 || (in_flight && len < self.max_snd_wnd / 2) {
+                self.maybe_arm_persist(now);
+                return None;
+            }
+        } else if len < self.smss && len == unsent && !retransmission && in_flight {
+            // Nagle: one small segment in flight at a time, unless disabled or closing.
+            if !self.opts.nodelay && !self.fin_queued {
+                return None;
+            }
+        }
+        // The FIN takes one sequence number, so it needs room in the peer's window too.
+        let fin = self.fin_queued && self.snd_nxt + len == data_end && room > len;
+        if len == 0 && !fin {
+            self.maybe_arm_persist(now);
+            return None;
+        }
+        let mut flags = Flags::ACK;
+        if len > 0 && self.snd_nxt + len == data_end {
+            flags |= Flags::PSH;
+        }
+        if fin {
+            flags |= Flags::FIN;
+        }
+        let seq = self.snd_nxt;
+        let off = seq.since(self.buf_seq) as usize;
+        let n = self.emit(now, buf, seq, flags, off, len as usize, retransmission, cx)?;
+        let seg_end = seq + len + u32::from(fin);
+        if !retransmission && self.rtt_probe.is_none() && !self.ts.enabled {
+            self.rtt_probe = Some((seg_end, now));
+        }
+        self.snd_nxt = seg_end;
+        self.snd_max = self.snd_max.max(seg_end);
+        if !self.timers.is_set(Timer::Retransmit) {
+            self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+        }
+        Some(n)
+    }
+
+    /// Arms the persist timer when the peer's window stops us and nothing is in flight
+    /// to bring a window update back.
+    fn maybe_arm_persist(&mut self, now: Instant) {
+        if self.snd_max == self.snd_una
+            && !self.timers.is_set(Timer::Persist)
+            && !self.timers.is_set(Timer::Retransmit)
+        {
+            self.timers.set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+        }
+    }
+
+    /// Writes a segment with ACK and this connection's window and options, with `len`
+    /// bytes of payload from offset `off` of the send buffer, and counts it.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        seq: Seq,
+        flags: Flags,
+        off: usize,
+        len: usize,
+        retransmission: bool,
+        cx: &mut Counters,
+    ) -> Option<usize> {
+        let mut opts = Options::default();
+        if self.ts.enabled {
+            opts.timestamps = Some((self.ts_val(now), self.ts.recent));
+        }
+        if self.sack_ok {
+            self.fill_sack(&mut opts);
+        }
+        let n = self.write_segment(now, buf, seq, flags, off, len, opts)?;
+        if retransmission {
+            cx.retrans_segs += 1;
+        } else {
+            cx.out_segs += 1;
+        }
+        if flags.ack() {
+            self.after_ack_sent();
+        }
+        Some(n)
+    }
+
+    /// Bookkeeping after any segment that carried our current ACK and window.
+    fn after_ack_sent(&mut self) {
+        self.last_ack_sent = self.rcv_nxt;
+        self.ack_now = false;
+        self.unacked_bytes = 0;
+        self.timers.stop(Timer::DelayedAck);
+    }
+
+    /// SACK blocks (RFC 2018 section 4): the block holding the latest out-of-order
+    /// segment first, then the others from the lowest.
+    fn fill_sack(&self, opts: &mut Options) {
+        let ranges = self.recv_buf.out_of_order();
+        if ranges.is_empty() {
+            return;
+        }
+        let block = |&(s, e): &(u32, u32)| SackBlock { left: self.rcv_nxt + s, right: self.rcv_nxt + e };
+        let latest = self.last_ooo.and_then(|q| {
+            ranges.iter().position(|&(s, e)| q.in_range(self.rcv_nxt + s, self.rcv_nxt + e))
+        });
+        if let Some(i) = latest {
+            opts.push_sack(block(&ranges[i]));
+        }
+        for (i, r) in ranges.iter().enumerate() {
+            if Some(i) != latest && !opts.push_sack(block(r)) {
+                break;
+            }
+        }
+    }
+
+    /// The window field to send, scaled, never moving the right edge left (RFC 9293
+    /// 3.8.6.2.2) and with receiver-side SWS avoidance.
+    fn window_field(&mut self, syn: bool) -> u16 {
+        let free = self.recv_buf.window() as u32;
+        if syn {
+            let w = free.min(self.cfg.initial_window_cap).min(65535);
+            self.rcv_adv = self.rcv_nxt + w;
+            return w as u16;
+        }
+        let ws = self.rcv_wscale;
+        let current = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        let mut wnd = free.min(65535 << ws);
+        let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
+        if wnd > current && wnd - current < threshold && wnd < self.recv_buf.capacity() as u32 {
+            wnd = current;
+        }
+        let wnd = wnd.max(current);
+        let mut field = wnd >> ws;
+        if field << ws < current {
+            field += 1;
+        }
+        let field = field.min(65535);
+        let edge = self.rcv_nxt + (field << ws);
+        if edge > self.rcv_adv {
+            self.rcv_adv = edge;
+        }
+        field as u16
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_segment(
+        &mut self,
+        _now: Instant,
+        buf: &mut [u8],
+        seq: Seq,
+        flags: Flags,
+        off: usize,
+        len: usize,
+        options: Options,
+    ) -> Option<usize> {
+        let window = self.window_field(flags.syn());
+        let hdr = Header {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: if flags.ack() { self.rcv_nxt } else { Seq(0) },
+            flags,
+            window,
+            options,
+        };
+        let payload = self.send_buf.slices(off, len);
+        write_packet(buf, self.local, self.remote, &hdr, self.cfg.option_layout, payload, self.cfg.hop_limit)
+    }
+
+    fn emit_control(&mut self, c: Control, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        let mut flags = if c.rst { Flags::RST } else { Flags::empty() };
+        if c.ack.is_some() {
+            flags |= Flags::ACK;
+        }
+        let hdr = Header {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: c.seq,
+            ack: c.ack.unwrap_or(Seq(0)),
+            flags,
+            window: 0,
+            options: Options::default(),
+        };
+        let n = write_packet(buf, self.local, self.remote, &hdr, self.cfg.option_layout, (&[], &[]), self.cfg.hop_limit)?;
+        cx.out_segs += 1;
+        if c.rst {
+            cx.out_rsts += 1;
+        }
+        Some(n)
+    }
+}
+
+/// Writes an IP packet holding one TCP segment. Returns `None` if `buf` is too small.
+pub fn write_packet(
+    buf: &mut [u8],
+    local: core::net::SocketAddr,
+    remote: core::net::SocketAddr,
+    hdr: &Header,
+    layout: tcp::OptionLayout,
+    payload: (&[u8], &[u8]),
+    hop_limit: u8,
+) -> Option<usize> {
+    let ihl = ip::header_len(remote.ip());
+    if buf.len() < ihl {
+        return None;
+    }
+    let (head, rest) = buf.split_at_mut(ihl);
+    let tlen = tcp::emit(rest, hdr, layout, payload, local.ip(), remote.ip())?;
+    ip::emit(head, local.ip(), remote.ip(), PROTO_TCP, hop_limit, tlen);
+    Some(ihl + tlen)
+}

@@ -1,0 +1,231 @@
+//! The receive buffer: in-order bytes waiting for the application, and out-of-order
+//! segments held in place until the gap before them fills (RFC 9293 section 3.10.7.4).
+
+/// Most separate out-of-order ranges held at once; a segment that would open one more
+/// is dropped (and counted by the caller), as Linux prunes its out-of-order queue.
+pub const MAX_OOO_RANGES: usize = 32;
+
+/// A ring of `cap` bytes. Offsets of out-of-order data are counted from RCV.NXT, the
+/// end of the readable region; they land directly at their place in the ring.
+#[derive(Clone, Debug)]
+pub struct RecvBuffer {
+    buf: Vec<u8>,
+    cap: usize,
+    head: usize,
+    readable: usize,
+    /// Sorted, disjoint, non-adjacent ranges `[start, end)` beyond RCV.NXT.
+    ooo: Vec<(u32, u32)>,
+}
+
+/// What happened to a segment's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// How far RCV.NXT advanced.
+    pub advanced: usize,
+    /// Bytes of the segment that fell inside the window.
+    pub accepted: usize,
+    /// The data landed beyond a gap.
+    pub out_of_order: bool,
+}
+
+impl RecvBuffer {
+    /// An empty buffer of `cap` bytes; memory is taken on the first write.
+    pub fn new(cap: usize) -> RecvBuffer {
+        RecvBuffer { buf: Vec::new(), cap, head: 0, readable: 0, ooo: Vec::new() }
+    }
+
+    /// The configured capacity.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// In-order bytes waiting to be read.
+    pub fn readable(&self) -> usize {
+        self.readable
+    }
+
+    /// Room beyond RCV.NXT: the receive window this buffer can offer.
+    pub fn window(&self) -> usize {
+        self.cap - self.readable
+    }
+
+    /// True when out-of-order data is held.
+    pub fn has_out_of_order(&self) -> bool {
+        !self.ooo.is_empty()
+    }
+
+    /// The out-of-order ranges, as offsets from RCV.NXT.
+    pub fn out_of_order(&self) -> &[(u32, u32)] {
+        &self.ooo
+    }
+
+    /// Places `data`, which starts `off` bytes past RCV.NXT, into the buffer. Bytes past
+    /// the window are cut off. Returns `None` when the segment would open more than
+    /// [`MAX_OOO_RANGES`] gaps and was dropped.
+    pub fn write_at(&mut self, off: usize, data: &[u8]) -> Option<Written> {
+        let win = self.window();
+        if off >= win || data.is_empty() {
+            return Some(Written { advanced: 0, accepted: 0, out_of_order: off > 0 });
+        }
+        let len = data.len().min(win - off);
+        let (start, end) = (off as u32, (off + len) as u32);
+        self.insert_range(start, end)?;
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.cap];
+        }
+        let pos = (self.head + self.readable + off) % self.cap;
+        let first = len.min(self.cap - pos);
+        self.buf[pos..pos + first].copy_from_slice(&data[..first]);
+        self.buf[..len - first].copy_from_slice(&data[first..len]);
+        let mut advanced = 0;
+        if let Some(&(0, e)) = self.ooo.first() {
+            advanced = e as usize;
+            self.ooo.remove(0);
+            for r in &mut self.ooo {
+                r.0 -= e;
+                r.1 -= e;
+            }
+            self.readable += advanced;
+        }
+        Some(Written { advanced, accepted: len, out_of_order: off > 0 })
+    }
+
+    /// Inserts `[s, e)` into the range list, merging; `None` if it would exceed the limit.
+    fn insert_range(&mut self, s: u32, e: u32) -> Option<()> {
+        let i = self.ooo.partition_point(|r| r.1 < s);
+        let mut j = i;
+        let (mut ns, mut ne) = (s, e);
+        while j < self.ooo.len() && self.ooo[j].0 <= e {
+            ns = ns.min(self.ooo[j].0);
+            ne = ne.max(self.ooo[j].1);
+            j += 1;
+        }
+        if i == j {
+            if self.ooo.len() >= MAX_OOO_RANGES && s != 0 {
+                return None;
+            }
+            self.ooo.insert(i, (ns, ne));
+        } else {
+            self.ooo.splice(i..j, [(ns, ne)]);
+        }
+        Some(())
+    }
+
+    /// Copies readable bytes into `out`, returning how many.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.readable);
+        if n == 0 {
+            return 0;
+        }
+        let first = n.min(self.cap - self.head);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        self.discard(n);
+        n
+    }
+
+    /// Drops `n` readable bytes without copying them.
+    pub fn discard(&mut self, n: usize) {
+        let n = n.min(self.readable);
+        self.head = (self.head + n) % self.cap.max(1);
+        self.readable -= n;
+        if self.readable == 0 && self.ooo.is_empty() {
+            // Idle: return the memory (a connection holds buffers only while busy).
+            self.buf = Vec::new();
+            self.head = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn in_order_data_is_readable() {
+        let mut b = RecvBuffer::new(16);
+        let w = b.write_at(0, b"hello").unwrap();
+        assert_eq!(w, Written { advanced: 5, accepted: 5, out_of_order: false });
+        let mut out = [0u8; 16];
+        assert_eq!(b.read(&mut out), 5);
+        assert_eq!(&out[..5], b"hello");
+    }
+
+    #[test]
+    fn out_of_order_fills_the_gap() {
+        let mut b = RecvBuffer::new(16);
+        assert_eq!(b.write_at(3, b"def").unwrap().advanced, 0);
+        assert_eq!(b.out_of_order(), &[(3, 6)]);
+        assert_eq!(b.write_at(0, b"abc").unwrap().advanced, 6);
+        assert!(!b.has_out_of_order());
+        let mut out = [0u8; 16];
+        assert_eq!(b.read(&mut out), 6);
+        assert_eq!(&out[..6], b"abcdef");
+    }
+
+    #[test]
+    fn window_edge_cuts_and_wraps() {
+        let mut b = RecvBuffer::new(8);
+        b.write_at(0, b"abcdef").unwrap();
+        let mut out = [0u8; 4];
+        b.read(&mut out);
+        // 2 readable, window 6; writing 10 bytes keeps 6, wrapping the ring.
+        let w = b.write_at(0, b"ghijklmnop").unwrap();
+        assert_eq!(w.accepted, 6);
+        let mut all = [0u8; 8];
+        assert_eq!(b.read(&mut all), 8);
+        assert_eq!(&all, b"efghijkl");
+        assert_eq!(b.write_at(8, b"x").unwrap().accepted, 0);
+    }
+
+    #[test]
+    fn too_many_gaps_drop_the_segment() {
+        let mut b = RecvBuffer::new(1024);
+        for i in 0..MAX_OOO_RANGES {
+            assert!(b.write_at(2 + i * 2, b"x").is_some());
+        }
+        assert!(b.write_at(900, b"y").is_none());
+        // Data that closes gaps is always taken.
+        assert!(b.write_at(0, &[b'z'; 100]).is_some());
+        assert_eq!(b.readable(), 100);
+    }
+
+    proptest! {
+        /// Any delivery order, with duplicates and overlaps, reassembles the original.
+        #[test]
+        fn reassembles_any_order(
+            cuts in proptest::collection::vec(1usize..40, 1..30),
+            order in proptest::collection::vec(any::<u16>(), 60),
+        ) {
+            let total: usize = cuts.iter().sum();
+            let data: Vec<u8> = (0..total).map(|i| (i * 7 + 3) as u8).collect();
+            let mut segs = Vec::new();
+            let mut at = 0;
+            for c in &cuts {
+                segs.push((at, at + c));
+                at += c;
+            }
+            // Deliver in a shuffled order, each segment twice, with an overlapping extra.
+            let mut deliveries: Vec<(usize, usize)> = segs.iter().chain(segs.iter()).copied().collect();
+            for i in 0..deliveries.len() {
+                let j = usize::from(order[i % order.len()]) % deliveries.len();
+                deliveries.swap(i, j);
+            }
+            let mut b = RecvBuffer::new(total.max(1));
+            let mut rcv_nxt = 0usize;
+            for (s, e) in deliveries {
+                if e <= rcv_nxt {
+                    continue;
+                }
+                let s2 = s.max(rcv_nxt);
+                let w = b.write_at(s2 - rcv_nxt, &data[s2..e]).unwrap();
+                rcv_nxt += w.advanced;
+            }
+            prop_assert_eq!(rcv_nxt, total);
+            let mut out = vec![0u8; total];
+            prop_assert_eq!(b.read(&mut out), total);
+            prop_assert_eq!(out, data);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Time as the core sees it: a value passed in by the caller, never read from a clock.
+//!
+//! [`Instant`] counts microseconds from an origin the driver chooses (virtual time on the
+//! simulated link, a monotonic clock on a real device). The core only compares and adds.
+
+use core::fmt;
+use core::ops::{Add, AddAssign, Sub};
+pub use core::time::Duration;
+
+/// A point in time, in microseconds since the driver's origin.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The driver's origin.
+    pub const ZERO: Instant = Instant(0);
+
+    /// An instant `us` microseconds after the origin.
+    pub const fn from_micros(us: u64) -> Instant {
+        Instant(us)
+    }
+
+    /// An instant `ms` milliseconds after the origin.
+    pub const fn from_millis(ms: u64) -> Instant {
+        Instant(ms * 1000)
+    }
+
+    /// An instant `s` seconds after the origin.
+    pub const fn from_secs(s: u64) -> Instant {
+        Instant(s * 1_000_000)
+    }
+
+    /// Microseconds since the origin.
+    pub const fn total_micros(self) -> u64 {
+        self.0
+    }
+
+    /// Milliseconds since the origin (truncated).
+    pub const fn total_millis(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: Instant) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_add(us))
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, d: Duration) {
+        *self = *self + d;
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    /// Saturating difference: an earlier minus a later instant is zero.
+    fn sub(self, rhs: Instant) -> Duration {
+        self.saturating_since(rhs)
+    }
+}
+
+impl fmt::Debug for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}s", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_saturates() {
+        let a = Instant::from_millis(5);
+        assert_eq!(a + Duration::from_millis(2), Instant::from_millis(7));
+        assert_eq!(Instant::from_millis(7) - a, Duration::from_millis(2));
+        assert_eq!(a - Instant::from_millis(7), Duration::ZERO);
+        assert_eq!(Instant::from_micros(u64::MAX - 1) + Duration::MAX, Instant::from_micros(u64::MAX));
+    }
+}

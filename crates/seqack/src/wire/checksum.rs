@@ -1,0 +1,87 @@
+//! The Internet checksum (RFC 1071), with the TCP pseudo-headers of IPv4 and IPv6.
+
+use core::net::IpAddr;
+
+/// Adds `data` to a running one's-complement sum (not yet folded).
+pub fn accumulate(mut sum: u64, data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (s, carry) = sum.overflowing_add(w);
+        sum = s + carry as u64;
+    }
+    let rest = chunks.remainder();
+    let mut tail = [0u8; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    let w = u64::from_be_bytes(tail);
+    let (s, carry) = sum.overflowing_add(w);
+    s + carry as u64
+}
+
+/// Folds a running sum into 16 bits (not complemented).
+pub fn fold(mut sum: u64) -> u16 {
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
+/// The checksum of `data` alone, as stored in a header (complemented).
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(accumulate(0, data))
+}
+
+/// The running sum of the TCP/UDP pseudo-header for `len` bytes of upper-layer data.
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, len: u32) -> u64 {
+    let mut sum = 0;
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            sum = accumulate(sum, &s.octets());
+            sum = accumulate(sum, &d.octets());
+            sum += u64::from(protocol) + u64::from(len);
+        }
+        (s, d) => {
+            sum = accumulate(sum, &ip6_octets(s));
+            sum = accumulate(sum, &ip6_octets(d));
+            sum += u64::from(len) + u64::from(protocol);
+        }
+    }
+    sum
+}
+
+fn ip6_octets(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // The worked example of RFC 1071 section 3: the sum of these words is ddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(accumulate(0, &data)), 0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(fold(accumulate(0, &[0xab])), 0xab00);
+        let a = fold(accumulate(0, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]));
+        let b = fold(accumulate(accumulate(0, &[1, 2, 3, 4, 5, 6, 7, 8]), &[9, 10, 11]));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn verifying_a_filled_checksum_gives_zero() {
+        let mut data = vec![0x45u8, 0, 0, 20, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let c = checksum(&data);
+        data[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(checksum(&data), 0);
+    }
+}

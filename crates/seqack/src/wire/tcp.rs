@@ -1,0 +1,505 @@
+//! The TCP header (RFC 9293 section 3.1) and its options: MSS (RFC 9293), window scale
+//! and timestamps (RFC 7323), SACK-permitted and SACK blocks (RFC 2018).
+//!
+//! [`parse`] validates a segment and borrows its payload; [`emit`] writes a header and
+//! options into a caller's buffer and fills the checksum over pseudo-header and payload.
+
+use super::checksum;
+use super::ip::PROTO_TCP;
+use super::seq::Seq;
+use super::WireError;
+use core::fmt;
+use core::net::IpAddr;
+
+/// Length of a TCP header without options.
+pub const HEADER_LEN: usize = 20;
+/// Most option bytes a header can carry.
+pub const MAX_OPTIONS_LEN: usize = 40;
+/// Most SACK blocks an option list holds.
+pub const MAX_SACK_BLOCKS: usize = 4;
+
+/// The control bits of a TCP header.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// No more data from sender.
+    pub const FIN: Flags = Flags(0x01);
+    /// Synchronize sequence numbers.
+    pub const SYN: Flags = Flags(0x02);
+    /// Reset the connection.
+    pub const RST: Flags = Flags(0x04);
+    /// Push function.
+    pub const PSH: Flags = Flags(0x08);
+    /// Acknowledgment field is significant.
+    pub const ACK: Flags = Flags(0x10);
+    /// Urgent pointer field is significant.
+    pub const URG: Flags = Flags(0x20);
+    /// ECN echo (RFC 3168).
+    pub const ECE: Flags = Flags(0x40);
+    /// Congestion window reduced (RFC 3168).
+    pub const CWR: Flags = Flags(0x80);
+
+    /// No bits set.
+    pub const fn empty() -> Flags {
+        Flags(0)
+    }
+
+    /// True when every bit of `other` is set.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// FIN is set.
+    pub const fn fin(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+    /// SYN is set.
+    pub const fn syn(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+    /// RST is set.
+    pub const fn rst(self) -> bool {
+        self.0 & 0x04 != 0
+    }
+    /// PSH is set.
+    pub const fn psh(self) -> bool {
+        self.0 & 0x08 != 0
+    }
+    /// ACK is set.
+    pub const fn ack(self) -> bool {
+        self.0 & 0x10 != 0
+    }
+    /// URG is set.
+    pub const fn urg(self) -> bool {
+        self.0 & 0x20 != 0
+    }
+}
+
+impl core::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, o: Flags) -> Flags {
+        Flags(self.0 | o.0)
+    }
+}
+
+impl core::ops::BitOrAssign for Flags {
+    fn bitor_assign(&mut self, o: Flags) {
+        self.0 |= o.0;
+    }
+}
+
+impl fmt::Display for Flags {
+    /// Written as tcpdump and packetdrill write them: `S`, `S.`, `F.`, `R.`, `P.`, `.`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut any = false;
+        for (bit, c) in [(0x02, 'S'), (0x01, 'F'), (0x04, 'R'), (0x08, 'P'), (0x20, 'U'), (0x40, 'E'), (0x80, 'W')] {
+            if self.0 & bit != 0 {
+                write!(f, "{c}")?;
+                any = true;
+            }
+        }
+        if self.ack() {
+            write!(f, ".")?;
+        } else if !any {
+            write!(f, "none")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// One SACK block: the half-open sequence range `[left, right)` the receiver holds.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+pub struct SackBlock {
+    /// First sequence number of the block.
+    pub left: Seq,
+    /// Sequence number just past the block.
+    pub right: Seq,
+}
+
+/// How options are laid out on an outbound header. Both put the same options in a
+/// different order; peers accept either, scripts written on one system expect its own.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+pub enum OptionLayout {
+    /// Linux: `mss, sackOK, TS, nop, wscale` (`nop,nop,sackOK` when no timestamps).
+    #[default]
+    Linux,
+    /// FreeBSD: `mss, nop, wscale, sackOK, TS`, padded with `eol`.
+    FreeBsd,
+}
+
+/// The options a TCP header carries.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+pub struct Options {
+    /// Maximum segment size (SYN only).
+    pub mss: Option<u16>,
+    /// Window scale shift (SYN only), as sent (values above 14 are kept as sent).
+    pub wscale: Option<u8>,
+    /// SACK permitted (SYN only).
+    pub sack_permitted: bool,
+    /// Timestamps: (TSval, TSecr).
+    pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks; the first `sack_len` are valid.
+    pub sack: [SackBlock; MAX_SACK_BLOCKS],
+    /// Number of valid SACK blocks.
+    pub sack_len: u8,
+}
+
+impl Options {
+    /// The valid SACK blocks.
+    pub fn sack_blocks(&self) -> &[SackBlock] {
+        &self.sack[..usize::from(self.sack_len)]
+    }
+
+    /// Appends a SACK block; false when full.
+    pub fn push_sack(&mut self, b: SackBlock) -> bool {
+        let n = usize::from(self.sack_len);
+        if n == MAX_SACK_BLOCKS {
+            return false;
+        }
+        self.sack[n] = b;
+        self.sack_len += 1;
+        true
+    }
+
+    /// Parses an option list. Unknown options are skipped by their length; a malformed
+    /// list (a length below 2, running past the end, or a known option of the wrong
+    /// length) is an error and the segment is dropped.
+    pub fn parse(mut raw: &[u8]) -> Result<Options, WireError> {
+        let mut o = Options::default();
+        while let Some(&kind) = raw.first() {
+            match kind {
+                0 => break,
+                1 => {
+                    raw = &raw[1..];
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(*raw.get(1).ok_or(WireError::BadOption)?);
+            if len < 2 || len > raw.len() {
+                return Err(WireError::BadOption);
+            }
+            let body = &raw[2..len];
+            match (kind, len) {
+                (2, 4) => o.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+                (3, 3) => o.wscale = Some(body[0]),
+                (4, 2) => o.sack_permitted = true,
+                (5, _) if (len - 2) % 8 == 0 && len > 2 => {
+                    for b in body.chunks_exact(8) {
+                        o.push_sack(SackBlock {
+                            left: Seq(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+                            right: Seq(u32::from_be_bytes([b[4], b[5], b[6], b[7]])),
+                        });
+                    }
+                }
+                (8, 10) => {
+                    let val = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                    let ecr = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                    o.timestamps = Some((val, ecr));
+                }
+                (2..=5 | 8, _) => return Err(WireError::BadOption),
+                _ => {}
+            }
+            raw = &raw[len..];
+        }
+        Ok(o)
+    }
+
+    /// The number of bytes [`Options::write`] produces (a multiple of 4, at most 40).
+    pub fn len(&self, layout: OptionLayout) -> usize {
+        let mut buf = [0u8; MAX_OPTIONS_LEN];
+        self.write(layout, &mut buf)
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.mss.is_none()
+            && self.wscale.is_none()
+            && !self.sack_permitted
+            && self.timestamps.is_none()
+            && self.sack_len == 0
+    }
+
+    /// Writes the options into `out` in `layout`'s order, padded to a multiple of four.
+    /// SACK blocks that do not fit into 40 bytes are left out. Returns the length.
+    pub fn write(&self, layout: OptionLayout, out: &mut [u8; MAX_OPTIONS_LEN]) -> usize {
+        let mut w = Writer { out, n: 0 };
+        if let Some(mss) = self.mss {
+            let [a, b] = mss.to_be_bytes();
+            w.put(&[2, 4, a, b]);
+        }
+        match layout {
+            OptionLayout::Linux => {
+                if let Some((val, ecr)) = self.timestamps {
+                    if self.sack_permitted {
+                        w.put(&[4, 2]);
+                    } else {
+                        w.put(&[1, 1]);
+                    }
+                    w.put_ts(val, ecr);
+                } else if self.sack_permitted {
+                    w.put(&[1, 1, 4, 2]);
+                }
+                if let Some(ws) = self.wscale {
+                    w.put(&[1, 3, 3, ws]);
+                }
+            }
+            OptionLayout::FreeBsd => {
+                if let Some(ws) = self.wscale {
+                    w.put(&[1, 3, 3, ws]);
+                }
+                if self.sack_permitted {
+                    w.put(&[4, 2]);
+                }
+                if let Some((val, ecr)) = self.timestamps {
+                    if w.n % 4 == 0 {
+                        w.put(&[1, 1]);
+                    }
+                    w.put_ts(val, ecr);
+                }
+            }
+        }
+        if self.sack_len > 0 {
+            while w.n % 4 != 0 {
+                w.put(&[1]);
+            }
+            let room = (MAX_OPTIONS_LEN - w.n).saturating_sub(4) / 8;
+            let n = usize::from(self.sack_len).min(room);
+            if n > 0 {
+                w.put(&[1, 1, 5, 2 + 8 * n as u8]);
+                for b in &self.sack[..n] {
+                    w.put(&b.left.0.to_be_bytes());
+                    w.put(&b.right.0.to_be_bytes());
+                }
+            }
+        }
+        while w.n % 4 != 0 {
+            w.put(&[0]);
+        }
+        w.n
+    }
+}
+
+struct Writer<'a> {
+    out: &'a mut [u8; MAX_OPTIONS_LEN],
+    n: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) {
+        let end = (self.n + b.len()).min(MAX_OPTIONS_LEN);
+        let take = end - self.n;
+        self.out[self.n..end].copy_from_slice(&b[..take]);
+        self.n = end;
+    }
+
+    fn put_ts(&mut self, val: u32, ecr: u32) {
+        self.put(&[8, 10]);
+        self.put(&val.to_be_bytes());
+        self.put(&ecr.to_be_bytes());
+    }
+}
+
+/// A parsed TCP segment: header fields, options, and the payload borrowed from the input.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct Segment<'a> {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: Seq,
+    /// Acknowledgment number (meaningful when ACK is set).
+    pub ack: Seq,
+    /// Control bits.
+    pub flags: Flags,
+    /// Window field, unscaled.
+    pub window: u16,
+    /// Urgent pointer.
+    pub urgent: u16,
+    /// Options.
+    pub options: Options,
+    /// The data.
+    pub payload: &'a [u8],
+}
+
+impl Segment<'_> {
+    /// Sequence space the segment occupies: data plus one each for SYN and FIN.
+    pub fn seq_len(&self) -> u32 {
+        self.payload.len() as u32 + u32::from(self.flags.syn()) + u32::from(self.flags.fin())
+    }
+}
+
+/// Parses a TCP segment carried between `src` and `dst`, verifying its checksum over the
+/// pseudo-header when `verify` is set.
+pub fn parse(buf: &[u8], src: IpAddr, dst: IpAddr, verify: bool) -> Result<Segment<'_>, WireError> {
+    if buf.len() < HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
+    let off = usize::from(buf[12] >> 4) * 4;
+    if off < HEADER_LEN || off > buf.len() {
+        return Err(WireError::BadHeaderLen);
+    }
+    if verify {
+        let sum = checksum::accumulate(checksum::pseudo_header(src, dst, PROTO_TCP, buf.len() as u32), buf);
+        if checksum::fold(sum) != 0xffff {
+            return Err(WireError::BadChecksum);
+        }
+    }
+    let options = Options::parse(&buf[HEADER_LEN..off])?;
+    Ok(Segment {
+        src_port: u16::from_be_bytes([buf[0], buf[1]]),
+        dst_port: u16::from_be_bytes([buf[2], buf[3]]),
+        seq: Seq(u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]])),
+        ack: Seq(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]])),
+        flags: Flags(buf[13]),
+        window: u16::from_be_bytes([buf[14], buf[15]]),
+        urgent: u16::from_be_bytes([buf[18], buf[19]]),
+        options,
+        payload: &buf[off..],
+    })
+}
+
+/// The header fields of a segment to send.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+pub struct Header {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: Seq,
+    /// Acknowledgment number (written as zero unless ACK is set).
+    pub ack: Seq,
+    /// Control bits.
+    pub flags: Flags,
+    /// Window field, already scaled down.
+    pub window: u16,
+    /// Options.
+    pub options: Options,
+}
+
+/// Writes `hdr`, its options and then the payload (given as up to two slices, as a ring
+/// buffer holds it) into `buf`, and fills the checksum. Returns the segment's length, or
+/// `None` when `buf` is too small.
+pub fn emit(
+    buf: &mut [u8],
+    hdr: &Header,
+    layout: OptionLayout,
+    payload: (&[u8], &[u8]),
+    src: IpAddr,
+    dst: IpAddr,
+) -> Option<usize> {
+    let mut opts = [0u8; MAX_OPTIONS_LEN];
+    let olen = hdr.options.write(layout, &mut opts);
+    let hlen = HEADER_LEN + olen;
+    let total = hlen + payload.0.len() + payload.1.len();
+    if buf.len() < total {
+        return None;
+    }
+    let b = &mut buf[..total];
+    b[0..2].copy_from_slice(&hdr.src_port.to_be_bytes());
+    b[2..4].copy_from_slice(&hdr.dst_port.to_be_bytes());
+    b[4..8].copy_from_slice(&hdr.seq.0.to_be_bytes());
+    let ack = if hdr.flags.ack() { hdr.ack.0 } else { 0 };
+    b[8..12].copy_from_slice(&ack.to_be_bytes());
+    b[12] = ((hlen / 4) as u8) << 4;
+    b[13] = hdr.flags.0;
+    b[14..16].copy_from_slice(&hdr.window.to_be_bytes());
+    b[16..20].copy_from_slice(&[0, 0, 0, 0]);
+    b[HEADER_LEN..hlen].copy_from_slice(&opts[..olen]);
+    let (p0, p1) = payload;
+    b[hlen..hlen + p0.len()].copy_from_slice(p0);
+    b[hlen + p0.len()..].copy_from_slice(p1);
+    let sum = checksum::accumulate(checksum::pseudo_header(src, dst, PROTO_TCP, total as u32), b);
+    let c = !checksum::fold(sum);
+    b[16..18].copy_from_slice(&c.to_be_bytes());
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs() -> (IpAddr, IpAddr) {
+        ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+    }
+
+    fn round_trip(h: &Header, layout: OptionLayout, payload: &[u8]) -> (Vec<u8>, Options) {
+        let (s, d) = addrs();
+        let mut buf = [0u8; 200];
+        let n = emit(&mut buf, h, layout, (payload, &[]), s, d).unwrap();
+        let seg = parse(&buf[..n], s, d, true).unwrap();
+        assert_eq!(seg.seq, h.seq);
+        assert_eq!(seg.flags, h.flags);
+        assert_eq!(seg.window, h.window);
+        assert_eq!(seg.payload, payload);
+        (buf[HEADER_LEN..n - payload.len()].to_vec(), seg.options)
+    }
+
+    #[test]
+    fn linux_syn_options_are_laid_out_like_linux() {
+        let mut o = Options { mss: Some(1460), wscale: Some(7), sack_permitted: true, ..Default::default() };
+        o.timestamps = Some((1, 0));
+        let h = Header { seq: Seq(1), flags: Flags::SYN, window: 65535, options: o, ..Default::default() };
+        let (raw, parsed) = round_trip(&h, OptionLayout::Linux, b"");
+        assert_eq!(&raw[..8], &[2, 4, 0x05, 0xb4, 4, 2, 8, 10]);
+        assert_eq!(&raw[16..], &[1, 3, 3, 7]);
+        assert_eq!(parsed, o);
+    }
+
+    #[test]
+    fn freebsd_layout_and_padding() {
+        let o = Options { mss: Some(1460), wscale: Some(6), sack_permitted: true, ..Default::default() };
+        let h = Header { flags: Flags::SYN, options: o, ..Default::default() };
+        let (raw, parsed) = round_trip(&h, OptionLayout::FreeBsd, b"");
+        assert_eq!(raw, vec![2, 4, 0x05, 0xb4, 1, 3, 3, 6, 4, 2, 0, 0]);
+        assert_eq!(parsed, o);
+    }
+
+    #[test]
+    fn sack_blocks_fit_three_with_timestamps() {
+        let mut o = Options { timestamps: Some((5, 6)), ..Default::default() };
+        for i in 0..4u32 {
+            o.push_sack(SackBlock { left: Seq(i * 100), right: Seq(i * 100 + 50) });
+        }
+        let h = Header { flags: Flags::ACK, options: o, ..Default::default() };
+        let (raw, parsed) = round_trip(&h, OptionLayout::Linux, b"data");
+        assert_eq!(raw.len(), 40);
+        assert_eq!(parsed.sack_blocks().len(), 3);
+        assert_eq!(parsed.timestamps, Some((5, 6)));
+    }
+
+    #[test]
+    fn malformed_options_and_headers_are_errors() {
+        assert_eq!(Options::parse(&[2, 1]), Err(WireError::BadOption));
+        assert_eq!(Options::parse(&[2, 4, 1]), Err(WireError::BadOption));
+        assert_eq!(Options::parse(&[8, 9, 0, 0, 0, 0, 0, 0, 0]), Err(WireError::BadOption));
+        assert_eq!(Options::parse(&[2]), Err(WireError::BadOption));
+        // Unknown options are skipped; EOL ends the list.
+        assert_eq!(Options::parse(&[30, 3, 9, 0, 2, 1]).unwrap(), Options::default());
+        let (s, d) = addrs();
+        assert_eq!(parse(&[0; 10], s, d, false), Err(WireError::Truncated));
+        let mut hdr = [0u8; 20];
+        hdr[12] = 0x40;
+        assert_eq!(parse(&hdr, s, d, false), Err(WireError::BadHeaderLen));
+        hdr[12] = 0x50;
+        assert_eq!(parse(&hdr, s, d, true), Err(WireError::BadChecksum));
+    }
+
+    #[test]
+    fn flags_print_like_tcpdump() {
+        assert_eq!((Flags::SYN | Flags::ACK).to_string(), "S.");
+        assert_eq!((Flags::FIN | Flags::ACK).to_string(), "F.");
+        assert_eq!(Flags::ACK.to_string(), ".");
+        assert_eq!(Flags::RST.to_string(), "R");
+        assert_eq!((Flags::PSH | Flags::ACK).to_string(), "P.");
+        assert_eq!(Flags(0).to_string(), "none");
+    }
+}
