@@ -49,8 +49,9 @@ pub struct Config {
     /// Minimum interval between challenge ACKs and out-of-window duplicate ACKs of one
     /// connection (RFC 5961 section 7; Linux `tcp_invalid_ratelimit`: 500 ms).
     pub challenge_ack_interval: Duration,
-    /// Our MSS to advertise (MTU - 40 on IPv4). Linux on a 1500 MTU: 1460.
-    pub mss: u16,
+    /// The link MTU. The MSS we advertise is MTU - 40 on IPv4 and MTU - 60 on IPv6
+    /// (RFC 9293 3.7.1): 1460 and 1440 on Linux's usual 1500.
+    pub mtu: u16,
     /// MSS assumed when the peer sends none (RFC 9293: 536).
     pub default_peer_mss: u16,
     /// Send buffer size in bytes.
@@ -96,7 +97,7 @@ impl Default for Config {
             linger_zero: false,
             rfc1337: true,
             challenge_ack_interval: Duration::from_millis(500),
-            mss: 1460,
+            mtu: 1500,
             default_peer_mss: 536,
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
@@ -112,6 +113,12 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The MSS to advertise for a connection over IPv6 (`true`) or IPv4.
+    pub fn mss(&self, ipv6: bool) -> u16 {
+        let headers = if ipv6 { 60 } else { 40 };
+        self.mtu.saturating_sub(headers).max(88)
+    }
+
     /// TIME_WAIT's length: twice the MSL.
     pub fn time_wait_len(&self) -> Duration {
         self.msl * 2

@@ -642,7 +642,8 @@ impl Connection {
         }
         let peer_mss = u32::from(o.mss.unwrap_or(cfg.default_peer_mss));
         let overhead = if self.ts.enabled { 12 } else { 0 };
-        self.smss = (peer_mss.min(u32::from(cfg.mss)).saturating_sub(overhead)).max(64);
+        let ours = u32::from(cfg.mss(self.remote.is_ipv6()));
+        self.smss = (peer_mss.min(ours).saturating_sub(overhead)).max(64);
         self.cc = NewReno::new(cfg.initial_cwnd, self.smss);
         // The window in a SYN is never scaled (RFC 7323 2.2).
         self.snd_wnd = u32::from(syn.window);
@@ -654,7 +655,7 @@ impl Connection {
     /// The options of our SYN or SYN-ACK. A SYN-ACK offers only what the peer's SYN did.
     pub(super) fn syn_options(&self, now: Instant, syn_ack: bool) -> Options {
         let cfg = &self.cfg;
-        let mut o = Options { mss: Some(cfg.mss), ..Default::default() };
+        let mut o = Options { mss: Some(cfg.mss(self.remote.is_ipv6())), ..Default::default() };
         if syn_ack {
             o.wscale = if self.ws_ok { cfg.wscale } else { None };
             o.sack_permitted = self.sack_ok;
