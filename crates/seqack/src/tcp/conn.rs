@@ -625,6 +625,10 @@ impl Connection {
         self.irs = syn.seq;
         self.rcv_nxt = syn.seq + 1u32;
         self.last_ack_sent = self.rcv_nxt;
+        // The window our SYN offered is relative to RCV.NXT, unknown until now: an active
+        // opener's right edge was computed from RCV.NXT = 0 and must be placed here
+        // (RFC 9293 3.3.1: the window spans RCV.NXT to RCV.NXT + RCV.WND - 1).
+        self.rcv_adv = self.rcv_nxt + self.syn_window();
         let o = &syn.options;
         let cfg = &self.cfg;
         // RFC 7323 2.2: scaling is on only when both SYNs carry the option; a shift

@@ -205,15 +205,20 @@ impl Connection {
         }
     }
 
+    /// The window offered in a SYN or SYN-ACK (never scaled, RFC 7323 2.2).
+    pub(super) fn syn_window(&self) -> u32 {
+        (self.recv_buf.window() as u32).min(self.cfg.initial_window_cap).min(65535)
+    }
+
     /// The window field to send, scaled, never moving the right edge left (RFC 9293
     /// 3.8.6.2.2) and with receiver-side SWS avoidance.
     fn window_field(&mut self, syn: bool) -> u16 {
-        let free = self.recv_buf.window() as u32;
         if syn {
-            let w = free.min(self.cfg.initial_window_cap).min(65535);
+            let w = self.syn_window();
             self.rcv_adv = self.rcv_nxt + w;
             return w as u16;
         }
+        let free = self.recv_buf.window() as u32;
         let ws = self.rcv_wscale;
         let current = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
         let mut wnd = free.min(65535 << ws);
