@@ -187,6 +187,8 @@ pub struct Connection {
     pub(super) retries: u32,
     /// The segment being timed for an RTT sample: (its end sequence, send time).
     pub(super) rtt_probe: Option<(Seq, Instant)>,
+    /// TSval of our latest retransmission, while an ACK echoing an older TSval may come.
+    pub(super) rtx_tsval: Option<u32>,
     pub(super) probes: u32,
     pub(super) probe_due: bool,
     pub(super) last_recv: Instant,
@@ -258,6 +260,7 @@ impl Connection {
             backoff: 0,
             retries: 0,
             rtt_probe: None,
+            rtx_tsval: None,
             probes: 0,
             probe_due: false,
             last_recv: now,

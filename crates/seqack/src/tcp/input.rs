@@ -108,6 +108,13 @@ impl Connection {
         }
         if !self.acceptable(seg) {
             if !f.rst() {
+                // A retransmission ending exactly at our last ACK refreshes TS.Recent, so
+                // the duplicate ACK echoes its TSval and the sender's RTT sample is not
+                // inflated by the wait for the retransmission (Linux: tcp_sequence()
+                // accepts it against rcv_wup, then tcp_replace_ts_recent()).
+                if seg.seq + seg.seq_len() == self.last_ack_sent {
+                    self.update_ts_recent(now, seg);
+                }
                 self.dupack(now, seg, cx);
             }
             return;
@@ -401,6 +408,15 @@ impl Connection {
         }
         match seg.options.timestamps {
             Some((_, ecr)) if ecr != 0 => {
+                // An echo older than our latest retransmission refers to an earlier
+                // transmission: the time since then includes the retransmission timeout,
+                // not just the path (the ambiguity RFC 3522 resolves with timestamps).
+                if let Some(rtx) = self.rtx_tsval {
+                    if (ecr.wrapping_sub(rtx) as i32) < 0 {
+                        return false;
+                    }
+                    self.rtx_tsval = None;
+                }
                 let elapsed = self.ts_val(now).wrapping_sub(ecr);
                 if elapsed < 1 << 30 {
                     self.rtt.sample(Duration::from_millis(u64::from(elapsed)));

@@ -54,6 +54,7 @@ impl Connection {
         let opts = self.syn_options(now, syn_ack);
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
         if retransmission {
+            self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
@@ -166,6 +167,7 @@ impl Connection {
         }
         let n = self.write_segment(now, buf, seq, flags, off, len, opts)?;
         if retransmission {
+            self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
