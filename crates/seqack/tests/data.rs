@@ -1,0 +1,414 @@
+//! Data transfer in ESTABLISHED: reassembly, window edges, the ACK policy (RFC 9293
+//! 3.8.6.3, RFC 5681 4.2), zero windows (3.8.6.1) and Nagle (3.7.4).
+
+mod common;
+
+use common::*;
+use seqack::tcp::{Config, Connection, Event, RecvError, State, Timer};
+use seqack::wire::tcp::{Flags, SackBlock, Segment};
+use seqack::wire::Seq;
+use seqack::{Counters, Instant};
+use std::sync::Arc;
+
+/// Delayed ACKs from the first segment: no quick-ACK start.
+fn no_quickack() -> Config {
+    Config {
+        quickack_segments: 0,
+        ..plain_config()
+    }
+}
+
+fn with_window(s: Segment<'_>, window: u16) -> Segment<'_> {
+    Segment { window, ..s }
+}
+
+#[test]
+fn in_order_data_is_acked_and_delivered_by_recv() {
+    let mut f = conn_established();
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"hello"));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(6)));
+    assert_eq!(f.events(), vec![Event::Readable]);
+    assert_eq!(f.conn.recv_queue(), 5);
+    assert_eq!(f.read_all(), b"hello");
+    let mut buf = [0u8; 8];
+    assert_eq!(f.conn.recv(&mut buf), Err(RecvError::WouldBlock));
+}
+
+#[test]
+fn out_of_order_segment_is_acked_at_once_with_the_old_ack_and_held() {
+    let mut f = conn_established_with(no_quickack());
+    f.inject(&seg(Flags::ACK, irs(6), iss(1), b"world"));
+    // RFC 5681 4.2: an out-of-order segment is acknowledged immediately (a duplicate
+    // ACK telling the sender where the hole starts), even with delayed ACKs on.
+    let dup = f.expect_one();
+    assert_eq!((dup.flags, dup.ack), (Flags::ACK, irs(1)));
+    assert_eq!(f.conn.recv_queue(), 0);
+    assert_eq!(f.read_all(), b"");
+    assert_eq!(f.cx.ofo_queue, 1);
+
+    // The segment that fills the hole is also acknowledged at once, covering both.
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"hello"));
+    let ack = f.expect_one();
+    assert_eq!(ack.ack, irs(11));
+    assert_eq!(f.read_all(), b"helloworld");
+}
+
+#[test]
+fn segments_arriving_in_reverse_order_are_reassembled() {
+    let mut f = conn_established();
+    let text = b"abcdefghijkl";
+    for i in (0..4u32).rev() {
+        let chunk = &text[(i * 3) as usize..(i * 3 + 3) as usize];
+        f.inject(&seg(Flags::ACK, irs(1 + i * 3), iss(1), chunk));
+        let ack = f.expect_one();
+        let want = if i == 0 { irs(13) } else { irs(1) };
+        assert_eq!(ack.ack, want, "after the chunk at offset {}", i * 3);
+    }
+    assert_eq!(f.read_all(), text);
+}
+
+#[test]
+fn duplicate_segment_is_acked_and_not_delivered_twice() {
+    let mut f = conn_established_with(no_quickack());
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"hello"));
+    f.transmit();
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"hello"));
+    // RFC 9293 3.10.7.4 first check: wholly old, so not acceptable: send an ACK.
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(6)));
+    assert_eq!(f.read_all(), b"hello");
+}
+
+#[test]
+fn overlapping_segment_delivers_only_the_bytes_not_yet_received() {
+    let mut f = conn_established();
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"hello"));
+    f.transmit();
+    // Starts two bytes back ("llo" again) and carries "wor" beyond RCV.NXT.
+    f.inject(&seg(Flags::ACK, irs(3), iss(1), b"llowor"));
+    assert_eq!(f.expect_one().ack, irs(9));
+    assert_eq!(f.read_all(), b"hellowor");
+}
+
+#[test]
+fn segment_reaching_past_the_window_is_trimmed_at_the_right_edge() {
+    let mut f = conn_established_with(Config {
+        recv_buffer: 100,
+        ..plain_config()
+    });
+    let data: Vec<u8> = (0..150u8).collect();
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), &data));
+    // Only the 100 bytes inside the window are taken; the window is then closed.
+    let ack = f.expect_one();
+    assert_eq!((ack.ack, ack.window), (irs(101), 0));
+    assert_eq!(f.read_all(), &data[..100]);
+}
+
+#[test]
+fn segment_wholly_beyond_the_window_is_dropped_and_acked() {
+    let mut f = conn_established_with(Config {
+        recv_buffer: 100,
+        ..plain_config()
+    });
+    f.inject(&seg(Flags::ACK, irs(101), iss(1), b"late"));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.ack), (Flags::ACK, irs(1)));
+    assert_eq!(f.conn.recv_queue(), 0);
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"x"));
+    f.transmit();
+    assert_eq!(
+        f.read_all(),
+        b"x",
+        "nothing of the dropped segment was kept"
+    );
+}
+
+#[test]
+fn zero_window_receiver_accepts_only_a_segment_at_rcv_nxt_without_data() {
+    let mut f = conn_established_with(Config {
+        recv_buffer: 10,
+        ..plain_config()
+    });
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"0123456789"));
+    assert_eq!(f.expect_one().window, 0);
+    // RFC 9293 3.10.7.4: with RCV.WND = 0, a segment with data is not acceptable (but
+    // its ACK would be processed, here there is none to process) and is answered.
+    f.inject(&seg(Flags::ACK, irs(11), iss(1), b"more"));
+    let ack = f.expect_one();
+    assert_eq!((ack.ack, ack.window), (irs(11), 0));
+    assert_eq!(f.read_all(), b"0123456789");
+}
+
+#[test]
+fn single_segment_is_acked_by_the_delayed_ack_timer_after_40ms() {
+    let mut f = conn_established_with(no_quickack());
+    let t0 = f.now;
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"hello"));
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::DelayedAck), t0 + ms(40));
+
+    assert_eq!(f.fire_next(), t0 + ms(40));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.ack), (Flags::ACK, irs(6)));
+    assert_eq!(f.cx.delayed_acks, 1);
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+}
+
+#[test]
+fn quickack_mode_acknowledges_the_first_segments_at_once() {
+    let cfg = Config {
+        quickack_segments: 2,
+        ..plain_config()
+    };
+    let mut f = conn_established_with(cfg);
+    for (i, chunk) in [b"ab", b"cd"].iter().enumerate() {
+        f.inject(&seg(Flags::ACK, irs(1 + 2 * i as u32), iss(1), *chunk));
+        assert_eq!(f.expect_one().ack, irs(3 + 2 * i as u32));
+    }
+    // Quick-ACK budget used up: the third small segment waits for the timer.
+    f.inject(&seg(Flags::ACK, irs(5), iss(1), b"ef"));
+    f.expect_nothing();
+    assert!(f.conn.timer(Timer::DelayedAck).is_some());
+}
+
+#[test]
+fn every_second_full_sized_segment_is_acked_at_once() {
+    let mut f = conn_established_with(no_quickack());
+    let full = vec![7u8; 1460];
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), &full));
+    f.expect_nothing();
+    f.inject(&seg(Flags::ACK, irs(1461), iss(1), &full));
+    // RFC 9293 3.8.6.3 / RFC 5681 4.2: an ACK for at least every second full segment.
+    let ack = f.expect_one();
+    assert_eq!(ack.ack, irs(2921));
+    assert_eq!(
+        f.conn.timer(Timer::DelayedAck),
+        None,
+        "the ACK covered everything"
+    );
+}
+
+#[test]
+fn zero_window_arms_the_persist_timer_and_the_probe_is_seq_snd_una_minus_one() {
+    let mut f = conn_established();
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 0));
+    assert_eq!(f.conn.snd_wnd(), 0);
+    f.send(b"x");
+    // Nothing may be sent into a zero window...
+    f.expect_nothing();
+    // ...but the persist timer must run (RFC 9293 3.8.6.1), at the RTO: the handshake
+    // measured 100 ms, so RTO = SRTT + max(200 ms, 4 * RTTVAR) = 300 ms (RFC 6298 2.2).
+    let t0 = f.now;
+    assert_eq!(f.timer(Timer::Persist), t0 + ms(300));
+
+    assert_eq!(f.fire_next(), t0 + ms(300));
+    let probe = f.expect_one();
+    // Linux's probe: an ACK one below SND.UNA, which forces the peer to answer.
+    assert_eq!(
+        (probe.flags, probe.seq, probe.ack),
+        (Flags::ACK, ISS, irs(1))
+    );
+    assert!(probe.payload.is_empty());
+    assert_eq!(f.cx.win_probes, 1);
+    // The next probe backs off: twice the interval.
+    assert_eq!(f.timer(Timer::Persist), t0 + ms(300 + 600));
+}
+
+#[test]
+fn window_update_stops_the_persist_timer_and_releases_the_data() {
+    let mut f = conn_established();
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 0));
+    f.send(b"xyz");
+    f.expect_nothing();
+    f.fire_next();
+    f.transmit(); // the probe
+    f.advance(RTT);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 1000));
+    assert_eq!(f.conn.timer(Timer::Persist), None);
+    let data = f.expect_one();
+    assert_eq!((data.seq, &data.payload[..]), (iss(1), &b"xyz"[..]));
+    assert!(f.conn.timer(Timer::Retransmit).is_some());
+}
+
+#[test]
+fn send_is_limited_by_the_peers_window() {
+    let mut f = conn_established();
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 1000));
+    f.send(&[1u8; 3000]);
+    let sent = f.transmit();
+    let bytes: usize = sent.iter().map(|s| s.payload.len()).sum();
+    assert_eq!(bytes, 1000, "exactly the offered window: {sent:?}");
+    assert_eq!(sent[0].seq, iss(1));
+}
+
+#[test]
+fn full_sized_segments_are_sent_back_to_back_up_to_the_window() {
+    let mut f = conn_established();
+    f.send(&[9u8; 4 * 1460]);
+    let sent = f.transmit();
+    assert_eq!(sent.len(), 4);
+    for (i, s) in sent.iter().enumerate() {
+        assert_eq!((s.seq, s.payload.len()), (iss(1 + 1460 * i as u32), 1460));
+        assert_eq!(s.ack, irs(1));
+    }
+    assert!(
+        sent[3].flags.psh(),
+        "PSH on the segment that empties the buffer"
+    );
+}
+
+#[test]
+fn nagle_holds_a_second_small_segment_while_one_is_unacknowledged() {
+    let mut f = conn_established();
+    f.send(b"a");
+    let first = f.expect_one();
+    assert_eq!((first.seq, &first.payload[..]), (iss(1), &b"a"[..]));
+    f.send(b"b");
+    // RFC 9293 3.7.4: no new small segment while unacknowledged data is outstanding.
+    f.expect_nothing();
+
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(2), b""));
+    let second = f.expect_one();
+    assert_eq!((second.seq, &second.payload[..]), (iss(2), &b"b"[..]));
+}
+
+#[test]
+fn nagle_does_not_hold_a_full_sized_segment() {
+    let mut f = conn_established();
+    f.send(b"a");
+    f.transmit();
+    f.send(&[2u8; 1461]);
+    // One full segment goes; the one-byte tail waits for the ACK.
+    let sent = f.expect_one();
+    assert_eq!((sent.seq, sent.payload.len()), (iss(2), 1460));
+}
+
+#[test]
+fn nodelay_sends_a_second_small_segment_at_once() {
+    let mut f = conn_established();
+    f.conn.sockopts_mut().nodelay = true;
+    f.send(b"a");
+    f.transmit();
+    f.send(b"b");
+    let second = f.expect_one();
+    assert_eq!((second.seq, &second.payload[..]), (iss(2), &b"b"[..]));
+}
+
+#[test]
+fn ack_of_sent_data_frees_the_send_buffer() {
+    let mut f = conn_established();
+    f.send(b"0123456789");
+    f.transmit();
+    assert_eq!(f.conn.send_queue(), 10);
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(5), b""));
+    assert_eq!(f.conn.send_queue(), 6, "four bytes acknowledged");
+    assert!(
+        f.conn.timer(Timer::Retransmit).is_some(),
+        "six still in flight"
+    );
+    f.inject(&seg(Flags::ACK, irs(1), iss(11), b""));
+    assert_eq!(f.conn.send_queue(), 0);
+    assert_eq!(
+        f.conn.timer(Timer::Retransmit),
+        None,
+        "RFC 6298 5.2: all data acknowledged"
+    );
+}
+
+#[test]
+fn fin_beyond_a_gap_is_taken_only_when_the_gap_fills() {
+    let mut f = conn_established();
+    f.inject(&seg(Flags::ACK | Flags::FIN, irs(6), iss(1), b"world"));
+    assert_eq!(f.expect_one().ack, irs(1));
+    assert_eq!(
+        f.conn.state(),
+        State::Established,
+        "RFC 9293 3.10.7.4 eighth: FIN not yet in order"
+    );
+    assert!(!f.conn.peer_closed());
+
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"hello"));
+    // Data and the FIN behind it are acknowledged together: 10 bytes + FIN.
+    assert_eq!(f.expect_one().ack, irs(12));
+    assert_eq!(f.conn.state(), State::CloseWait);
+    assert_eq!(f.read_all(), b"helloworld");
+    let mut buf = [0u8; 4];
+    assert_eq!(f.conn.recv(&mut buf), Ok(0), "end of stream");
+}
+
+#[test]
+fn out_of_order_data_is_reported_in_a_sack_block() {
+    let cfg = Config {
+        sack: true,
+        ..plain_config()
+    };
+    let mut f = conn_established_with(cfg);
+    assert!(f.conn.negotiated().1);
+    f.inject(&seg(Flags::ACK, irs(101), iss(1), &[0u8; 50]));
+    let dup = f.expect_one();
+    assert_eq!(dup.ack, irs(1));
+    // RFC 2018 4: the block holds the out-of-order data just received.
+    assert_eq!(
+        dup.options.sack_blocks(),
+        &[SackBlock {
+            left: irs(101),
+            right: irs(151)
+        }]
+    );
+}
+
+#[test]
+fn data_segments_carry_timestamps_echoing_the_peers_latest_tsval() {
+    let mut f = conn_established_with(Config::default());
+    f.advance(ms(5));
+    let s = f.seg(Flags::ACK, irs(1), iss(1), b"hi");
+    let peer_val = s.options.timestamps.unwrap().0;
+    f.inject(&s);
+    let ack = f.expect_one();
+    // RFC 7323 4.3: TS.Recent is updated from an in-order segment and echoed.
+    let (val, ecr) = ack.options.timestamps.expect("timestamps negotiated");
+    assert_eq!(ecr, peer_val);
+    assert_eq!(val, TS_OFFSET + f.now.total_millis() as u32);
+}
+
+#[test]
+fn sequence_numbers_wrap_around_zero_in_both_directions() {
+    let our_iss = Seq(u32::MAX - 2);
+    let peer_iss = Seq(u32::MAX - 1);
+    let mut cx = Counters::default();
+    let conn = Connection::connect(
+        Instant::ZERO,
+        Arc::new(plain_config()),
+        local(),
+        remote(),
+        our_iss,
+        0,
+        &mut cx,
+    );
+    let mut f = Fixture {
+        conn,
+        cx,
+        now: Instant::ZERO,
+        last_tsval: 0,
+    };
+    f.transmit();
+    f.inject(&seg(Flags::SYN | Flags::ACK, peer_iss, our_iss + 1u32, b""));
+    assert_eq!(f.expect_one().ack, Seq(u32::MAX));
+
+    // 10 bytes each way, straddling 2^32.
+    f.send(b"0123456789");
+    let out = f.expect_one();
+    assert_eq!(out.seq, Seq(u32::MAX - 1));
+    f.inject(&seg(Flags::ACK, Seq(u32::MAX), Seq(8), b"abcdefghij"));
+    assert_eq!(f.expect_one().ack, Seq(9));
+    assert_eq!(f.read_all(), b"abcdefghij");
+    assert_eq!(
+        f.conn.send_queue(),
+        0,
+        "the ACK across the wrap acknowledged everything"
+    );
+    assert_eq!(f.conn.timer(Timer::Retransmit), None);
+}
