@@ -355,15 +355,21 @@ impl Connection {
         }
         // RTT: from timestamps when in use (RFC 7323 4.1), else from the timed segment
         // unless it was retransmitted (Karn).
-        if !self.sample_rtt_from_ts(now, seg) {
+        let mut sampled = self.sample_rtt_from_ts(now, seg);
+        if !sampled {
             if let Some((end, sent)) = self.rtt_probe {
                 if ack >= end {
                     self.rtt.sample(now - sent);
                     self.rtt_probe = None;
+                    sampled = true;
                 }
             }
         }
-        self.backoff = 0;
+        // Karn's algorithm (RFC 6298 section 5, after 5.7): the backed-off RTO is kept
+        // until a valid RTT sample recomputes it, not dropped on any new ACK.
+        if sampled {
+            self.backoff = 0;
+        }
         self.retries = 0;
         let mss = self.smss;
         match self.recover {
@@ -382,7 +388,8 @@ impl Connection {
         if self.snd_una == self.snd_max {
             self.timers.stop(Timer::Retransmit);
         } else {
-            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+            // RFC 6298 5.3: restart the timer with the current RTO (backoff included).
+            self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
     }
 
