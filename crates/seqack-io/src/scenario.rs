@@ -12,6 +12,7 @@ use seqack::stack::{ConnId, ListenerId, StackConfig, StackEvent};
 use seqack::tcp::{Error, Event, RecvError, Shutdown};
 use seqack::{Duration, Instant, Stack, State};
 use std::fmt;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 /// The scenarios, by name.
@@ -117,6 +118,8 @@ pub struct Options {
     pub response: usize,
     /// Record the timeline of every segment (for ladders).
     pub trace: bool,
+    /// Write every packet to this pcap file.
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -131,6 +134,7 @@ impl Options {
             request: 1000,
             response: 3000,
             trace: true,
+            pcap: None,
         }
     }
 }
@@ -387,6 +391,14 @@ pub fn run(o: &Options) -> Outcome {
     if o.trace {
         world.record_trace();
     }
+    let mut failures = Vec::new();
+    if let Some(path) = &o.pcap {
+        let opened = std::fs::File::create(path)
+            .and_then(|f| world.set_pcap(Box::new(std::io::BufWriter::new(f))));
+        if let Err(e) = opened {
+            failures.push(format!("cannot write pcap {}: {e}", path.display()));
+        }
+    }
     let client = world.add_node("client", stack(o.seed.wrapping_mul(2) + 1, cip));
     let server = world.add_node("server", stack(o.seed.wrapping_mul(2) + 2, sip));
     match o.scenario {
@@ -411,7 +423,6 @@ pub fn run(o: &Options) -> Outcome {
     // hang.
     let limit = Instant::from_secs(3600);
     let mut steps = 0u64;
-    let mut failures = Vec::new();
     loop {
         for app in apps.iter_mut() {
             app.advance(&mut world, ips);
@@ -444,6 +455,11 @@ pub fn run(o: &Options) -> Outcome {
     for app in [&c, &s] {
         if app.pc < app.script.len() {
             failures.push(format!("{} script stopped at step {:?}", app.side.name(), app.script[app.pc]));
+        }
+    }
+    if let Some(mut w) = world.take_pcap() {
+        if let Err(e) = w.flush() {
+            failures.push(format!("cannot write pcap: {e}"));
         }
     }
     let trace = world.trace().to_vec();

@@ -188,7 +188,22 @@ pub enum TraceEntry {
         node: NodeId,
         /// What.
         event: StackEvent,
+        /// What made it happen.
+        cause: Cause,
     },
+}
+
+/// What made a stack event happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The arrival of this packet (by trace id).
+    Packet(u64),
+    /// A timer.
+    Timer,
+    /// An application command (through [`World::with_stack`]).
+    App,
+    /// Sending (a stack may report events while it transmits).
+    Send,
 }
 
 /// Counts of what the link did.
@@ -327,7 +342,7 @@ impl World {
     pub fn with_stack<R>(&mut self, n: NodeId, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
         let now = self.now;
         let r = f(&mut self.nodes[n].stack, now);
-        self.drain_events(n);
+        self.drain_events(n, Cause::App);
         r
     }
 
@@ -345,10 +360,10 @@ impl World {
                     break;
                 };
                 let pkt = self.buf[..len].to_vec();
-                self.drain_events(n);
+                self.drain_events(n, Cause::Send);
                 self.send(n, pkt);
             }
-            self.drain_events(n);
+            self.drain_events(n, Cause::Send);
         }
     }
 
@@ -406,19 +421,19 @@ impl World {
             self.stats.delivered += 1;
             self.record(TraceEntry::Delivered { id: p.id, t: now, to: p.to, corrupted });
             self.nodes[p.to].stack.handle_packet(now, &p.bytes);
-            self.drain_events(p.to);
+            self.drain_events(p.to, Cause::Packet(p.id));
         }
         for n in 0..self.nodes.len() {
             if self.nodes[n].stack.poll_timeout().is_some_and(|t| t <= now) {
                 self.nodes[n].stack.handle_timeout(now);
-                self.drain_events(n);
+                self.drain_events(n, Cause::Timer);
             }
         }
     }
 
-    fn drain_events(&mut self, n: NodeId) {
+    fn drain_events(&mut self, n: NodeId, cause: Cause) {
         while let Some(ev) = self.nodes[n].stack.poll_event() {
-            self.record(TraceEntry::Event { t: self.now, node: n, event: ev });
+            self.record(TraceEntry::Event { t: self.now, node: n, event: ev, cause });
             self.events.push_back((self.now, n, ev));
         }
     }

@@ -195,6 +195,11 @@ pub struct Connection {
 
     // Acknowledgment policy.
     pub(super) ack_now: bool,
+    /// The ACK that completes an active open goes out on its own, before any data, as
+    /// Linux sends it from tcp_rcv_synsent_state_process().
+    pub(super) handshake_ack: bool,
+    /// A SYN-ACK has been sent (later ones are retransmissions).
+    pub(super) synack_sent: bool,
     pub(super) quickack: u32,
     pub(super) last_challenge: Option<Instant>,
 
@@ -202,6 +207,9 @@ pub struct Connection {
     pub(super) cc: NewReno,
     pub(super) dupacks: u32,
     pub(super) recover: Option<Seq>,
+    /// Where SND.NXT resumes after the one segment a fast retransmit or a partial ACK
+    /// resends from SND.UNA.
+    pub(super) rexmit_resume: Option<Seq>,
 
     // Application side.
     pub(super) orphaned: bool,
@@ -265,11 +273,14 @@ impl Connection {
             probe_due: false,
             last_recv: now,
             ack_now: false,
+            handshake_ack: false,
+            synack_sent: false,
             quickack: cfg.quickack_segments,
             last_challenge: None,
             cc: NewReno::new(cfg.initial_cwnd, mss),
             dupacks: 0,
             recover: None,
+            rexmit_resume: None,
             orphaned: false,
             rd_shut: false,
             write_blocked: false,

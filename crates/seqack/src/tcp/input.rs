@@ -65,6 +65,7 @@ impl Connection {
             self.set_state(State::Established, Reason::RcvSynAck);
             self.events.push_back(Event::Connected);
             self.ack_now = true;
+            self.handshake_ack = true;
             if self.fin_queued {
                 self.set_state(State::FinWait1, Reason::ShutdownWrite);
             }
@@ -374,9 +375,13 @@ impl Connection {
         let mss = self.smss;
         match self.recover {
             Some(recover) if ack < recover => {
-                // RFC 6582 3.2 step 3: partial ACK, retransmit the next hole at once.
+                // RFC 6582 3.2 step 3: partial ACK, retransmit the next hole at once (one
+                // segment, unless an RTO's go-back-N resend is already under way).
                 self.cc.on_partial_ack(acked, mss);
-                self.snd_nxt = self.snd_una;
+                if self.snd_nxt == self.snd_max {
+                    self.rexmit_resume = Some(self.snd_max);
+                    self.snd_nxt = self.snd_una;
+                }
             }
             Some(_) => {
                 self.recover = None;
@@ -403,6 +408,9 @@ impl Connection {
             cx.fast_retrans += 1;
             self.recover = Some(self.snd_max);
             self.cc.on_fast_retransmit(self.snd_max.since(self.snd_una), mss);
+            // RFC 5681 3.2 step 2: resend the one segment at SND.UNA; the segments the
+            // duplicate ACKs stand for have arrived and are not sent again.
+            self.rexmit_resume = Some(self.snd_nxt);
             self.snd_nxt = self.snd_una;
             self.rtt_probe = None;
         }
@@ -642,6 +650,7 @@ impl Connection {
         self.dupacks = 0;
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;
+        self.rexmit_resume = None;
         self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
     }
 

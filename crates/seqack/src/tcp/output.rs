@@ -32,6 +32,12 @@ impl Connection {
         if self.state == State::SynSent {
             return None;
         }
+        if self.handshake_ack {
+            self.handshake_ack = false;
+            if self.ack_now {
+                return self.emit(now, buf, self.snd_nxt, Flags::ACK, 0, 0, false, cx);
+            }
+        }
         if let Some(n) = self.transmit_data(now, buf, cx) {
             return Some(n);
         }
@@ -50,7 +56,10 @@ impl Connection {
     fn emit_syn(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
         let syn_ack = self.state != State::SynSent;
         let flags = if syn_ack { Flags::SYN | Flags::ACK } else { Flags::SYN };
-        let retransmission = self.snd_max != self.iss;
+        // A SYN-ACK after our own SYN (simultaneous open) is a new segment, not a
+        // retransmission of the SYN.
+        let retransmission = if syn_ack { self.synack_sent } else { self.snd_max != self.iss };
+        self.synack_sent |= syn_ack;
         let opts = self.syn_options(now, syn_ack);
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
         if retransmission {
@@ -126,6 +135,9 @@ impl Connection {
             self.rtt_probe = Some((seg_end, now));
         }
         self.snd_nxt = seg_end;
+        if let Some(resume) = self.rexmit_resume.take() {
+            self.snd_nxt = self.snd_nxt.max(resume);
+        }
         self.snd_max = self.snd_max.max(seg_end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
