@@ -139,18 +139,32 @@ pub fn run(a: &DemoArgs) -> ExitCode {
 pub fn state_log(out: &Outcome) -> String {
     let mut s = String::new();
     for c in &out.states {
-        let v = serde_json::json!({
-            "t_us": c.t.total_micros(),
-            "side": c.side.name(),
-            "local": c.local.to_string(),
-            "remote": c.remote.to_string(),
-            "from": c.from.name(),
-            "to": c.to.name(),
-            "why": c.why,
-        });
-        let _ = writeln!(s, "{v}");
+        let line = StateLogLine {
+            t_us: c.t.total_micros(),
+            side: c.side.name(),
+            local: c.local.to_string(),
+            remote: c.remote.to_string(),
+            from: c.from.name(),
+            to: c.to.name(),
+            why: c.why.as_str(),
+        };
+        if let Ok(j) = serde_json::to_string(&line) {
+            let _ = writeln!(s, "{j}");
+        }
     }
     s
+}
+
+/// One line of `--state-log`, fields in the documented order.
+#[derive(serde::Serialize)]
+struct StateLogLine {
+    t_us: u64,
+    side: &'static str,
+    local: String,
+    remote: String,
+    from: &'static str,
+    to: &'static str,
+    why: &'static str,
 }
 
 /// What each side's SYN told us: its ISN and window scale.

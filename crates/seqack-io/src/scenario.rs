@@ -174,7 +174,7 @@ pub struct StateChange {
     /// State after.
     pub to: State,
     /// Why.
-    pub why: &'static str,
+    pub why: seqack::Reason,
 }
 
 /// What happened in a run.
@@ -508,7 +508,7 @@ fn record_event(
         StackEvent::Incoming(_) => return,
     };
     if let Event::StateChange { from, to, why } = event {
-        states.push(StateChange { t, side, local, remote, from, to, why: why.as_str() });
+        states.push(StateChange { t, side, local, remote, from, to, why });
     }
 }
 
@@ -698,6 +698,12 @@ fn check(out: &mut Outcome, world: &World) {
     let o = out.options.clone();
     let mut failures = Vec::new();
     let mut fail = |m: String| failures.push(m);
+    // Every state change is one RFC 9293 allows, for the reason given.
+    for c in &out.states {
+        if !seqack::tcp::rfc9293_allows(c.from, c.to, c.why) {
+            fail(format!("{} {} -> {} ({}) is not an RFC 9293 transition", c.side.name(), c.from, c.to, c.why));
+        }
+    }
     // Data: every byte delivered once, in order, uncorrupted (aborts lose what was in
     // flight by design, so there only what arrived must be a prefix).
     let exact = !matches!(o.scenario, Scenario::RstAbort | Scenario::Refused);

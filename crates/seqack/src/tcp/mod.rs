@@ -16,5 +16,5 @@ pub use config::Config;
 pub use conn::{Connection, Disposition, RecvError, SendError, Shutdown, SockOpts};
 pub use event::{Error, Event, Reason};
 pub use output::write_packet;
-pub use state::State;
+pub use state::{rfc9293_allows, State};
 pub use timers::Timer;

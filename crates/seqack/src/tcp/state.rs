@@ -106,6 +106,49 @@ impl State {
     }
 }
 
+/// Whether RFC 9293 (section 3.3.2, figure 5, and the RST, abort and timeout rules of
+/// section 3.10) lets a connection move from `from` to `to` for reason `why`. Linux's
+/// additions that seqack follows are allowed too: the FIN_WAIT_2 timer of an orphan,
+/// and a TIME_WAIT 4-tuple reused by a new SYN (RFC 6191).
+///
+/// State logs are checked against this table; it is written from the RFC, not from the
+/// engine, so a wrong transition in the engine shows up as a failure.
+pub fn rfc9293_allows(from: State, to: State, why: super::Reason) -> bool {
+    use super::Reason as R;
+    use State::*;
+    // Ways out of any connection state into CLOSED: reset, abort, giving up.
+    let dies = matches!(why, R::RcvRst | R::Abort | R::TimerRetries | R::TimerKeepalive | R::ListenerClosed);
+    match (from, to) {
+        (Closed, Listen) => why == R::Listen,
+        (Closed, SynSent) => why == R::Connect,
+        (Listen, SynReceived) => why == R::RcvSyn,
+        (Listen, Closed) => why == R::Close,
+        (SynSent, SynReceived) => why == R::RcvSyn,
+        (SynSent, Established) => why == R::RcvSynAck,
+        (SynSent, Closed) => why == R::Close || dies,
+        (SynReceived, Established) => matches!(why, R::RcvAckOfSyn | R::RcvCookieAck),
+        (SynReceived, FinWait1) => why == R::Close,
+        (SynReceived, Listen) => why == R::RcvRst,
+        (SynReceived, Closed) => dies,
+        (Established, FinWait1) => matches!(why, R::Close | R::ShutdownWrite),
+        (Established, CloseWait) => why == R::RcvFin,
+        (Established, Closed) => dies,
+        (FinWait1, FinWait2) => why == R::RcvAckOfFin,
+        (FinWait1, Closing) => why == R::RcvFin,
+        (FinWait1, TimeWait) => why == R::RcvFinAckOfFin,
+        (FinWait1, Closed) => dies,
+        (FinWait2, TimeWait) => why == R::RcvFin,
+        (FinWait2, Closed) => dies || why == R::TimerFinWait2,
+        (CloseWait, LastAck) => matches!(why, R::Close | R::ShutdownWrite),
+        (CloseWait, Closed) => dies,
+        (Closing, TimeWait) => why == R::RcvAckOfFin,
+        (Closing, Closed) => dies,
+        (LastAck, Closed) => why == R::RcvAckOfFin || dies,
+        (TimeWait, Closed) => matches!(why, R::Timer2Msl | R::RcvRst | R::TimeWaitRecycled),
+        _ => false,
+    }
+}
+
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -115,6 +158,17 @@ impl fmt::Display for State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rfc_table_refuses_shortcuts() {
+        use crate::tcp::Reason as R;
+        assert!(rfc9293_allows(State::FinWait1, State::TimeWait, R::RcvFinAckOfFin));
+        assert!(!rfc9293_allows(State::FinWait1, State::TimeWait, R::RcvFin));
+        assert!(!rfc9293_allows(State::Established, State::TimeWait, R::RcvFin));
+        assert!(!rfc9293_allows(State::CloseWait, State::TimeWait, R::Close));
+        assert!(!rfc9293_allows(State::TimeWait, State::Closed, R::RcvAckOfFin));
+        assert!(!rfc9293_allows(State::Listen, State::Established, R::RcvAckOfSyn));
+    }
 
     #[test]
     fn names_round_trip() {
