@@ -76,8 +76,9 @@ impl CongestionControl for NewReno {
     }
 
     fn on_recovery_exit(&mut self, flight: u32, mss: u32) {
-        // RFC 6582 3.2 step 4: deflate to min(ssthresh, flight + MSS).
-        self.cwnd = self.ssthresh.min(flight.saturating_add(mss)).max(mss);
+        // RFC 6582 3.2 step 4, option (1): min(ssthresh, max(FlightSize, SMSS) + SMSS), so
+        // a full ACK that empties the pipe leaves two segments, not one.
+        self.cwnd = self.ssthresh.min(flight.max(mss).saturating_add(mss));
         self.acked_in_ca = 0;
     }
 
