@@ -25,6 +25,17 @@ impl Connection {
         if matches!(self.state, State::Closed | State::Listen) {
             return None;
         }
+        // SO_KEEPALIVE is on (from the Config at the handshake, or set since through
+        // sockopts_mut) and no probe is scheduled: the idle time starts now, as Linux arms
+        // the timer at connection setup and in setsockopt (RFC 9293 3.8.4). Arriving
+        // segments push it back (on_synchronized).
+        if self.opts.keepalive
+            && self.state.is_synchronized()
+            && self.state != State::TimeWait
+            && !self.timers.is_set(Timer::Keepalive)
+        {
+            self.timers.set(Timer::Keepalive, now + self.opts.keepalive_idle);
+        }
         // Our SYN (or SYN-ACK) is unsent, or due for retransmission.
         if self.snd_nxt == self.iss && self.state != State::TimeWait {
             return self.emit_syn(now, buf, cx);
