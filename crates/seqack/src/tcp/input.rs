@@ -14,6 +14,10 @@ use crate::wire::Seq;
 /// PAWS does not reject against a TS.Recent older than this (RFC 7323 5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
+/// RTO for data after a handshake whose SYN timed out without an RTT sample (RFC 6298
+/// 5.7; Linux's TCP_TIMEOUT_FALLBACK).
+const RTO_FALLBACK: Duration = Duration::from_secs(3);
+
 impl Connection {
     /// Processes one arriving segment addressed to this connection.
     pub fn handle_segment(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
@@ -60,8 +64,7 @@ impl Connection {
             self.sample_rtt_from_ts(now, seg);
             self.on_syn_acked(now);
             self.timers.stop(Timer::Retransmit);
-            self.backoff = 0;
-            self.retries = 0;
+            self.rto_after_handshake();
             self.set_state(State::Established, Reason::RcvSynAck);
             self.events.push_back(Event::Connected);
             self.ack_now = true;
@@ -88,6 +91,16 @@ impl Connection {
                 self.rtt.sample(now - sent);
             }
         }
+    }
+
+    /// The handshake is over: its backoff ends, and if the SYN or SYN-ACK timed out
+    /// without giving an RTT sample, data starts with RTO = 3 s (RFC 6298 5.7).
+    fn rto_after_handshake(&mut self) {
+        if self.backoff > 0 && self.rtt.srtt().is_none() {
+            self.rtt.fallback(RTO_FALLBACK);
+        }
+        self.backoff = 0;
+        self.retries = 0;
     }
 
     /// Synchronized states and SYN_RECEIVED (RFC 9293 3.10.7.4, "Otherwise").
@@ -151,6 +164,7 @@ impl Connection {
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
+                self.rto_after_handshake();
                 self.set_state(State::Established, Reason::RcvAckOfSyn);
                 self.events.push_back(Event::Connected);
                 if self.fin_queued {
