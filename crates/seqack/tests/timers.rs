@@ -1,0 +1,414 @@
+//! Retransmission (RFC 6298, RFC 9293 3.8.1 and 3.8.3), fast retransmit (RFC 5681 3.2)
+//! and keepalive (RFC 9293 3.8.4) timers.
+
+mod common;
+
+use common::*;
+use seqack::tcp::{Config, Error, Event, Reason, State, Timer};
+use seqack::wire::tcp::Flags;
+use seqack::{Duration, Instant};
+
+/// Fires timers until the connection closes (or `limit` expiries), recording when each
+/// segment went out.
+fn run_to_close(f: &mut Fixture, limit: usize) -> Vec<(Instant, Sent)> {
+    let mut log = Vec::new();
+    for _ in 0..limit {
+        if f.conn.is_closed() {
+            break;
+        }
+        f.fire_next();
+        for s in f.transmit() {
+            log.push((f.now, s));
+        }
+    }
+    assert!(
+        f.conn.is_closed(),
+        "still {:?} after {limit} timer expiries",
+        f.conn.state()
+    );
+    log
+}
+
+fn times(log: &[(Instant, Sent)]) -> Vec<u64> {
+    log.iter().map(|(t, _)| t.total_millis()).collect()
+}
+
+#[test]
+fn syn_is_retried_six_times_with_doubling_timeouts_then_connect_times_out_at_127s() {
+    let mut f = conn_syn_sent();
+    let log = run_to_close(&mut f, 20);
+    // RTO 1 s (RFC 6298 2.1), doubled on each expiry (5.5): retransmissions at 1, 3, 7,
+    // 15, 31 and 63 s; the seventh expiry, 64 s later, exhausts tcp_syn_retries = 6.
+    assert_eq!(
+        times(&log),
+        vec![1_000, 3_000, 7_000, 15_000, 31_000, 63_000]
+    );
+    assert!(log
+        .iter()
+        .all(|(_, s)| s.flags == Flags::SYN && s.seq == ISS));
+    assert_eq!(f.now, Instant::from_secs(127));
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::Error(Error::TimedOut),
+            Event::StateChange {
+                from: State::SynSent,
+                to: State::Closed,
+                why: Reason::TimerRetries
+            },
+            Event::Closed,
+        ]
+    );
+    assert_eq!(
+        (f.cx.retrans_segs, f.cx.timeouts, f.cx.attempt_fails),
+        (6, 6, 1)
+    );
+    assert_eq!(f.conn.poll_timeout(), None);
+}
+
+#[test]
+fn syn_retries_follow_config_syn_retries() {
+    let mut f = conn_syn_sent_with(Config {
+        syn_retries: 2,
+        ..plain_config()
+    });
+    let log = run_to_close(&mut f, 10);
+    assert_eq!(times(&log), vec![1_000, 3_000]);
+    assert_eq!(f.now, Instant::from_secs(7));
+    assert_eq!(f.conn.error(), Some(Error::TimedOut));
+}
+
+#[test]
+fn syn_ack_is_retried_five_times_then_the_half_open_connection_is_dropped() {
+    let mut f = conn_syn_received();
+    let log = run_to_close(&mut f, 20);
+    assert_eq!(times(&log), vec![1_000, 3_000, 7_000, 15_000, 31_000]);
+    assert!(log
+        .iter()
+        .all(|(_, s)| s.flags == Flags::SYN | Flags::ACK && s.seq == ISS && s.ack == irs(1)));
+    assert_eq!(f.now, Instant::from_secs(63));
+    assert!(f
+        .state_changes()
+        .contains(&(State::SynReceived, State::Closed, Reason::TimerRetries)));
+}
+
+#[test]
+fn data_rto_after_a_100ms_handshake_is_300ms() {
+    let mut f = conn_established();
+    f.send(b"data");
+    f.transmit();
+    // RFC 6298 2.2: SRTT = 100 ms, RTTVAR = 50 ms; RTO = SRTT + max(G, 4 * RTTVAR) with
+    // Linux's 200 ms floor standing in for G: 100 + 200 = 300 ms.
+    assert_eq!(f.conn.rto(), ms(300));
+    assert_eq!(f.timer(Timer::Retransmit), f.now + ms(300));
+}
+
+#[test]
+fn data_retransmission_timeout_doubles_on_each_expiry() {
+    let mut f = conn_established();
+    f.send(b"data");
+    f.transmit();
+    let t0 = f.now;
+    let mut expected = t0;
+    for (i, rto) in [300u64, 600, 1200, 2400].into_iter().enumerate() {
+        expected += ms(rto);
+        assert_eq!(f.fire_next(), expected, "expiry {}", i + 1);
+        let s = f.expect_one();
+        assert_eq!(
+            (s.seq, &s.payload[..]),
+            (iss(1), &b"data"[..]),
+            "the same bytes again"
+        );
+        assert_eq!(f.conn.rto(), ms(rto * 2));
+    }
+    assert_eq!(f.cx.retrans_segs, 4);
+}
+
+#[test]
+fn data_retransmission_gives_up_after_retries2_with_timed_out() {
+    let mut f = conn_established_with(Config {
+        retries2: 3,
+        ..plain_config()
+    });
+    f.send(b"data");
+    f.transmit();
+    let t0 = f.now.total_millis();
+    let log = run_to_close(&mut f, 10);
+    assert_eq!(times(&log), vec![t0 + 300, t0 + 900, t0 + 2_100]);
+    assert_eq!(f.now.total_millis(), t0 + 4_500);
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::Error(Error::TimedOut),
+            Event::StateChange {
+                from: State::Established,
+                to: State::Closed,
+                why: Reason::TimerRetries
+            },
+            Event::Closed,
+        ]
+    );
+    assert_eq!(f.cx.abort_on_timeout, 1);
+}
+
+#[test]
+fn rto_resends_from_snd_una_one_segment_at_a_time() {
+    let mut f = conn_established();
+    f.send(&[5u8; 4 * 1460]);
+    assert_eq!(f.transmit().len(), 4);
+    f.fire_next();
+    // RFC 5681 3.1: after a timeout cwnd is one segment (the loss window).
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(1), 1460));
+    assert_eq!(f.conn.cwnd(), f.conn.smss());
+}
+
+#[test]
+fn ack_of_a_retransmitted_segment_gives_no_rtt_sample_and_keeps_the_backoff() {
+    // Karn's algorithm (RFC 6298 3 and 5): no sample from a retransmitted segment, and
+    // the backed-off RTO stays until a valid sample collapses it.
+    let mut f = conn_established();
+    f.send(b"one");
+    f.transmit();
+    f.fire_next();
+    f.transmit(); // retransmission; RTO now 600 ms
+    f.advance(ms(250));
+    f.inject(&seg(Flags::ACK, irs(1), iss(4), b""));
+    assert_eq!(
+        f.conn.rtt().srtt(),
+        Some(RTT),
+        "no sample from the ambiguous ACK"
+    );
+    assert_eq!(
+        f.conn.rto(),
+        ms(600),
+        "backed-off RTO kept without a new sample"
+    );
+
+    f.send(b"two");
+    f.transmit();
+    assert_eq!(f.timer(Timer::Retransmit), f.now + ms(600));
+    // A segment sent once and acknowledged is a valid sample: RTO collapses back.
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(7), b""));
+    assert_eq!(f.conn.rto(), ms(300));
+}
+
+#[test]
+fn syn_retransmitted_before_the_syn_ack_gives_no_sample_and_data_rto_falls_back_to_3s() {
+    let mut f = conn_syn_sent();
+    f.fire_next();
+    f.transmit(); // SYN again at 1 s
+    f.advance(ms(50));
+    f.inject(&seg(Flags::SYN | Flags::ACK, IRS, iss(1), b""));
+    f.transmit();
+    assert_eq!(f.conn.state(), State::Established);
+    assert_eq!(
+        f.conn.rtt().srtt(),
+        None,
+        "Karn: the SYN-ACK may answer either SYN"
+    );
+    // RFC 6298 5.7: the SYN timed out with RTO < 3 s, so data starts with RTO = 3 s.
+    f.send(b"x");
+    f.transmit();
+    assert_eq!(f.timer(Timer::Retransmit), f.now + Duration::from_secs(3));
+}
+
+#[test]
+fn three_duplicate_acks_fast_retransmit_only_the_first_unacknowledged_segment() {
+    let mut f = conn_established();
+    f.send(&[3u8; 5 * 1460]);
+    assert_eq!(f.transmit().len(), 5);
+    f.advance(RTT);
+    // The first segment arrived; the second was lost; 3, 4 and 5 each trigger a dup ACK.
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    f.expect_nothing();
+    for _ in 0..2 {
+        f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+        f.expect_nothing();
+    }
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    // RFC 5681 3.2 step 2: the lost segment starting at SND.UNA is retransmitted; the
+    // segments the dup ACKs reported as received are not.
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(1461), 1460));
+    assert_eq!((f.cx.fast_retrans, f.cx.retrans_segs), (1, 1));
+    // ssthresh = max(FlightSize / 2, 2 * SMSS) = 2920; cwnd = ssthresh + 3 * SMSS.
+    assert_eq!(f.conn.cwnd(), 2920 + 3 * 1460);
+}
+
+#[test]
+fn partial_ack_in_fast_recovery_retransmits_only_the_next_hole() {
+    let mut f = conn_established();
+    f.send(&[3u8; 5 * 1460]);
+    f.transmit();
+    f.advance(RTT);
+    // Segments 2 and 4 were lost: one new ACK, then three duplicates.
+    for _ in 0..4 {
+        f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    }
+    assert_eq!(f.expect_one().seq, iss(1461));
+    f.advance(RTT);
+    // The retransmitted segment 2 filled the first hole: ACK up to segment 4.
+    f.inject(&seg(Flags::ACK, irs(1), iss(1 + 3 * 1460), b""));
+    // RFC 6582 3.2 step 3: retransmit the first unacknowledged segment, and only it.
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(1 + 3 * 1460), 1460));
+    assert_eq!(f.cx.retrans_segs, 2);
+}
+
+#[test]
+fn ack_after_fast_retransmit_covering_everything_ends_recovery() {
+    let mut f = conn_established();
+    f.send(&[3u8; 5 * 1460]);
+    f.transmit();
+    f.advance(RTT);
+    for _ in 0..4 {
+        f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    }
+    f.transmit();
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(1 + 5 * 1460), b""));
+    f.expect_nothing();
+    assert_eq!(f.conn.send_queue(), 0);
+    assert_eq!(f.conn.timer(Timer::Retransmit), None);
+    // RFC 6582 3.2 step 4: cwnd deflates to min(ssthresh, FlightSize + SMSS).
+    assert_eq!(f.conn.cwnd(), 2920);
+}
+
+#[test]
+fn two_duplicate_acks_do_not_retransmit() {
+    let mut f = conn_established();
+    f.send(&[3u8; 3 * 1460]);
+    f.transmit();
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    f.expect_nothing();
+    assert_eq!(f.cx.fast_retrans, 0);
+}
+
+fn keepalive_fixture() -> Fixture {
+    let mut f = conn_established();
+    let o = f.conn.sockopts_mut();
+    o.keepalive = true;
+    o.keepalive_idle = Duration::from_secs(10);
+    o.keepalive_interval = Duration::from_secs(2);
+    o.keepalive_count = 3;
+    // Socket options take effect once the outputs are drained (the calling order).
+    f.expect_nothing();
+    f
+}
+
+#[test]
+fn keepalive_is_off_by_default() {
+    let mut f = conn_established();
+    f.expect_nothing();
+    assert_eq!(f.conn.timer(Timer::Keepalive), None);
+    assert_eq!(
+        f.conn.poll_timeout(),
+        None,
+        "an idle connection runs no timer at all"
+    );
+}
+
+#[test]
+fn keepalive_probes_an_idle_connection_after_the_idle_time() {
+    let mut f = keepalive_fixture();
+    let idle_since = f.now;
+    assert_eq!(f.timer(Timer::Keepalive), idle_since + secs(10));
+    f.fire_next();
+    let probe = f.expect_one();
+    // RFC 9293 3.8.4 / RFC 1122 4.2.3.6: a segment with SEG.SEQ = SND.NXT - 1.
+    assert_eq!(
+        (probe.flags, probe.seq, probe.ack),
+        (Flags::ACK, ISS, irs(1))
+    );
+    assert!(probe.payload.is_empty());
+    assert_eq!(f.cx.keepalive_probes, 1);
+    assert_eq!(f.timer(Timer::Keepalive), idle_since + secs(12));
+}
+
+#[test]
+fn keepalive_enabled_in_the_config_runs_from_the_end_of_the_handshake() {
+    let cfg = Config {
+        keepalive: true,
+        ..plain_config()
+    };
+    let mut f = conn_established_with(cfg);
+    f.expect_nothing();
+    // Linux's default idle time: 7200 s after the last segment received (the SYN-ACK).
+    assert_eq!(f.timer(Timer::Keepalive), f.now + secs(7200));
+}
+
+#[test]
+fn keepalive_gives_up_after_count_unanswered_probes() {
+    let mut f = keepalive_fixture();
+    let idle_since = f.now;
+    let log = run_to_close(&mut f, 10);
+    let probes: Vec<u64> = log
+        .iter()
+        .map(|(t, _)| t.saturating_since(idle_since).as_secs())
+        .collect();
+    assert_eq!(probes, vec![10, 12, 14]);
+    assert_eq!(f.now, idle_since + secs(16));
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::Error(Error::TimedOut),
+            Event::StateChange {
+                from: State::Established,
+                to: State::Closed,
+                why: Reason::TimerKeepalive
+            },
+            Event::Closed,
+        ]
+    );
+}
+
+#[test]
+fn keepalive_answer_restarts_the_idle_time() {
+    let mut f = keepalive_fixture();
+    f.fire_next();
+    f.transmit();
+    f.fire_next();
+    f.transmit(); // two probes out
+    f.advance(RTT);
+    // The peer answers the probe with an ACK of SND.NXT.
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b""));
+    assert_eq!(f.timer(Timer::Keepalive), f.now + secs(10));
+    // The count starts over: three more probes before giving up.
+    let answered = f.now;
+    let log = run_to_close(&mut f, 10);
+    assert_eq!(log.len(), 3);
+    assert_eq!(f.now, answered + secs(16));
+}
+
+#[test]
+fn keepalive_does_not_probe_while_data_is_in_flight() {
+    let mut f = keepalive_fixture();
+    f.send(b"x");
+    f.transmit();
+    // The retransmission timer watches the peer; keepalive stays quiet.
+    let rto = f.timer(Timer::Retransmit);
+    assert!(rto < f.timer(Timer::Keepalive));
+    f.fire_next();
+    let s = f.expect_one();
+    assert_eq!((s.seq, &s.payload[..]), (iss(1), &b"x"[..]));
+    assert_eq!(f.cx.keepalive_probes, 0);
+}
+
+#[test]
+fn syn_ack_retransmitted_before_the_ack_leaves_data_rto_at_3s() {
+    let mut f = conn_syn_received();
+    f.fire_next();
+    f.transmit(); // SYN-ACK again at 1 s
+    f.advance(ms(50));
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b""));
+    assert_eq!(f.conn.state(), State::Established);
+    assert_eq!(f.conn.rtt().srtt(), None);
+    f.send(b"x");
+    f.transmit();
+    // RFC 6298 5.7, and the handshake's backoff does not carry over into data.
+    assert_eq!(f.timer(Timer::Retransmit), f.now + Duration::from_secs(3));
+}
