@@ -1,0 +1,540 @@
+//! Connection termination: RFC 9293 section 3.6 and the CLOSE call (3.10.4), the FIN
+//! rules of 3.10.7.4 (eighth), TIME_WAIT, and Linux's orphan and abort behaviour.
+
+mod common;
+
+use common::*;
+use seqack::tcp::{Config, Disposition, Error, Event, Reason, SendError, Shutdown, State, Timer};
+use seqack::wire::tcp::Flags;
+use seqack::wire::Seq;
+
+fn close(f: &mut Fixture) {
+    let now = f.now;
+    f.conn.close(now, &mut f.cx);
+}
+
+#[test]
+fn active_close_goes_through_fin_wait_1_fin_wait_2_and_time_wait_to_closed_after_2msl() {
+    let mut f = conn_established();
+    close(&mut f);
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::Established, State::FinWait1, Reason::Close)]
+    );
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack),
+        (Flags::FIN | Flags::ACK, iss(1), irs(1))
+    );
+
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(2), b""));
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::FinWait1, State::FinWait2, Reason::RcvAckOfFin)]
+    );
+    f.expect_nothing();
+
+    f.advance(ms(500));
+    f.inject(&seg(Flags::FIN | Flags::ACK, irs(1), iss(2), b""));
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::FinWait2, State::TimeWait, Reason::RcvFin)]
+    );
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(2), irs(2)));
+    assert_eq!(f.cx.tw, 1);
+
+    // TIME_WAIT lasts 2 * MSL = 60 s with Linux's MSL, and only the 2MSL timer runs.
+    let entered = f.now;
+    assert_eq!(f.conn.poll_timeout(), Some(entered + secs(60)));
+    assert_eq!(f.conn.timer(Timer::FinWait2), None);
+    f.run_until(entered + (secs(60) - ms(1)));
+    assert_eq!(f.conn.state(), State::TimeWait);
+    f.run_until(entered + secs(60));
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::StateChange {
+                from: State::TimeWait,
+                to: State::Closed,
+                why: Reason::Timer2Msl
+            },
+            Event::Closed
+        ]
+    );
+    assert_eq!(f.conn.error(), None);
+    f.expect_nothing();
+}
+
+#[test]
+fn time_wait_lasts_twice_the_configured_msl() {
+    let mut f = conn_time_wait_with(Config {
+        msl: secs(5),
+        ..plain_config()
+    });
+    let entered = f.now;
+    assert_eq!(f.fire_next(), entered + secs(10));
+    assert!(f.conn.is_closed());
+}
+
+#[test]
+fn fin_takes_one_sequence_number_so_only_an_ack_of_iss_plus_2_acknowledges_it() {
+    let mut f = conn_fin_wait_1();
+    // ACK = ISS+1 acknowledges the SYN only; our FIN occupies ISS+1.
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b""));
+    assert_eq!(f.conn.state(), State::FinWait1);
+    f.inject(&seg(Flags::ACK, irs(1), iss(2), b""));
+    assert_eq!(f.conn.state(), State::FinWait2);
+}
+
+#[test]
+fn ack_beyond_our_fin_is_answered_and_dropped() {
+    let mut f = conn_fin_wait_1();
+    f.inject(&seg(Flags::ACK, irs(1), iss(3), b""));
+    // RFC 9293 3.10.7.4 fifth: SEG.ACK > SND.NXT: send an ACK, drop the segment.
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(2), irs(1)));
+    assert_eq!(f.conn.state(), State::FinWait1);
+}
+
+#[test]
+fn passive_close_goes_through_close_wait_and_last_ack_to_closed() {
+    let mut f = conn_established();
+    f.inject(&seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::Readable,
+            Event::StateChange {
+                from: State::Established,
+                to: State::CloseWait,
+                why: Reason::RcvFin
+            },
+        ]
+    );
+    // The peer's FIN takes one sequence number: ACK = IRS+2.
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(2)));
+    let mut buf = [0u8; 8];
+    assert_eq!(f.conn.recv(&mut buf), Ok(0), "end of stream");
+    assert!(f.conn.peer_closed());
+
+    close(&mut f);
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::CloseWait, State::LastAck, Reason::Close)]
+    );
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack),
+        (Flags::FIN | Flags::ACK, iss(1), irs(2))
+    );
+
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(2), iss(2), b""));
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::StateChange {
+                from: State::LastAck,
+                to: State::Closed,
+                why: Reason::RcvAckOfFin
+            },
+            Event::Closed
+        ]
+    );
+    f.expect_nothing();
+    assert_eq!(
+        f.conn.poll_timeout(),
+        None,
+        "the passive closer has no TIME_WAIT"
+    );
+    assert_eq!(f.cx.tw, 0);
+}
+
+#[test]
+fn close_wait_can_still_send_and_the_fin_follows_the_data() {
+    let mut f = conn_close_wait();
+    f.send(b"bye");
+    close(&mut f);
+    let sent = f.transmit();
+    let data_end = iss(4);
+    assert!(sent.iter().any(|s| s.seq == iss(1) && s.payload == b"bye"));
+    let fin = sent.iter().find(|s| s.flags.fin()).expect("a FIN");
+    assert_eq!(
+        fin.seq + fin.payload.len() as u32,
+        data_end,
+        "FIN takes the number after the last byte"
+    );
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(2), iss(5), b""));
+    assert!(f.conn.is_closed());
+}
+
+#[test]
+fn retransmitted_fin_in_close_wait_is_acked_again() {
+    let mut f = conn_close_wait();
+    f.inject(&seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.ack), (Flags::ACK, irs(2)));
+    assert_eq!(f.conn.state(), State::CloseWait);
+    assert!(f.state_changes().is_empty());
+}
+
+#[test]
+fn fin_with_the_ack_of_our_fin_in_fin_wait_1_goes_straight_to_time_wait() {
+    let mut f = conn_fin_wait_1();
+    f.advance(RTT);
+    f.inject(&seg(Flags::FIN | Flags::ACK, irs(1), iss(2), b""));
+    // One transition, named for the merged FIN+ACK; no FIN_WAIT_2 in between.
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::FinWait1, State::TimeWait, Reason::RcvFinAckOfFin)]
+    );
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(2), irs(2)));
+    assert_eq!(f.timer(Timer::TimeWait), f.now + secs(60));
+    assert_eq!(
+        f.conn.timer(Timer::Retransmit),
+        None,
+        "our FIN is acknowledged"
+    );
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing_to_time_wait() {
+    let mut f = conn_fin_wait_1();
+    // The peer's FIN crossed ours: it does not acknowledge our FIN.
+    f.inject(&seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::FinWait1, State::Closing, Reason::RcvFin)]
+    );
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(2), irs(2)));
+    assert!(
+        f.conn.timer(Timer::Retransmit).is_some(),
+        "our FIN is still unacknowledged"
+    );
+
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(2), iss(2), b""));
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::Closing, State::TimeWait, Reason::RcvAckOfFin)]
+    );
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::TimeWait), f.now + secs(60));
+    assert_eq!(f.conn.timer(Timer::Retransmit), None);
+}
+
+#[test]
+fn half_closed_connection_still_receives_data_in_fin_wait_1() {
+    let mut f = conn_fin_wait_1();
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"abc"));
+    let ack = f.expect_one();
+    assert_eq!((ack.seq, ack.ack), (iss(2), irs(4)));
+    assert_eq!(f.read_all(), b"abc");
+    assert_eq!(f.conn.state(), State::FinWait1);
+}
+
+#[test]
+fn half_closed_connection_still_receives_data_in_fin_wait_2() {
+    let mut f = conn_fin_wait_2();
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(1), iss(2), b"more data"));
+    assert_eq!(f.expect_one().ack, irs(10));
+    assert_eq!(f.read_all(), b"more data");
+    f.inject(&seg(Flags::FIN | Flags::ACK, irs(10), iss(2), b""));
+    assert_eq!(f.expect_one().ack, irs(11));
+    assert_eq!(f.conn.state(), State::TimeWait);
+}
+
+#[test]
+fn send_after_shutdown_write_fails() {
+    let mut f = conn_fin_wait_1();
+    assert_eq!(f.conn.send(b"x"), Err(SendError::Shutdown));
+    f.expect_nothing();
+}
+
+#[test]
+fn fin_wait_1_retransmits_its_fin_on_rto() {
+    let mut f = conn_fin_wait_1();
+    let sent_at = f.now;
+    assert_eq!(f.fire_next(), sent_at + ms(300));
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack),
+        (Flags::FIN | Flags::ACK, iss(1), irs(1))
+    );
+    assert_eq!(f.cx.retrans_segs, 1);
+}
+
+#[test]
+fn last_ack_retransmits_its_fin_on_rto_with_backoff() {
+    let mut f = conn_last_ack();
+    let sent_at = f.now;
+    assert_eq!(f.fire_next(), sent_at + ms(300));
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack),
+        (Flags::FIN | Flags::ACK, iss(1), irs(2))
+    );
+    assert_eq!(f.fire_next(), sent_at + ms(300 + 600));
+    assert_eq!(f.expect_one().seq, iss(1));
+    assert_eq!(f.conn.state(), State::LastAck);
+}
+
+#[test]
+fn orphaned_last_ack_gives_up_after_orphan_retries() {
+    let mut f = conn_last_ack_with(Config {
+        orphan_retries: 2,
+        ..plain_config()
+    });
+    let sent_at = f.now;
+    for _ in 0..2 {
+        f.fire_next();
+        assert_eq!(f.expect_one().seq, iss(1));
+    }
+    assert_eq!(f.fire_next(), sent_at + ms(300 + 600 + 1200));
+    assert!(f.conn.is_closed());
+    assert!(f
+        .state_changes()
+        .contains(&(State::LastAck, State::Closed, Reason::TimerRetries)));
+}
+
+#[test]
+fn time_wait_reacks_a_retransmitted_fin_and_restarts_2msl() {
+    let mut f = conn_time_wait();
+    f.advance(secs(10));
+    // Our last ACK was lost; the peer sends its FIN again.
+    assert_eq!(
+        f.inject(&seg(Flags::FIN | Flags::ACK, irs(1), iss(2), b"")),
+        Disposition::Consumed
+    );
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(2), irs(2)));
+    // RFC 9293 3.10.7.4 eighth, TIME-WAIT: "Restart the 2 MSL time-out."
+    assert_eq!(f.timer(Timer::TimeWait), f.now + secs(60));
+    assert_eq!(f.conn.state(), State::TimeWait);
+}
+
+#[test]
+fn time_wait_ignores_a_duplicate_bare_ack() {
+    let mut f = conn_time_wait();
+    let deadline = f.timer(Timer::TimeWait);
+    f.advance(secs(1));
+    f.inject(&seg(Flags::ACK, irs(2), iss(2), b""));
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::TimeWait), deadline, "not restarted");
+}
+
+#[test]
+fn time_wait_answers_an_out_of_window_segment_with_an_ack() {
+    let mut f = conn_time_wait();
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(5000), iss(2), b"stray"));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(2), irs(2)));
+    assert_eq!(f.conn.state(), State::TimeWait);
+}
+
+#[test]
+fn time_wait_syn_above_rcv_nxt_may_reopen_the_four_tuple() {
+    let mut f = conn_time_wait();
+    // RFC 6191 / RFC 9293 3.10.7.4 note: a new SYN with a higher sequence number.
+    assert_eq!(
+        f.inject(&seg(Flags::SYN, irs(100_000), Seq(0), b"")),
+        Disposition::Recycle
+    );
+    f.expect_nothing();
+    assert_eq!(
+        f.conn.state(),
+        State::TimeWait,
+        "the stack decides; the connection waits"
+    );
+    f.conn.recycle_time_wait();
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::StateChange {
+                from: State::TimeWait,
+                to: State::Closed,
+                why: Reason::TimeWaitRecycled
+            },
+            Event::Closed,
+        ]
+    );
+}
+
+#[test]
+fn time_wait_old_syn_is_not_recycled_but_acked() {
+    let mut f = conn_time_wait();
+    assert_eq!(
+        f.inject(&seg(Flags::SYN, irs(0), Seq(0), b"")),
+        Disposition::Consumed
+    );
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(2), irs(2)));
+    assert_eq!(f.conn.state(), State::TimeWait);
+}
+
+#[test]
+fn orphaned_fin_wait_2_times_out_after_fin_wait2_timeout() {
+    let mut f = conn_fin_wait_2();
+    close(&mut f);
+    // close() in FIN_WAIT_2: the FIN is already out; only the orphan timer starts.
+    f.expect_nothing();
+    let closed_at = f.now;
+    assert_eq!(f.timer(Timer::FinWait2), closed_at + secs(60));
+    assert_eq!(f.fire_next(), closed_at + secs(60));
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::StateChange {
+                from: State::FinWait2,
+                to: State::Closed,
+                why: Reason::TimerFinWait2
+            },
+            Event::Closed
+        ]
+    );
+    f.expect_nothing();
+}
+
+#[test]
+fn orphaned_fin_wait_2_timeout_follows_the_tcp_linger2_sockopt() {
+    let mut f = conn_established();
+    f.conn.sockopts_mut().fin_wait2_timeout = secs(5);
+    close(&mut f);
+    f.transmit();
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(2), b""));
+    assert_eq!(f.conn.state(), State::FinWait2);
+    // The timer starts when FIN_WAIT_2 is entered.
+    assert_eq!(f.timer(Timer::FinWait2), f.now + secs(5));
+    f.fire_next();
+    assert!(f
+        .state_changes()
+        .contains(&(State::FinWait2, State::Closed, Reason::TimerFinWait2)));
+}
+
+#[test]
+fn orphaned_fin_wait_2_timeout_follows_config_fin_wait2_timeout() {
+    let mut f = conn_fin_wait_2_with(Config {
+        fin_wait2_timeout: secs(7),
+        ..plain_config()
+    });
+    close(&mut f);
+    assert_eq!(f.timer(Timer::FinWait2), f.now + secs(7));
+}
+
+#[test]
+fn fin_wait_2_after_shutdown_write_only_waits_for_the_peer_indefinitely() {
+    let mut f = conn_fin_wait_2();
+    assert_eq!(f.conn.timer(Timer::FinWait2), None);
+    assert_eq!(f.conn.poll_timeout(), None);
+    f.run_until(f.now + secs(24 * 3600));
+    assert_eq!(f.conn.state(), State::FinWait2);
+}
+
+#[test]
+fn close_with_unread_received_data_aborts_with_rst() {
+    let mut f = conn_established();
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"unread"));
+    f.transmit();
+    f.events();
+    close(&mut f);
+    // RFC 2525 2.17 and Linux: data would be lost silently, so reset instead of FIN.
+    let rst = f.expect_one();
+    assert_eq!(
+        (rst.flags, rst.seq, rst.ack),
+        (Flags::RST | Flags::ACK, iss(1), irs(7))
+    );
+    assert!(f
+        .state_changes()
+        .contains(&(State::Established, State::Closed, Reason::Abort)));
+    assert!(f.conn.is_closed());
+    assert_eq!((f.cx.abort_on_close, f.cx.out_rsts, f.cx.tw), (1, 1, 0));
+    assert_eq!(f.conn.poll_timeout(), None);
+}
+
+#[test]
+fn close_with_linger_zero_sends_rst_and_skips_time_wait() {
+    let mut f = conn_established();
+    f.conn.sockopts_mut().linger_zero = true;
+    close(&mut f);
+    let rst = f.expect_one();
+    assert!(rst.flags.rst() && !rst.flags.fin());
+    assert_eq!(rst.seq, iss(1), "RFC 9293 3.10.5: <SEQ=SND.NXT><CTL=RST>");
+    assert!(f
+        .state_changes()
+        .contains(&(State::Established, State::Closed, Reason::Abort)));
+    assert_eq!((f.cx.abort_on_linger, f.cx.tw), (1, 0));
+    assert_eq!(f.conn.poll_timeout(), None);
+}
+
+#[test]
+fn data_arriving_after_close_is_answered_with_rst() {
+    let mut f = conn_established();
+    close(&mut f);
+    f.transmit(); // our FIN, SND.NXT = ISS+2
+    f.events();
+    // The peer had not seen our FIN yet and sends more data.
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"late"));
+    // Nobody will read it (Linux: TCPAbortOnData).
+    let rst = f.expect_one();
+    assert!(rst.flags.rst());
+    assert_eq!(rst.seq, iss(2));
+    assert!(f.conn.is_closed());
+    assert!(f
+        .state_changes()
+        .contains(&(State::FinWait1, State::Closed, Reason::Abort)));
+    assert_eq!(f.cx.abort_on_data, 1);
+}
+
+#[test]
+fn data_arriving_in_orphaned_fin_wait_2_is_answered_with_rst() {
+    let mut f = conn_fin_wait_2();
+    close(&mut f);
+    f.inject(&seg(Flags::ACK, irs(1), iss(2), b"late"));
+    let rst = f.expect_one();
+    assert!(rst.flags.rst());
+    assert_eq!(rst.seq, iss(2));
+    assert!(f.conn.is_closed());
+}
+
+#[test]
+fn abort_in_established_sends_rst_and_reports_aborted() {
+    let mut f = conn_established();
+    let now = f.now;
+    f.conn.abort(now, &mut f.cx);
+    let rst = f.expect_one();
+    assert!(rst.flags.rst());
+    assert_eq!(rst.seq, iss(1));
+    assert_eq!(f.conn.error(), Some(Error::Aborted));
+    assert_eq!(
+        f.inject(&seg(Flags::ACK, irs(1), iss(1), b"")),
+        Disposition::NoConnection
+    );
+}
+
+#[test]
+fn shutdown_write_before_the_handshake_sends_the_fin_after_it() {
+    let mut f = conn_syn_sent();
+    f.conn.shutdown(Shutdown::Write);
+    f.expect_nothing();
+    f.advance(RTT);
+    f.inject(&seg(Flags::SYN | Flags::ACK, IRS, iss(1), b""));
+    let changes = f.state_changes();
+    assert_eq!(
+        changes.last(),
+        Some(&(State::Established, State::FinWait1, Reason::ShutdownWrite))
+    );
+    let sent = f.transmit();
+    let fin = sent
+        .iter()
+        .find(|s| s.flags.fin())
+        .expect("FIN after the handshake");
+    assert_eq!(fin.seq, iss(1));
+    assert!(sent.iter().all(|s| s.ack == irs(1)));
+}
