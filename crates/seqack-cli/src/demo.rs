@@ -184,14 +184,30 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
     cur.insert(client, State::Closed);
     // The server's endpoint starts as a listener, except when it opens actively and in
     // the refused scenario, where the SYN goes to a port with no socket at all.
-    let server_listens = !matches!(out.options.scenario, Scenario::SimultaneousOpen | Scenario::Refused);
-    cur.insert(server, if server_listens { State::Listen } else { State::Closed });
+    let server_listens = !matches!(
+        out.options.scenario,
+        Scenario::SimultaneousOpen | Scenario::Refused
+    );
+    cur.insert(
+        server,
+        if server_listens {
+            State::Listen
+        } else {
+            State::Closed
+        },
+    );
     let mut rows: Vec<Row> = Vec::new();
     let mut row_of: HashMap<u64, usize> = HashMap::new();
     let mut pending_note: HashMap<usize, Vec<String>> = HashMap::new();
     for e in &out.trace {
         match e {
-            TraceEntry::Sent { id, t, info: p, lost, bytes } => {
+            TraceEntry::Sent {
+                id,
+                t,
+                info: p,
+                lost,
+                bytes,
+            } => {
                 if !p.is_tcp {
                     continue;
                 }
@@ -203,14 +219,27 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
                 }
                 let my = *me;
                 let peer = p.to.and_then(|n| info.get(&n).copied()).unwrap_or_default();
-                let rel = |v: u32, base: Option<u32>| if absolute { v } else { base.map_or(v, |b| v.wrapping_sub(b)) };
-                let end = p.seq.0.wrapping_add(p.len as u32 + u32::from(p.flags.syn()) + u32::from(p.flags.fin()));
+                let rel = |v: u32, base: Option<u32>| {
+                    if absolute {
+                        v
+                    } else {
+                        base.map_or(v, |b| v.wrapping_sub(b))
+                    }
+                };
+                let end = p.seq.0.wrapping_add(
+                    p.len as u32 + u32::from(p.flags.syn()) + u32::from(p.flags.fin()),
+                );
                 let mut notes = pending_note.remove(&p.from).unwrap_or_default();
                 let occupies = p.len > 0 || p.flags.syn() || p.flags.fin();
                 // The SYN-ACK of a simultaneous open repeats the SYN's sequence number
                 // but is a new segment.
                 let first_synack = p.flags.syn() && p.flags.ack() && !my.sent_synack;
-                if occupies && !first_synack && my.highest.is_some_and(|h| (end.wrapping_sub(h) as i32) <= 0) {
+                if occupies
+                    && !first_synack
+                    && my
+                        .highest
+                        .is_some_and(|h| (end.wrapping_sub(h) as i32) <= 0)
+                {
                     notes.push("retransmission".into());
                 }
                 if first_synack {
@@ -234,7 +263,11 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
                     (false, Some(ws), Some(_)) => u32::from(p.window) << ws.min(14),
                     _ => u32::from(p.window),
                 };
-                let dir = if p.from == client { Dir::Right } else { Dir::Left };
+                let dir = if p.from == client {
+                    Dir::Right
+                } else {
+                    Dir::Left
+                };
                 rows.push(Row {
                     t: *t,
                     arrive: None,
@@ -244,7 +277,9 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
                     ack: p.flags.ack().then(|| rel(p.ack.0, peer.isn)),
                     len: p.len as u32,
                     win: scaled,
-                    options: seg_opts.map(|o| short_options(&o, p.flags.syn(), peer.isn, absolute)).unwrap_or_default(),
+                    options: seg_opts
+                        .map(|o| short_options(&o, p.flags.syn(), peer.isn, absolute))
+                        .unwrap_or_default(),
                     notes,
                     left_state: cur.get(&client).copied(),
                     right_state: cur.get(&server).copied(),
@@ -253,7 +288,9 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
                 });
                 row_of.insert(*id, rows.len() - 1);
             }
-            TraceEntry::Delivered { id, t, corrupted, .. } => {
+            TraceEntry::Delivered {
+                id, t, corrupted, ..
+            } => {
                 if let Some(&r) = row_of.get(id) {
                     let row = &mut rows[r];
                     if row.arrive.is_some() {
@@ -268,9 +305,17 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
                     row.right_state = cur.get(&server).copied();
                 }
             }
-            TraceEntry::Event { node, event, cause, .. } => {
-                let (StackEvent::Conn { event: Event::StateChange { to, why, .. }, .. }
-                | StackEvent::Listener { event: Event::StateChange { to, why, .. }, .. }) = event
+            TraceEntry::Event {
+                node, event, cause, ..
+            } => {
+                let (StackEvent::Conn {
+                    event: Event::StateChange { to, why, .. },
+                    ..
+                }
+                | StackEvent::Listener {
+                    event: Event::StateChange { to, why, .. },
+                    ..
+                }) = event
                 else {
                     continue;
                 };
@@ -288,13 +333,18 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
                     }
                     Cause::App | Cause::Timer | Cause::Send => {
                         let side = if *node == client { "client" } else { "server" };
-                        pending_note.entry(*node).or_default().push(format!("{side} {} -> {to}", why.as_str()));
+                        pending_note
+                            .entry(*node)
+                            .or_default()
+                            .push(format!("{side} {} -> {to}", why.as_str()));
                     }
                 }
             }
         }
     }
-    let (cl, sv) = out.addrs.map_or((String::new(), String::new()), |(c, s)| (c.to_string(), s.to_string()));
+    let (cl, sv) = out.addrs.map_or((String::new(), String::new()), |(c, s)| {
+        (c.to_string(), s.to_string())
+    });
     let o = &out.options;
     Ladder {
         title: format!(
@@ -307,7 +357,11 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
         left: format!("client {cl}"),
         right: format!("server {sv}"),
         left_initial: Some(State::Closed),
-        right_initial: Some(if server_listens { State::Listen } else { State::Closed }),
+        right_initial: Some(if server_listens {
+            State::Listen
+        } else {
+            State::Closed
+        }),
         rows,
     }
 }
@@ -346,10 +400,18 @@ pub fn summary(out: &Outcome) -> String {
     let mut s = String::new();
     let o = &out.options;
     let _ = writeln!(s, "summary of {}: {}", o.scenario, o.scenario.about());
-    let (cl, sv) = out.addrs.map_or(("?".to_string(), "?".to_string()), |(c, s)| (c.to_string(), s.to_string()));
+    let (cl, sv) = out
+        .addrs
+        .map_or(("?".to_string(), "?".to_string()), |(c, s)| {
+            (c.to_string(), s.to_string())
+        });
     for (side, addr) in [(Side::Client, cl), (Side::Server, sv)] {
         let path: Vec<&str> = out.path(side).iter().map(|s| s.name()).collect();
-        let path = if path.is_empty() { "no socket on this port: CLOSED throughout".to_string() } else { path.join(" -> ") };
+        let path = if path.is_empty() {
+            "no socket on this port: CLOSED throughout".to_string()
+        } else {
+            path.join(" -> ")
+        };
         let _ = writeln!(s, "  {:<6} {:<22} {}", side.name(), addr, path);
     }
     for (what, sent, got) in [
@@ -366,7 +428,12 @@ pub fn summary(out: &Outcome) -> String {
         } else {
             "CORRUPTED"
         };
-        let _ = writeln!(s, "  data   {what}: {} of {} bytes, {verdict}", got.len(), sent.len());
+        let _ = writeln!(
+            s,
+            "  data   {what}: {} of {} bytes, {verdict}",
+            got.len(),
+            sent.len()
+        );
     }
     let (cc, sc) = &out.counters;
     let _ = writeln!(
@@ -387,11 +454,18 @@ pub fn summary(out: &Outcome) -> String {
             );
         }
     }
-    for (side, e) in [(Side::Client, out.client_error), (Side::Server, out.server_error)] {
+    for (side, e) in [
+        (Side::Client, out.client_error),
+        (Side::Server, out.server_error),
+    ] {
         if let Some(e) = e {
             let _ = writeln!(s, "  error  {} saw: {e}", side.name());
         }
     }
-    let _ = writeln!(s, "  ended  at {:.3} s virtual time", out.end.total_micros() as f64 / 1e6);
+    let _ = writeln!(
+        s,
+        "  ended  at {:.3} s virtual time",
+        out.end.total_micros() as f64 / 1e6
+    );
     s
 }

@@ -17,7 +17,11 @@ pub struct PcapTap<W: Write> {
 impl<W: Write> PcapTap<W> {
     /// Writes the file header to `w`.
     pub fn new(w: W) -> std::io::Result<PcapTap<W>> {
-        let header = PcapHeader { datalink: DataLink::RAW, snaplen: SNAPLEN, ..Default::default() };
+        let header = PcapHeader {
+            datalink: DataLink::RAW,
+            snaplen: SNAPLEN,
+            ..Default::default()
+        };
         let writer = PcapWriter::with_header(w, header).map_err(to_io)?;
         Ok(PcapTap { writer })
     }
@@ -49,7 +53,8 @@ mod tests {
     #[test]
     fn round_trips_through_a_reader() {
         let mut tap = PcapTap::new(Vec::new()).unwrap();
-        tap.write(Instant::from_micros(1_500_000), &[0x45, 0, 0, 20]).unwrap();
+        tap.write(Instant::from_micros(1_500_000), &[0x45, 0, 0, 20])
+            .unwrap();
         let bytes = tap.into_inner();
         let mut r = PcapReader::new(&bytes[..]).unwrap();
         assert_eq!(r.header().datalink, DataLink::RAW);

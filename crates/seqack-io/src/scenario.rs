@@ -220,7 +220,11 @@ impl Outcome {
     /// The state path of one side's connection (listener changes excluded).
     pub fn path(&self, side: Side) -> Vec<State> {
         let mut p = Vec::new();
-        for c in self.states.iter().filter(|c| c.side == side && c.remote.port() != 0) {
+        for c in self
+            .states
+            .iter()
+            .filter(|c| c.side == side && c.remote.port() != 0)
+        {
             if p.is_empty() {
                 p.push(c.from);
             }
@@ -231,7 +235,11 @@ impl Outcome {
 
     /// Time spent in TIME_WAIT by one side: (entered, left), if it was there.
     pub fn time_wait(&self, side: Side) -> Option<(Instant, Instant)> {
-        let mine = || self.states.iter().filter(|c| c.side == side && c.remote.port() != 0);
+        let mine = || {
+            self.states
+                .iter()
+                .filter(|c| c.side == side && c.remote.port() != 0)
+        };
         let enter = mine().find(|c| c.to == State::TimeWait)?.t;
         let leave = mine().find(|c| c.from == State::TimeWait)?.t;
         Some((enter, leave))
@@ -243,7 +251,10 @@ impl Outcome {
 enum Step {
     Listen,
     Accept,
-    Connect { local_port: Option<u16>, remote_port: u16 },
+    Connect {
+        local_port: Option<u16>,
+        remote_port: u16,
+    },
     Send(usize),
     /// Read until this many bytes have arrived in total.
     Recv(usize),
@@ -287,7 +298,10 @@ fn pattern_byte(salt: u8, i: usize) -> u8 {
 fn scripts(o: &Options) -> (Vec<Step>, Vec<Step>) {
     use Step::*;
     let (req, resp) = (o.request, o.response);
-    let connect = Connect { local_port: Some(CLIENT_PORT), remote_port: SERVER_PORT };
+    let connect = Connect {
+        local_port: Some(CLIENT_PORT),
+        remote_port: SERVER_PORT,
+    };
     let think = Sleep(Duration::from_millis(20));
     match o.scenario {
         Scenario::ActiveClose | Scenario::LostFinalAck | Scenario::LostFin => (
@@ -305,7 +319,10 @@ fn scripts(o: &Options) -> (Vec<Step>, Vec<Step>) {
         Scenario::SimultaneousOpen => (
             vec![connect, Send(req), Recv(resp), Close],
             vec![
-                Connect { local_port: Some(SERVER_PORT), remote_port: CLIENT_PORT },
+                Connect {
+                    local_port: Some(SERVER_PORT),
+                    remote_port: CLIENT_PORT,
+                },
                 Recv(req),
                 Send(resp),
                 Eof,
@@ -337,10 +354,24 @@ fn scripts(o: &Options) -> (Vec<Step>, Vec<Step>) {
         ),
         Scenario::RstAbort => (
             vec![connect, Send(req), Recv(resp), Abort],
-            vec![Listen, Accept, Recv(req), Send(resp), ExpectError(Error::Reset), Close],
+            vec![
+                Listen,
+                Accept,
+                Recv(req),
+                Send(resp),
+                ExpectError(Error::Reset),
+                Close,
+            ],
         ),
         Scenario::Refused => (
-            vec![Connect { local_port: Some(CLIENT_PORT), remote_port: SERVER_PORT + 1 }, ExpectError(Error::Refused), Close],
+            vec![
+                Connect {
+                    local_port: Some(CLIENT_PORT),
+                    remote_port: SERVER_PORT + 1,
+                },
+                ExpectError(Error::Refused),
+                Close,
+            ],
             vec![Listen],
         ),
     }
@@ -348,9 +379,15 @@ fn scripts(o: &Options) -> (Vec<Step>, Vec<Step>) {
 
 fn addrs(ipv6: bool) -> (IpAddr, IpAddr) {
     if ipv6 {
-        ("fd00::1".parse().expect("literal"), "fd00::2".parse().expect("literal"))
+        (
+            "fd00::1".parse().expect("literal"),
+            "fd00::2".parse().expect("literal"),
+        )
     } else {
-        ("10.0.0.1".parse().expect("literal"), "10.0.0.2".parse().expect("literal"))
+        (
+            "10.0.0.1".parse().expect("literal"),
+            "10.0.0.2".parse().expect("literal"),
+        )
     }
 }
 
@@ -374,7 +411,10 @@ fn drop_final_ack(client: usize, server: usize) -> Filter {
 /// Runs a scenario to its end (or to a virtual-time limit) and checks the outcome.
 pub fn run(o: &Options) -> Outcome {
     let (cip, sip) = addrs(o.ipv6);
-    let mut tcp = seqack::Config { msl: o.msl, ..Default::default() };
+    let mut tcp = seqack::Config {
+        msl: o.msl,
+        ..Default::default()
+    };
     if o.link.loss > 0.0 || o.link.corrupt > 0.0 {
         // A lossy demo tests recovery, not giving up: allow more retries than Linux.
         tcp.syn_retries = 30;
@@ -383,7 +423,11 @@ pub fn run(o: &Options) -> Outcome {
         tcp.retries2 = 30;
     }
     let stack = |seed: u64, ip: IpAddr| {
-        let mut s = Stack::new(StackConfig { tcp: tcp.clone(), seed, ..Default::default() });
+        let mut s = Stack::new(StackConfig {
+            tcp: tcp.clone(),
+            seed,
+            ..Default::default()
+        });
         s.add_address(ip);
         s
     };
@@ -428,7 +472,11 @@ pub fn run(o: &Options) -> Outcome {
             app.advance(&mut world, ips);
         }
         while let Some((t, node, ev)) = world.poll_event() {
-            let side = if node == client { Side::Client } else { Side::Server };
+            let side = if node == client {
+                Side::Client
+            } else {
+                Side::Server
+            };
             record_event(&mut states, t, side, &ev, &mut addr_pair);
             for app in apps.iter_mut().filter(|a| a.node == node) {
                 app.on_event(&ev);
@@ -454,7 +502,11 @@ pub fn run(o: &Options) -> Outcome {
     let [c, s] = apps;
     for app in [&c, &s] {
         if app.pc < app.script.len() {
-            failures.push(format!("{} script stopped at step {:?}", app.side.name(), app.script[app.pc]));
+            failures.push(format!(
+                "{} script stopped at step {:?}",
+                app.side.name(),
+                app.script[app.pc]
+            ));
         }
     }
     if let Some(mut w) = world.take_pcap() {
@@ -476,7 +528,10 @@ pub fn run(o: &Options) -> Outcome {
         client_error: c.error,
         server_error: s.error,
         end: world.now(),
-        counters: (world.stack(client).counters().clone(), world.stack(server).counters().clone()),
+        counters: (
+            world.stack(client).counters().clone(),
+            world.stack(server).counters().clone(),
+        ),
         link: world.stats().clone(),
         failures,
     };
@@ -492,7 +547,12 @@ fn record_event(
     pair: &mut Option<(SocketAddr, SocketAddr)>,
 ) {
     let (local, remote, event) = match *ev {
-        StackEvent::Conn { local, remote, event, .. } => {
+        StackEvent::Conn {
+            local,
+            remote,
+            event,
+            ..
+        } => {
             if pair.is_none() {
                 *pair = Some(match side {
                     Side::Client => (local, remote),
@@ -502,13 +562,25 @@ fn record_event(
             (local, remote, event)
         }
         StackEvent::Listener { local, event, .. } => {
-            let any: IpAddr = if local.is_ipv4() { [0u8; 4].into() } else { [0u16; 8].into() };
+            let any: IpAddr = if local.is_ipv4() {
+                [0u8; 4].into()
+            } else {
+                [0u16; 8].into()
+            };
             (local, SocketAddr::new(any, 0), event)
         }
         StackEvent::Incoming(_) => return,
     };
     if let Event::StateChange { from, to, why } = event {
-        states.push(StateChange { t, side, local, remote, from, to, why });
+        states.push(StateChange {
+            t,
+            side,
+            local,
+            remote,
+            from,
+            to,
+            why,
+        });
     }
 }
 
@@ -531,7 +603,12 @@ impl App {
     }
 
     fn on_event(&mut self, ev: &StackEvent) {
-        if let StackEvent::Conn { id, event: Event::Error(e), .. } = *ev {
+        if let StackEvent::Conn {
+            id,
+            event: Event::Error(e),
+            ..
+        } = *ev
+        {
             if Some(id) == self.conn {
                 self.error = Some(e);
             }
@@ -572,9 +649,14 @@ impl App {
                     None => false,
                 }
             }
-            Step::Connect { local_port, remote_port } => {
+            Step::Connect {
+                local_port,
+                remote_port,
+            } => {
                 let local = local_port.map(|p| SocketAddr::new(me, p));
-                let r = w.with_stack(node, |s, now| s.connect(now, local, SocketAddr::new(peer, remote_port)));
+                let r = w.with_stack(node, |s, now| {
+                    s.connect(now, local, SocketAddr::new(peer, remote_port))
+                });
                 self.conn = r.ok();
                 true
             }
@@ -582,7 +664,9 @@ impl App {
                 let Some(id) = self.conn else { return true };
                 let at = self.sent.len();
                 let left = n - self.queued_this_step(n);
-                let chunk: Vec<u8> = (at..at + left).map(|i| pattern_byte(self.pattern_salt, i)).collect();
+                let chunk: Vec<u8> = (at..at + left)
+                    .map(|i| pattern_byte(self.pattern_salt, i))
+                    .collect();
                 match w.with_stack(node, |s, now| s.send(now, id, &chunk)) {
                     Ok(k) => {
                         self.sent.extend_from_slice(&chunk[..k]);
@@ -671,25 +755,83 @@ impl App {
 /// The state paths RFC 9293 prescribes for each scenario on a lossless link.
 fn expected_paths(s: Scenario) -> (Vec<State>, Vec<State>) {
     use State::*;
-    let active = vec![Closed, SynSent, Established, FinWait1, FinWait2, TimeWait, Closed];
+    let active = vec![
+        Closed,
+        SynSent,
+        Established,
+        FinWait1,
+        FinWait2,
+        TimeWait,
+        Closed,
+    ];
     let passive = vec![Listen, SynReceived, Established, CloseWait, LastAck, Closed];
     match s {
-        Scenario::ActiveClose | Scenario::HalfClose | Scenario::LostFinalAck | Scenario::LostFin => (active, passive),
+        Scenario::ActiveClose
+        | Scenario::HalfClose
+        | Scenario::LostFinalAck
+        | Scenario::LostFin => (active, passive),
         Scenario::PassiveClose => (
             vec![Closed, SynSent, Established, CloseWait, LastAck, Closed],
-            vec![Listen, SynReceived, Established, FinWait1, FinWait2, TimeWait, Closed],
+            vec![
+                Listen,
+                SynReceived,
+                Established,
+                FinWait1,
+                FinWait2,
+                TimeWait,
+                Closed,
+            ],
         ),
-        Scenario::ThreeWayClose => (vec![Closed, SynSent, Established, FinWait1, TimeWait, Closed], passive),
+        Scenario::ThreeWayClose => (
+            vec![Closed, SynSent, Established, FinWait1, TimeWait, Closed],
+            passive,
+        ),
         Scenario::SimultaneousOpen => (
-            vec![Closed, SynSent, SynReceived, Established, FinWait1, FinWait2, TimeWait, Closed],
-            vec![Closed, SynSent, SynReceived, Established, CloseWait, LastAck, Closed],
+            vec![
+                Closed,
+                SynSent,
+                SynReceived,
+                Established,
+                FinWait1,
+                FinWait2,
+                TimeWait,
+                Closed,
+            ],
+            vec![
+                Closed,
+                SynSent,
+                SynReceived,
+                Established,
+                CloseWait,
+                LastAck,
+                Closed,
+            ],
         ),
         Scenario::SimultaneousClose => {
-            let p = vec![Closed, SynSent, Established, FinWait1, Closing, TimeWait, Closed];
-            let q = vec![Listen, SynReceived, Established, FinWait1, Closing, TimeWait, Closed];
+            let p = vec![
+                Closed,
+                SynSent,
+                Established,
+                FinWait1,
+                Closing,
+                TimeWait,
+                Closed,
+            ];
+            let q = vec![
+                Listen,
+                SynReceived,
+                Established,
+                FinWait1,
+                Closing,
+                TimeWait,
+                Closed,
+            ];
             (p, q)
         }
-        Scenario::RstAbort => (vec![Closed, SynSent, Established, Closed], vec![Listen, SynReceived, Established, Closed]),
+        Scenario::RstAbort => (
+            vec![Closed, SynSent, Established, Closed],
+            vec![Listen, SynReceived, Established, Closed],
+        ),
         Scenario::Refused => (vec![Closed, SynSent, Closed], vec![]),
     }
 }
@@ -701,7 +843,13 @@ fn check(out: &mut Outcome, world: &World) {
     // Every state change is one RFC 9293 allows, for the reason given.
     for c in &out.states {
         if !seqack::tcp::rfc9293_allows(c.from, c.to, c.why) {
-            fail(format!("{} {} -> {} ({}) is not an RFC 9293 transition", c.side.name(), c.from, c.to, c.why));
+            fail(format!(
+                "{} {} -> {} ({}) is not an RFC 9293 transition",
+                c.side.name(),
+                c.from,
+                c.to,
+                c.why
+            ));
         }
     }
     // Data: every byte delivered once, in order, uncorrupted (aborts lose what was in
@@ -712,7 +860,11 @@ fn check(out: &mut Outcome, world: &World) {
         ("server->client", &out.server_sent, &out.client_received),
     ] {
         if exact && sent != got {
-            fail(format!("{what}: {} bytes written, {} read, or contents differ", sent.len(), got.len()));
+            fail(format!(
+                "{what}: {} bytes written, {} read, or contents differ",
+                sent.len(),
+                got.len()
+            ));
         } else if !sent.starts_with(got) {
             fail(format!("{what}: bytes read are not what was written"));
         }
@@ -736,13 +888,24 @@ fn check(out: &mut Outcome, world: &World) {
         let entered = path.contains(&State::TimeWait);
         if let Some((a, b)) = out.time_wait(side) {
             if b - a < two_msl {
-                fail(format!("{} left TIME_WAIT after {:?}, less than 2MSL {:?}", side.name(), b - a, two_msl));
+                fail(format!(
+                    "{} left TIME_WAIT after {:?}, less than 2MSL {:?}",
+                    side.name(),
+                    b - a,
+                    two_msl
+                ));
             }
         } else if entered {
-            fail(format!("{} entered TIME_WAIT but never left it", side.name()));
+            fail(format!(
+                "{} entered TIME_WAIT but never left it",
+                side.name()
+            ));
         }
         if entered && !path.contains(&State::FinWait1) {
-            fail(format!("{} reached TIME_WAIT without closing first", side.name()));
+            fail(format!(
+                "{} reached TIME_WAIT without closing first",
+                side.name()
+            ));
         }
     }
     // Errors the applications must (not) have seen.
@@ -759,16 +922,27 @@ fn check(out: &mut Outcome, world: &World) {
             ));
         }
     } else if ce.is_none() && (out.client_error.is_some() || out.server_error.is_some()) {
-        fail(format!("errors seen: client {:?}, server {:?}", out.client_error, out.server_error));
+        fail(format!(
+            "errors seen: client {:?}, server {:?}",
+            out.client_error, out.server_error
+        ));
     }
     // On a clean link the path is exactly the one the RFC draws.
-    let clean = o.link.loss == 0.0 && o.link.corrupt == 0.0 && o.link.duplicate == 0.0 && o.link.jitter.is_zero();
+    let clean = o.link.loss == 0.0
+        && o.link.corrupt == 0.0
+        && o.link.duplicate == 0.0
+        && o.link.jitter.is_zero();
     if clean {
         let (ec, es) = expected_paths(o.scenario);
         for (side, exp) in [(Side::Client, ec), (Side::Server, es)] {
             let got = out.path(side);
             if got != exp {
-                fail(format!("{} went {}; RFC 9293 path is {}", side.name(), names(&got), names(&exp)));
+                fail(format!(
+                    "{} went {}; RFC 9293 path is {}",
+                    side.name(),
+                    names(&got),
+                    names(&exp)
+                ));
             }
         }
     }
@@ -789,8 +963,12 @@ fn scenario_specific(out: &mut Outcome) {
     };
     let mut msgs = Vec::new();
     match out.options.scenario {
-        Scenario::LostFinalAck if fins(server) < 2 => msgs.push("server's FIN was not retransmitted".to_string()),
-        Scenario::LostFin if fins(client) < 2 => msgs.push("client's FIN was not retransmitted".to_string()),
+        Scenario::LostFinalAck if fins(server) < 2 => {
+            msgs.push("server's FIN was not retransmitted".to_string())
+        }
+        Scenario::LostFin if fins(client) < 2 => {
+            msgs.push("client's FIN was not retransmitted".to_string())
+        }
         Scenario::HalfClose => {
             // Data must flow from the server after the client's FIN.
             let mut client_fin = false;

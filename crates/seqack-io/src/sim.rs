@@ -106,7 +106,11 @@ impl PacketInfo {
 
     /// An ACK with no data, SYN, FIN or RST.
     pub fn is_pure_ack(&self) -> bool {
-        self.flags.ack() && self.len == 0 && !self.flags.syn() && !self.flags.fin() && !self.flags.rst()
+        self.flags.ack()
+            && self.len == 0
+            && !self.flags.syn()
+            && !self.flags.fin()
+            && !self.flags.rst()
     }
 }
 
@@ -277,7 +281,11 @@ impl World {
 
     /// Adds a stack; packets to any of its addresses are delivered to it.
     pub fn add_node(&mut self, name: &str, stack: Stack) -> NodeId {
-        self.nodes.push(Node { name: name.to_string(), stack, tx_free_at: Instant::ZERO });
+        self.nodes.push(Node {
+            name: name.to_string(),
+            stack,
+            tx_free_at: Instant::ZERO,
+        });
         self.nodes.len() - 1
     }
 
@@ -370,7 +378,11 @@ impl World {
     /// The next time anything happens: an arrival or a timer.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let arrival = self.in_flight.peek().map(|p| p.0.at);
-        let timers = self.nodes.iter_mut().filter_map(|n| n.stack.poll_timeout()).min();
+        let timers = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| n.stack.poll_timeout())
+            .min();
         match (arrival, timers) {
             (Some(a), Some(t)) => Some(a.min(t)),
             (a, t) => a.or(t),
@@ -419,7 +431,12 @@ impl World {
                 self.stats.corrupted += 1;
             }
             self.stats.delivered += 1;
-            self.record(TraceEntry::Delivered { id: p.id, t: now, to: p.to, corrupted });
+            self.record(TraceEntry::Delivered {
+                id: p.id,
+                t: now,
+                to: p.to,
+                corrupted,
+            });
             self.nodes[p.to].stack.handle_packet(now, &p.bytes);
             self.drain_events(p.to, Cause::Packet(p.id));
         }
@@ -433,7 +450,12 @@ impl World {
 
     fn drain_events(&mut self, n: NodeId, cause: Cause) {
         while let Some(ev) = self.nodes[n].stack.poll_event() {
-            self.record(TraceEntry::Event { t: self.now, node: n, event: ev, cause });
+            self.record(TraceEntry::Event {
+                t: self.now,
+                node: n,
+                event: ev,
+                cause,
+            });
             self.events.push_back((self.now, n, ev));
         }
     }
@@ -446,7 +468,9 @@ impl World {
 
     fn route(&self, pkt: &[u8]) -> Option<NodeId> {
         let dst = ip::parse(pkt).ok()?.dst;
-        self.nodes.iter().position(|n| n.stack.addresses().contains(&dst))
+        self.nodes
+            .iter()
+            .position(|n| n.stack.addresses().contains(&dst))
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -490,13 +514,27 @@ impl World {
             node.tx_free_at = start + tx;
             depart = start + tx;
         }
-        let bytes_for_trace = if self.trace.is_some() { pkt.clone() } else { Vec::new() };
-        self.record(TraceEntry::Sent { id, t: now, info, lost, bytes: bytes_for_trace });
+        let bytes_for_trace = if self.trace.is_some() {
+            pkt.clone()
+        } else {
+            Vec::new()
+        };
+        self.record(TraceEntry::Sent {
+            id,
+            t: now,
+            info,
+            lost,
+            bytes: bytes_for_trace,
+        });
         let (Some(to), None) = (to, lost) else {
             self.stats.lost += 1;
             return;
         };
-        let copies = if self.chance(self.link.duplicate) { 2 } else { 1 };
+        let copies = if self.chance(self.link.duplicate) {
+            2
+        } else {
+            1
+        };
         for copy in 0..copies {
             let jitter = self.jitter();
             let at = depart + self.link.delay + jitter + extra;

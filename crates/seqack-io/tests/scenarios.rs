@@ -4,9 +4,19 @@ use seqack_io::scenario::{run, Options, Scenario, Side};
 use seqack_io::sim::LinkConfig;
 
 fn show(o: &seqack_io::scenario::Outcome) -> String {
-    let mut s = format!("{} seed {} loss {}:\n", o.options.scenario, o.options.seed, o.options.link.loss);
+    let mut s = format!(
+        "{} seed {} loss {}:\n",
+        o.options.scenario, o.options.seed, o.options.link.loss
+    );
     for c in &o.states {
-        s += &format!("  {:>12} {:?} {} -> {} ({})\n", c.t.to_string(), c.side, c.from, c.to, c.why);
+        s += &format!(
+            "  {:>12} {:?} {} -> {} ({})\n",
+            c.t.to_string(),
+            c.side,
+            c.from,
+            c.to,
+            c.why
+        );
     }
     for f in &o.failures {
         s += &format!("  FAIL {f}\n");
@@ -39,8 +49,14 @@ fn time_wait_lasts_exactly_two_msl_on_a_clean_link() {
 /// set (`SEQACK_SEEDS=200 cargo test ...`), so anyone can widen the sweep.
 #[test]
 fn every_scenario_survives_a_lossy_link() {
-    let seeds: u64 = std::env::var("SEQACK_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
-    let base: u64 = std::env::var("SEQACK_SEED_BASE").ok().and_then(|s| s.parse().ok()).unwrap_or(0xC0FFEE);
+    let seeds: u64 = std::env::var("SEQACK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let base: u64 = std::env::var("SEQACK_SEED_BASE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xC0FFEE);
     let mut failed = Vec::new();
     for sc in Scenario::ALL {
         for i in 0..seeds {
@@ -63,5 +79,10 @@ fn every_scenario_survives_a_lossy_link() {
             }
         }
     }
-    assert!(failed.is_empty(), "{} runs failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} runs failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }

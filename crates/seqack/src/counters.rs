@@ -113,8 +113,15 @@ mod tests {
 
     #[test]
     fn names_and_values() {
-        let mut a = Counters { active_opens: 2, ..Default::default() };
-        let b = Counters { active_opens: 3, out_rsts: 1, ..Default::default() };
+        let mut a = Counters {
+            active_opens: 2,
+            ..Default::default()
+        };
+        let b = Counters {
+            active_opens: 3,
+            out_rsts: 1,
+            ..Default::default()
+        };
         a.add(&b);
         assert_eq!(a.get("TcpActiveOpens"), Some(5));
         assert_eq!(a.get("TcpOutRsts"), Some(1));

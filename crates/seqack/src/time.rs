@@ -90,6 +90,9 @@ mod tests {
         assert_eq!(a + Duration::from_millis(2), Instant::from_millis(7));
         assert_eq!(Instant::from_millis(7) - a, Duration::from_millis(2));
         assert_eq!(a - Instant::from_millis(7), Duration::ZERO);
-        assert_eq!(Instant::from_micros(u64::MAX - 1) + Duration::MAX, Instant::from_micros(u64::MAX));
+        assert_eq!(
+            Instant::from_micros(u64::MAX - 1) + Duration::MAX,
+            Instant::from_micros(u64::MAX)
+        );
     }
 }

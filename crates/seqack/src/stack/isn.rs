@@ -80,6 +80,9 @@ mod tests {
         assert_ne!(g.isn(t0, a, b), g.isn(t0, a, c));
         assert_ne!(g.isn(t0, a, b), IsnGenerator::new([8; 16]).isn(t0, a, b));
         // M ticks every 4 us.
-        assert_eq!(g.isn(Instant::from_micros(400), a, b), g.isn(t0, a, b) + 100u32);
+        assert_eq!(
+            g.isn(Instant::from_micros(400), a, b),
+            g.isn(t0, a, b) + 100u32
+        );
     }
 }

@@ -11,7 +11,8 @@ pub mod isn;
 
 use crate::counters::Counters;
 use crate::tcp::{
-    write_packet, Config, Connection, Disposition, Event, Reason, RecvError, SendError, Shutdown, State,
+    write_packet, Config, Connection, Disposition, Event, Reason, RecvError, SendError, Shutdown,
+    State,
 };
 use crate::time::Instant;
 use crate::wire::ip::{self, PROTO_TCP};
@@ -41,7 +42,12 @@ pub struct StackConfig {
 
 impl Default for StackConfig {
     fn default() -> StackConfig {
-        StackConfig { tcp: Config::default(), seed: 0, ephemeral_ports: (32768, 60999), max_pending_rsts: 1024 }
+        StackConfig {
+            tcp: Config::default(),
+            seed: 0,
+            ephemeral_ports: (32768, 60999),
+            max_pending_rsts: 1024,
+        }
     }
 }
 
@@ -225,7 +231,11 @@ impl Stack {
         self.events.push_back(StackEvent::Listener {
             id,
             local,
-            event: Event::StateChange { from: State::Closed, to: State::Listen, why: Reason::Listen },
+            event: Event::StateChange {
+                from: State::Closed,
+                to: State::Listen,
+                why: Reason::Listen,
+            },
         });
         Ok(id)
     }
@@ -250,9 +260,18 @@ impl Stack {
         self.events.push_back(StackEvent::Listener {
             id: l,
             local: lst.local,
-            event: Event::StateChange { from: State::Listen, to: State::Closed, why: Reason::Close },
+            event: Event::StateChange {
+                from: State::Listen,
+                to: State::Closed,
+                why: Reason::Close,
+            },
         });
-        for id in lst.syn_queue.iter().copied().chain(lst.accept_queue.iter().copied()) {
+        for id in lst
+            .syn_queue
+            .iter()
+            .copied()
+            .chain(lst.accept_queue.iter().copied())
+        {
             self.with_conn(now, id, |c, now, cx| c.abort(now, cx));
         }
     }
@@ -344,7 +363,13 @@ impl Stack {
     pub fn connections(&self) -> impl Iterator<Item = (ConnId, &Connection)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
             let c = s.conn.as_ref()?;
-            Some((ConnId { index: i as u32, generation: s.generation }, c))
+            Some((
+                ConnId {
+                    index: i as u32,
+                    generation: s.generation,
+                },
+                c,
+            ))
         })
     }
 
@@ -430,7 +455,13 @@ impl Stack {
     }
 
     /// Processes one parsed segment for `local` from `remote`.
-    pub fn handle_segment(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, seg: &Segment<'_>) {
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &Segment<'_>,
+    ) {
         if let Some(&id) = self.demux.get(&(local, remote)) {
             let disp = self.with_conn(now, id, |c, now, cx| c.handle_segment(now, seg, cx));
             match disp {
@@ -449,7 +480,10 @@ impl Stack {
         let lid = self
             .listen_map
             .get(&local)
-            .or_else(|| self.listen_map.get(&SocketAddr::new(unspecified(local.ip()), local.port())))
+            .or_else(|| {
+                self.listen_map
+                    .get(&SocketAddr::new(unspecified(local.ip()), local.port()))
+            })
             .copied();
         match lid {
             Some(l) => self.on_listen(now, l, local, remote, seg),
@@ -461,7 +495,14 @@ impl Stack {
     }
 
     /// RFC 9293 3.10.7.2: a segment for a listener.
-    fn on_listen(&mut self, now: Instant, l: ListenerId, local: SocketAddr, remote: SocketAddr, seg: &Segment<'_>) {
+    fn on_listen(
+        &mut self,
+        now: Instant,
+        l: ListenerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &Segment<'_>,
+    ) {
         let f = seg.flags;
         if f.rst() {
             return;
@@ -486,9 +527,22 @@ impl Stack {
         }
         let iss = self.isn.isn(now, local, remote);
         let ts = self.isn.ts_offset(local, remote);
-        let conn = Connection::accept_syn(now, self.tcp.clone(), local, remote, seg, iss, ts, &mut self.counters);
+        let conn = Connection::accept_syn(
+            now,
+            self.tcp.clone(),
+            local,
+            remote,
+            seg,
+            iss,
+            ts,
+            &mut self.counters,
+        );
         let id = self.insert(conn, Some(l));
-        if let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::as_mut) {
+        if let Some(lst) = self
+            .listeners
+            .get_mut(l.0 as usize)
+            .and_then(Option::as_mut)
+        {
             lst.syn_queue.insert(id);
         }
         self.after_touch(now, id);
@@ -499,11 +553,20 @@ impl Stack {
         if seg.flags.rst() {
             return;
         }
-        let (seq, ack) = if seg.flags.ack() { (seg.ack, None) } else { (Seq(0), Some(seg.seq + seg.seq_len())) };
+        let (seq, ack) = if seg.flags.ack() {
+            (seg.ack, None)
+        } else {
+            (Seq(0), Some(seg.seq + seg.seq_len()))
+        };
         if self.rsts.len() >= self.cfg.max_pending_rsts {
             return;
         }
-        self.rsts.push_back(PendingRst { local, remote, seq, ack });
+        self.rsts.push_back(PendingRst {
+            local,
+            remote,
+            seq,
+            ack,
+        });
     }
 
     // ----- time -----------------------------------------------------------------------
@@ -557,7 +620,15 @@ impl Stack {
                 window: 0,
                 options: Options::default(),
             };
-            let n = write_packet(buf, r.local, r.remote, &hdr, self.tcp.option_layout, (&[], &[]), self.tcp.hop_limit)?;
+            let n = write_packet(
+                buf,
+                r.local,
+                r.remote,
+                &hdr,
+                self.tcp.option_layout,
+                (&[], &[]),
+                self.tcp.hop_limit,
+            )?;
             self.rsts.pop_front();
             self.counters.out_segs += 1;
             self.counters.out_rsts += 1;
@@ -570,7 +641,9 @@ impl Stack {
                     continue;
                 };
                 match slot.conn.as_mut() {
-                    Some(c) if slot.generation == id.generation => c.poll_transmit(now, buf, &mut self.counters),
+                    Some(c) if slot.generation == id.generation => {
+                        c.poll_transmit(now, buf, &mut self.counters)
+                    }
                     _ => None,
                 }
             };
@@ -599,11 +672,15 @@ impl Stack {
     // ----- bookkeeping ----------------------------------------------------------------
 
     fn slot(&self, id: ConnId) -> Option<&Slot> {
-        self.slots.get(id.index as usize).filter(|s| s.generation == id.generation)
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
     }
 
     fn slot_mut(&mut self, id: ConnId) -> Option<&mut Slot> {
-        self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation)
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
     }
 
     fn insert(&mut self, conn: Connection, listener: Option<ListenerId>) -> ConnId {
@@ -611,7 +688,13 @@ impl Stack {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot { generation: 0, conn: None, listener: None, scheduled: None, dirty: false });
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                    listener: None,
+                    scheduled: None,
+                    dirty: false,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -620,7 +703,10 @@ impl Stack {
         slot.listener = listener;
         slot.scheduled = None;
         slot.dirty = false;
-        let id = ConnId { index, generation: slot.generation };
+        let id = ConnId {
+            index,
+            generation: slot.generation,
+        };
         self.demux.insert(key, id);
         id
     }
@@ -656,7 +742,12 @@ impl Stack {
                 Event::Connected => connected = true,
                 _ => {}
             }
-            self.events.push_back(StackEvent::Conn { id, local, remote, event: ev });
+            self.events.push_back(StackEvent::Conn {
+                id,
+                local,
+                remote,
+                event: ev,
+            });
         }
         let deadline = conn.poll_timeout();
         let orphaned = conn.is_orphaned();
@@ -678,7 +769,11 @@ impl Stack {
                 self.demux.remove(&(local, remote));
             }
             if let Some(l) = listener {
-                if let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::as_mut) {
+                if let Some(lst) = self
+                    .listeners
+                    .get_mut(l.0 as usize)
+                    .and_then(Option::as_mut)
+                {
                     lst.syn_queue.remove(&id);
                     lst.accept_queue.retain(|&x| x != id);
                 }
@@ -692,7 +787,11 @@ impl Stack {
     }
 
     fn move_to_accept_queue(&mut self, l: ListenerId, id: ConnId) {
-        if let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::as_mut) {
+        if let Some(lst) = self
+            .listeners
+            .get_mut(l.0 as usize)
+            .and_then(Option::as_mut)
+        {
             if lst.syn_queue.remove(&id) {
                 lst.accept_queue.push_back(id);
                 self.events.push_back(StackEvent::Incoming(l));

@@ -35,7 +35,11 @@ pub struct NewReno {
 impl NewReno {
     /// A window of `initial_segments` segments of `mss` bytes (RFC 6928), no threshold.
     pub fn new(initial_segments: u32, mss: u32) -> NewReno {
-        NewReno { cwnd: initial_segments.max(1) * mss, ssthresh: u32::MAX, acked_in_ca: 0 }
+        NewReno {
+            cwnd: initial_segments.max(1) * mss,
+            ssthresh: u32::MAX,
+            acked_in_ca: 0,
+        }
     }
 }
 

@@ -261,7 +261,12 @@ impl Connection {
             unacked_bytes: 0,
             last_ooo: None,
             smss: mss,
-            ts: TsState { enabled: false, recent: 0, recent_age: now, offset: ts_offset },
+            ts: TsState {
+                enabled: false,
+                recent: 0,
+                recent_age: now,
+                offset: ts_offset,
+            },
             sack_ok: false,
             timers: Timers::default(),
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
@@ -310,6 +315,7 @@ impl Connection {
 
     /// Passive open: a listener received `syn` and hands it over. The connection is in
     /// SYN_RECEIVED with its SYN-ACK ready to send.
+    #[allow(clippy::too_many_arguments)] // each is one of the RFC's inputs to a passive open
     pub fn accept_syn(
         now: Instant,
         cfg: Arc<Config>,
@@ -499,7 +505,8 @@ impl Connection {
         let now_open = self.recv_buf.window() as u32;
         let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
         let opened = now_open.saturating_sub(advertised);
-        if (advertised < self.rcv_mss && now_open >= self.rcv_mss) || opened >= threshold.max(1) * 2 {
+        if (advertised < self.rcv_mss && now_open >= self.rcv_mss) || opened >= threshold.max(1) * 2
+        {
             self.ack_now = true;
         }
     }
@@ -549,9 +556,17 @@ impl Connection {
         self.orphaned = true;
         if matches!(
             self.state,
-            State::SynReceived | State::Established | State::CloseWait | State::FinWait1 | State::FinWait2
+            State::SynReceived
+                | State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::FinWait2
         ) {
-            self.control = Some(Control { seq: self.snd_nxt, ack: Some(self.rcv_nxt), rst: true });
+            self.control = Some(Control {
+                seq: self.snd_nxt,
+                ack: Some(self.rcv_nxt),
+                rst: true,
+            });
             if matches!(self.state, State::Established | State::CloseWait) {
                 cx.estab_resets += 1;
             }
@@ -583,7 +598,8 @@ impl Connection {
 
     pub(super) fn arm_fin_wait2(&mut self, now: Instant) {
         if self.orphaned && self.state == State::FinWait2 {
-            self.timers.set(Timer::FinWait2, now + self.opts.fin_wait2_timeout);
+            self.timers
+                .set(Timer::FinWait2, now + self.opts.fin_wait2_timeout);
         }
     }
 
@@ -648,8 +664,16 @@ impl Connection {
         // RFC 7323 2.2: scaling is on only when both SYNs carry the option; a shift
         // above 14 is taken as 14.
         self.ws_ok = o.wscale.is_some() && cfg.wscale.is_some();
-        self.snd_wscale = if self.ws_ok { o.wscale.unwrap_or(0).min(14) } else { 0 };
-        self.rcv_wscale = if self.ws_ok { cfg.wscale.unwrap_or(0).min(14) } else { 0 };
+        self.snd_wscale = if self.ws_ok {
+            o.wscale.unwrap_or(0).min(14)
+        } else {
+            0
+        };
+        self.rcv_wscale = if self.ws_ok {
+            cfg.wscale.unwrap_or(0).min(14)
+        } else {
+            0
+        };
         self.sack_ok = cfg.sack && o.sack_permitted;
         if let (true, Some((val, _))) = (cfg.timestamps, o.timestamps) {
             self.ts.enabled = true;
@@ -673,7 +697,10 @@ impl Connection {
     /// The options of our SYN or SYN-ACK. A SYN-ACK offers only what the peer's SYN did.
     pub(super) fn syn_options(&self, now: Instant, syn_ack: bool) -> Options {
         let cfg = &self.cfg;
-        let mut o = Options { mss: Some(cfg.mss(self.remote.is_ipv6())), ..Default::default() };
+        let mut o = Options {
+            mss: Some(cfg.mss(self.remote.is_ipv6())),
+            ..Default::default()
+        };
         if syn_ack {
             o.wscale = if self.ws_ok { cfg.wscale } else { None };
             o.sack_permitted = self.sack_ok;

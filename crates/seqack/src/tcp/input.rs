@@ -1,8 +1,8 @@
 //! Segment arrival: RFC 9293 section 3.10.7, step by step, with RFC 5961's defences
 //! against blind attacks, PAWS (RFC 7323 section 5) and RFC 1337 in TIME_WAIT.
 
-use super::conn::{Connection, Control, Disposition};
 use super::congestion::CongestionControl;
+use super::conn::{Connection, Control, Disposition};
 use super::event::{Error, Event, Reason};
 use super::timers::Timer;
 use super::State;
@@ -20,7 +20,12 @@ const RTO_FALLBACK: Duration = Duration::from_secs(3);
 
 impl Connection {
     /// Processes one arriving segment addressed to this connection.
-    pub fn handle_segment(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        seg: &Segment<'_>,
+        cx: &mut Counters,
+    ) -> Disposition {
         match self.state {
             State::Closed | State::Listen => return Disposition::NoConnection,
             State::SynSent => {
@@ -40,7 +45,11 @@ impl Connection {
         // First: the ACK must acknowledge our SYN and nothing beyond.
         if f.ack() && (seg.ack <= self.iss || seg.ack > self.snd_max) {
             if !f.rst() {
-                self.control = Some(Control { seq: seg.ack, ack: None, rst: true });
+                self.control = Some(Control {
+                    seq: seg.ack,
+                    ack: None,
+                    rst: true,
+                });
             }
             return;
         }
@@ -108,7 +117,12 @@ impl Connection {
         let f = seg.flags;
         // A retransmitted SYN in SYN_RECEIVED: our SYN-ACK was lost; send it again
         // (Linux's tcp_check_req does the same).
-        if self.state == State::SynReceived && f.syn() && !f.ack() && !f.rst() && seg.seq == self.irs {
+        if self.state == State::SynReceived
+            && f.syn()
+            && !f.ack()
+            && !f.rst()
+            && seg.seq == self.irs
+        {
             self.snd_nxt = self.iss;
             return;
         }
@@ -136,7 +150,8 @@ impl Connection {
         self.last_recv = now;
         self.probes = 0;
         if self.opts.keepalive {
-            self.timers.set(Timer::Keepalive, now + self.opts.keepalive_idle);
+            self.timers
+                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
         }
         // Second: RST (RFC 5961 3.2): only an exact match resets; in-window, a challenge.
         if f.rst() {
@@ -171,11 +186,16 @@ impl Connection {
                     self.set_state(State::FinWait1, Reason::Close);
                 }
             } else {
-                self.control = Some(Control { seq: seg.ack, ack: None, rst: true });
+                self.control = Some(Control {
+                    seq: seg.ack,
+                    ack: None,
+                    rst: true,
+                });
                 return;
             }
         }
-        if !self.process_ack(now, seg, cx) || matches!(self.state, State::Closed | State::TimeWait) {
+        if !self.process_ack(now, seg, cx) || matches!(self.state, State::Closed | State::TimeWait)
+        {
             return;
         }
         // Sixth/seventh/eighth: URG is ignored; text; FIN.
@@ -198,7 +218,9 @@ impl Connection {
             (0, 0) => seq == self.rcv_nxt,
             (0, _) => seq.in_range(self.rcv_nxt, end),
             (_, 0) => false,
-            (_, _) => seq.in_range(self.rcv_nxt, end) || (seq + (len - 1)).in_range(self.rcv_nxt, end),
+            (_, _) => {
+                seq.in_range(self.rcv_nxt, end) || (seq + (len - 1)).in_range(self.rcv_nxt, end)
+            }
         }
     }
 
@@ -217,7 +239,8 @@ impl Connection {
         }
         match seg.options.timestamps {
             Some((val, _)) => {
-                (val.wrapping_sub(self.ts.recent) as i32) < 0 && now - self.ts.recent_age < PAWS_IDLE
+                (val.wrapping_sub(self.ts.recent) as i32) < 0
+                    && now - self.ts.recent_age < PAWS_IDLE
             }
             None => false,
         }
@@ -242,14 +265,20 @@ impl Connection {
         match self.state {
             State::SynReceived => {
                 cx.attempt_fails += 1;
-                let err = if self.passive { None } else { Some(Error::Refused) };
+                let err = if self.passive {
+                    None
+                } else {
+                    Some(Error::Refused)
+                };
                 self.enter_closed(Reason::RcvRst, err);
             }
             State::Established | State::CloseWait => {
                 cx.estab_resets += 1;
                 self.enter_closed(Reason::RcvRst, Some(Error::Reset));
             }
-            State::FinWait1 | State::FinWait2 => self.enter_closed(Reason::RcvRst, Some(Error::Reset)),
+            State::FinWait1 | State::FinWait2 => {
+                self.enter_closed(Reason::RcvRst, Some(Error::Reset))
+            }
             _ => self.enter_closed(Reason::RcvRst, None),
         }
     }
@@ -399,7 +428,8 @@ impl Connection {
             }
             Some(_) => {
                 self.recover = None;
-                self.cc.on_recovery_exit(self.snd_max.since(self.snd_una), mss);
+                self.cc
+                    .on_recovery_exit(self.snd_max.since(self.snd_una), mss);
             }
             None => self.cc.on_ack(acked.min(flight_before), mss),
         }
@@ -408,7 +438,8 @@ impl Connection {
             self.timers.stop(Timer::Retransmit);
         } else {
             // RFC 6298 5.3: restart the timer with the current RTO (backoff included).
-            self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            self.timers
+                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
     }
 
@@ -421,7 +452,8 @@ impl Connection {
         } else if self.dupacks == 3 {
             cx.fast_retrans += 1;
             self.recover = Some(self.snd_max);
-            self.cc.on_fast_retransmit(self.snd_max.since(self.snd_una), mss);
+            self.cc
+                .on_fast_retransmit(self.snd_max.since(self.snd_una), mss);
             // RFC 5681 3.2 step 2: resend the one segment at SND.UNA; the segments the
             // duplicate ACKs stand for have arrived and are not sent again.
             self.rexmit_resume = Some(self.snd_nxt);
@@ -460,13 +492,23 @@ impl Connection {
 
     /// RFC 9293 3.10.7.4 seventh and eighth: accept data and process FIN. `start` is
     /// where the segment's data begins (after its SYN, if any).
-    fn accept_text_and_fin(&mut self, now: Instant, seg: &Segment<'_>, start: Seq, cx: &mut Counters) {
+    fn accept_text_and_fin(
+        &mut self,
+        now: Instant,
+        seg: &Segment<'_>,
+        start: Seq,
+        cx: &mut Counters,
+    ) {
         if !seg.payload.is_empty() && self.state.can_receive() {
             if self.orphaned && start + seg.payload.len() > self.rcv_nxt {
                 // Linux: new data for a connection the application closed is answered
                 // with RST (TCPAbortOnData): nobody will ever read it.
                 cx.abort_on_data += 1;
-                self.control = Some(Control { seq: self.snd_nxt, ack: Some(self.rcv_nxt), rst: true });
+                self.control = Some(Control {
+                    seq: self.snd_nxt,
+                    ack: Some(self.rcv_nxt),
+                    rst: true,
+                });
                 self.enter_closed(Reason::Abort, Some(Error::Aborted));
                 return;
             }
@@ -526,7 +568,8 @@ impl Connection {
                 // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
                 self.ack_now = true;
             } else if !self.timers.is_set(Timer::DelayedAck) {
-                self.timers.set(Timer::DelayedAck, now + self.cfg.delayed_ack);
+                self.timers
+                    .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
             }
         }
     }
@@ -541,7 +584,9 @@ impl Connection {
         self.ack_now = true;
         self.events.push_back(Event::Readable);
         match self.state {
-            State::SynReceived | State::Established => self.set_state(State::CloseWait, Reason::RcvFin),
+            State::SynReceived | State::Established => {
+                self.set_state(State::CloseWait, Reason::RcvFin)
+            }
             State::FinWait1 => {
                 if self.fin_acked() {
                     // This very segment acknowledged our FIN and carried the peer's.
@@ -561,11 +606,18 @@ impl Connection {
         // The FIN_WAIT_1 -> TIME_WAIT step of the three-way close is logged with the
         // reason that names the merged FIN+ACK.
         self.set_state(State::TimeWait, why);
-        for t in [Timer::Retransmit, Timer::Persist, Timer::Keepalive, Timer::FinWait2, Timer::DelayedAck] {
+        for t in [
+            Timer::Retransmit,
+            Timer::Persist,
+            Timer::Keepalive,
+            Timer::FinWait2,
+            Timer::DelayedAck,
+        ] {
             self.timers.stop(t);
         }
         self.send_buf.clear();
-        self.timers.set(Timer::TimeWait, now + self.cfg.time_wait_len());
+        self.timers
+            .set(Timer::TimeWait, now + self.cfg.time_wait_len());
     }
 
     /// TIME_WAIT (RFC 9293 3.10.7.4, RFC 1337, RFC 6191).
@@ -600,7 +652,8 @@ impl Connection {
         // the 2MSL timer (RFC 9293 3.10.7.4 eighth, TIME-WAIT).
         if f.fin() && seg.seq + seg.seq_len() == self.rcv_nxt {
             self.ack_now = true;
-            self.timers.set(Timer::TimeWait, now + self.cfg.time_wait_len());
+            self.timers
+                .set(Timer::TimeWait, now + self.cfg.time_wait_len());
             return Disposition::Consumed;
         }
         // Anything else is out of window: ACK it (rate-limited for pure ACKs).
@@ -665,7 +718,8 @@ impl Connection {
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;
         self.rexmit_resume = None;
-        self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+        self.timers
+            .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
     }
 
     /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff.
@@ -674,7 +728,11 @@ impl Connection {
             return;
         }
         self.probes += 1;
-        let limit = if self.orphaned { self.cfg.orphan_retries } else { self.cfg.retries2 };
+        let limit = if self.orphaned {
+            self.cfg.orphan_retries
+        } else {
+            self.cfg.retries2
+        };
         if self.probes > limit {
             cx.abort_on_timeout += 1;
             self.enter_closed(Reason::TimerRetries, Some(Error::TimedOut));
@@ -683,7 +741,8 @@ impl Connection {
         cx.win_probes += 1;
         self.probe_due = true;
         self.backoff += 1;
-        self.timers.set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+        self.timers
+            .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
     }
 
     /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.
@@ -693,7 +752,8 @@ impl Connection {
         }
         if self.snd_max != self.snd_una || self.has_unsent() {
             // Data in flight: retransmission covers liveness. Check again later.
-            self.timers.set(Timer::Keepalive, now + self.opts.keepalive_interval);
+            self.timers
+                .set(Timer::Keepalive, now + self.opts.keepalive_interval);
             return;
         }
         if self.probes >= self.opts.keepalive_count {
@@ -704,7 +764,8 @@ impl Connection {
         self.probes += 1;
         cx.keepalive_probes += 1;
         self.probe_due = true;
-        self.timers.set(Timer::Keepalive, now + self.opts.keepalive_interval);
+        self.timers
+            .set(Timer::Keepalive, now + self.opts.keepalive_interval);
     }
 
     /// Buffered data (or a FIN) not yet sent.

@@ -1,7 +1,7 @@
 //! Segment generation: what to send next, written straight into the caller's buffer.
 
-use super::conn::{Connection, Control};
 use super::congestion::CongestionControl;
+use super::conn::{Connection, Control};
 use super::timers::Timer;
 use super::State;
 use crate::counters::Counters;
@@ -14,7 +14,12 @@ impl Connection {
     /// Writes the next IP packet this connection wants to send into `buf` and returns its
     /// length, or `None` when there is nothing to send now. Call until it returns `None`.
     /// `buf` should hold a whole MTU; a smaller one yields `None`.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        cx: &mut Counters,
+    ) -> Option<usize> {
         if let Some(c) = self.control {
             let n = self.emit_control(c, buf, cx);
             if n.is_some() {
@@ -34,7 +39,8 @@ impl Connection {
             && self.state != State::TimeWait
             && !self.timers.is_set(Timer::Keepalive)
         {
-            self.timers.set(Timer::Keepalive, now + self.opts.keepalive_idle);
+            self.timers
+                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
         }
         // Our SYN (or SYN-ACK) is unsent, or due for retransmission.
         if self.snd_nxt == self.iss && self.state != State::TimeWait {
@@ -66,10 +72,18 @@ impl Connection {
 
     fn emit_syn(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
         let syn_ack = self.state != State::SynSent;
-        let flags = if syn_ack { Flags::SYN | Flags::ACK } else { Flags::SYN };
+        let flags = if syn_ack {
+            Flags::SYN | Flags::ACK
+        } else {
+            Flags::SYN
+        };
         // A SYN-ACK after our own SYN (simultaneous open) is a new segment, not a
         // retransmission of the SYN.
-        let retransmission = if syn_ack { self.synack_sent } else { self.snd_max != self.iss };
+        let retransmission = if syn_ack {
+            self.synack_sent
+        } else {
+            self.snd_max != self.iss
+        };
         self.synack_sent |= syn_ack;
         let opts = self.syn_options(now, syn_ack);
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
@@ -83,7 +97,8 @@ impl Connection {
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if !self.timers.is_set(Timer::Retransmit) {
-            self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            self.timers
+                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
         if syn_ack {
             self.after_ack_sent();
@@ -96,7 +111,11 @@ impl Connection {
     fn transmit_data(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
         if !matches!(
             self.state,
-            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
         ) {
             return None;
         }
@@ -107,8 +126,16 @@ impl Connection {
         }
         let wnd = self.snd_wnd.min(self.cc.cwnd());
         let right = self.snd_una + wnd;
-        let unsent = if self.snd_nxt < data_end { data_end.since(self.snd_nxt) } else { 0 };
-        let room = if right > self.snd_nxt { right.since(self.snd_nxt) } else { 0 };
+        let unsent = if self.snd_nxt < data_end {
+            data_end.since(self.snd_nxt)
+        } else {
+            0
+        };
+        let room = if right > self.snd_nxt {
+            right.since(self.snd_nxt)
+        } else {
+            0
+        };
         let len = unsent.min(self.smss).min(room);
         let retransmission = self.snd_nxt < self.snd_max;
         let in_flight = self.snd_max > self.snd_una;
@@ -151,7 +178,8 @@ impl Connection {
         }
         self.snd_max = self.snd_max.max(seg_end);
         if !self.timers.is_set(Timer::Retransmit) {
-            self.timers.set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            self.timers
+                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
         Some(n)
     }
@@ -163,7 +191,8 @@ impl Connection {
             && !self.timers.is_set(Timer::Persist)
             && !self.timers.is_set(Timer::Retransmit)
         {
-            self.timers.set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+            self.timers
+                .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
         }
     }
 
@@ -216,9 +245,14 @@ impl Connection {
         if ranges.is_empty() {
             return;
         }
-        let block = |&(s, e): &(u32, u32)| SackBlock { left: self.rcv_nxt + s, right: self.rcv_nxt + e };
+        let block = |&(s, e): &(u32, u32)| SackBlock {
+            left: self.rcv_nxt + s,
+            right: self.rcv_nxt + e,
+        };
         let latest = self.last_ooo.and_then(|q| {
-            ranges.iter().position(|&(s, e)| q.in_range(self.rcv_nxt + s, self.rcv_nxt + e))
+            ranges
+                .iter()
+                .position(|&(s, e)| q.in_range(self.rcv_nxt + s, self.rcv_nxt + e))
         });
         if let Some(i) = latest {
             opts.push_sack(block(&ranges[i]));
@@ -232,7 +266,9 @@ impl Connection {
 
     /// The window offered in a SYN or SYN-ACK (never scaled, RFC 7323 2.2).
     pub(super) fn syn_window(&self) -> u32 {
-        (self.recv_buf.window() as u32).min(self.cfg.initial_window_cap).min(65535)
+        (self.recv_buf.window() as u32)
+            .min(self.cfg.initial_window_cap)
+            .min(65535)
     }
 
     /// The window field to send, scaled, never moving the right edge left (RFC 9293
@@ -286,7 +322,15 @@ impl Connection {
             options,
         };
         let payload = self.send_buf.slices(off, len);
-        write_packet(buf, self.local, self.remote, &hdr, self.cfg.option_layout, payload, self.cfg.hop_limit)
+        write_packet(
+            buf,
+            self.local,
+            self.remote,
+            &hdr,
+            self.cfg.option_layout,
+            payload,
+            self.cfg.hop_limit,
+        )
     }
 
     fn emit_control(&mut self, c: Control, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
@@ -303,7 +347,15 @@ impl Connection {
             window: 0,
             options: Options::default(),
         };
-        let n = write_packet(buf, self.local, self.remote, &hdr, self.cfg.option_layout, (&[], &[]), self.cfg.hop_limit)?;
+        let n = write_packet(
+            buf,
+            self.local,
+            self.remote,
+            &hdr,
+            self.cfg.option_layout,
+            (&[], &[]),
+            self.cfg.hop_limit,
+        )?;
         cx.out_segs += 1;
         if c.rst {
             cx.out_rsts += 1;

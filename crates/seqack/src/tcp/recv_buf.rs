@@ -31,7 +31,13 @@ pub struct Written {
 impl RecvBuffer {
     /// An empty buffer of `cap` bytes; memory is taken on the first write.
     pub fn new(cap: usize) -> RecvBuffer {
-        RecvBuffer { buf: Vec::new(), cap, head: 0, readable: 0, ooo: Vec::new() }
+        RecvBuffer {
+            buf: Vec::new(),
+            cap,
+            head: 0,
+            readable: 0,
+            ooo: Vec::new(),
+        }
     }
 
     /// The configured capacity.
@@ -65,7 +71,11 @@ impl RecvBuffer {
     pub fn write_at(&mut self, off: usize, data: &[u8]) -> Option<Written> {
         let win = self.window();
         if off >= win || data.is_empty() {
-            return Some(Written { advanced: 0, accepted: 0, out_of_order: off > 0 });
+            return Some(Written {
+                advanced: 0,
+                accepted: 0,
+                out_of_order: off > 0,
+            });
         }
         let len = data.len().min(win - off);
         let (start, end) = (off as u32, (off + len) as u32);
@@ -87,7 +97,11 @@ impl RecvBuffer {
             }
             self.readable += advanced;
         }
-        Some(Written { advanced, accepted: len, out_of_order: off > 0 })
+        Some(Written {
+            advanced,
+            accepted: len,
+            out_of_order: off > 0,
+        })
     }
 
     /// Inserts `[s, e)` into the range list, merging; `None` if it would exceed the limit.
@@ -146,7 +160,14 @@ mod tests {
     fn in_order_data_is_readable() {
         let mut b = RecvBuffer::new(16);
         let w = b.write_at(0, b"hello").unwrap();
-        assert_eq!(w, Written { advanced: 5, accepted: 5, out_of_order: false });
+        assert_eq!(
+            w,
+            Written {
+                advanced: 5,
+                accepted: 5,
+                out_of_order: false
+            }
+        );
         let mut out = [0u8; 16];
         assert_eq!(b.read(&mut out), 5);
         assert_eq!(&out[..5], b"hello");

@@ -15,7 +15,13 @@ pub struct RttEstimator {
 impl RttEstimator {
     /// A fresh estimator (RFC 6298 section 2.1).
     pub fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial.clamp(min, max), min, max }
+        RttEstimator {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: initial.clamp(min, max),
+            min,
+            max,
+        }
     }
 
     /// Feeds one RTT measurement (never from a retransmitted segment without timestamps:
@@ -29,7 +35,7 @@ impl RttEstimator {
             }
             Some(srtt) => {
                 // RFC 6298 2.3, alpha = 1/8, beta = 1/4
-                let delta = if srtt > r { srtt - r } else { r - srtt };
+                let delta = srtt.abs_diff(r);
                 self.rttvar = (self.rttvar * 3 + delta) / 4;
                 self.srtt = Some((srtt * 7 + r) / 8);
             }
@@ -75,7 +81,11 @@ mod tests {
     use super::*;
 
     fn est() -> RttEstimator {
-        RttEstimator::new(Duration::from_secs(1), Duration::from_millis(200), Duration::from_secs(120))
+        RttEstimator::new(
+            Duration::from_secs(1),
+            Duration::from_millis(200),
+            Duration::from_secs(120),
+        )
     }
 
     #[test]

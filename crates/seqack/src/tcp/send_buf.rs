@@ -13,7 +13,10 @@ pub struct SendBuffer {
 impl SendBuffer {
     /// An empty buffer holding at most `cap` bytes. Memory is taken as data arrives.
     pub fn new(cap: usize) -> SendBuffer {
-        SendBuffer { data: VecDeque::new(), cap }
+        SendBuffer {
+            data: VecDeque::new(),
+            cap,
+        }
     }
 
     /// Bytes held.

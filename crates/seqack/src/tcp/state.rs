@@ -92,7 +92,10 @@ impl State {
 
     /// Both SYNs seen: the states after the handshake, where RFC 5961's rules apply.
     pub const fn is_synchronized(self) -> bool {
-        !matches!(self, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+        !matches!(
+            self,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
     }
 
     /// States where we may still send new data.
@@ -102,7 +105,10 @@ impl State {
 
     /// States where data from the peer is still accepted (its FIN not yet received).
     pub const fn can_receive(self) -> bool {
-        matches!(self, State::SynReceived | State::Established | State::FinWait1 | State::FinWait2)
+        matches!(
+            self,
+            State::SynReceived | State::Established | State::FinWait1 | State::FinWait2
+        )
     }
 }
 
@@ -117,7 +123,10 @@ pub fn rfc9293_allows(from: State, to: State, why: super::Reason) -> bool {
     use super::Reason as R;
     use State::*;
     // Ways out of any connection state into CLOSED: reset, abort, giving up.
-    let dies = matches!(why, R::RcvRst | R::Abort | R::TimerRetries | R::TimerKeepalive | R::ListenerClosed);
+    let dies = matches!(
+        why,
+        R::RcvRst | R::Abort | R::TimerRetries | R::TimerKeepalive | R::ListenerClosed
+    );
     match (from, to) {
         (Closed, Listen) => why == R::Listen,
         (Closed, SynSent) => why == R::Connect,
@@ -162,12 +171,28 @@ mod tests {
     #[test]
     fn the_rfc_table_refuses_shortcuts() {
         use crate::tcp::Reason as R;
-        assert!(rfc9293_allows(State::FinWait1, State::TimeWait, R::RcvFinAckOfFin));
+        assert!(rfc9293_allows(
+            State::FinWait1,
+            State::TimeWait,
+            R::RcvFinAckOfFin
+        ));
         assert!(!rfc9293_allows(State::FinWait1, State::TimeWait, R::RcvFin));
-        assert!(!rfc9293_allows(State::Established, State::TimeWait, R::RcvFin));
+        assert!(!rfc9293_allows(
+            State::Established,
+            State::TimeWait,
+            R::RcvFin
+        ));
         assert!(!rfc9293_allows(State::CloseWait, State::TimeWait, R::Close));
-        assert!(!rfc9293_allows(State::TimeWait, State::Closed, R::RcvAckOfFin));
-        assert!(!rfc9293_allows(State::Listen, State::Established, R::RcvAckOfSyn));
+        assert!(!rfc9293_allows(
+            State::TimeWait,
+            State::Closed,
+            R::RcvAckOfFin
+        ));
+        assert!(!rfc9293_allows(
+            State::Listen,
+            State::Established,
+            R::RcvAckOfSyn
+        ));
     }
 
     #[test]

@@ -21,8 +21,14 @@ pub enum Timer {
 
 impl Timer {
     /// Every kind, in the order expiries are handled when several fall due at once.
-    pub const ALL: [Timer; 6] =
-        [Timer::TimeWait, Timer::FinWait2, Timer::Retransmit, Timer::Persist, Timer::Keepalive, Timer::DelayedAck];
+    pub const ALL: [Timer; 6] = [
+        Timer::TimeWait,
+        Timer::FinWait2,
+        Timer::Retransmit,
+        Timer::Persist,
+        Timer::Keepalive,
+        Timer::DelayedAck,
+    ];
 
     const fn index(self) -> usize {
         match self {
@@ -87,12 +93,17 @@ impl Timers {
 
     /// The earliest armed timer and its deadline.
     pub fn next_timer(&self) -> Option<(Timer, Instant)> {
-        Timer::ALL.into_iter().filter_map(|t| self.get(t).map(|d| (t, d))).min_by_key(|&(_, d)| d)
+        Timer::ALL
+            .into_iter()
+            .filter_map(|t| self.get(t).map(|d| (t, d)))
+            .min_by_key(|&(_, d)| d)
     }
 
     /// Disarms and returns the first timer (in [`Timer::ALL`] order) due at `now`.
     pub fn take_expired(&mut self, now: Instant) -> Option<Timer> {
-        let t = Timer::ALL.into_iter().find(|&t| self.get(t).is_some_and(|d| d <= now))?;
+        let t = Timer::ALL
+            .into_iter()
+            .find(|&t| self.get(t).is_some_and(|d| d <= now))?;
         self.stop(t);
         Some(t)
     }
@@ -110,10 +121,19 @@ mod tests {
         t.set(Timer::Keepalive, Instant::from_secs(7200));
         assert_eq!(t.next(), Some(Instant::from_millis(40)));
         assert_eq!(t.take_expired(Instant::from_millis(10)), None);
-        assert_eq!(t.take_expired(Instant::from_millis(400)), Some(Timer::Retransmit));
-        assert_eq!(t.take_expired(Instant::from_millis(400)), Some(Timer::DelayedAck));
+        assert_eq!(
+            t.take_expired(Instant::from_millis(400)),
+            Some(Timer::Retransmit)
+        );
+        assert_eq!(
+            t.take_expired(Instant::from_millis(400)),
+            Some(Timer::DelayedAck)
+        );
         assert_eq!(t.take_expired(Instant::from_millis(400)), None);
-        assert_eq!(t.next_timer(), Some((Timer::Keepalive, Instant::from_secs(7200))));
+        assert_eq!(
+            t.next_timer(),
+            Some((Timer::Keepalive, Instant::from_secs(7200)))
+        );
         t.stop_all();
         assert_eq!(t.next(), None);
     }

@@ -73,13 +73,18 @@ mod tests {
     fn odd_length_pads_with_zero() {
         assert_eq!(fold(accumulate(0, &[0xab])), 0xab00);
         let a = fold(accumulate(0, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]));
-        let b = fold(accumulate(accumulate(0, &[1, 2, 3, 4, 5, 6, 7, 8]), &[9, 10, 11]));
+        let b = fold(accumulate(
+            accumulate(0, &[1, 2, 3, 4, 5, 6, 7, 8]),
+            &[9, 10, 11],
+        ));
         assert_eq!(a, b);
     }
 
     #[test]
     fn verifying_a_filled_checksum_gives_zero() {
-        let mut data = vec![0x45u8, 0, 0, 20, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut data = vec![
+            0x45u8, 0, 0, 20, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         let c = checksum(&data);
         data[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&data), 0);

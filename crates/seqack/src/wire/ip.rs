@@ -180,7 +180,10 @@ mod tests {
         let n = emit(&mut buf, src, dst, PROTO_TCP, 64, 4);
         buf[n..n + 4].copy_from_slice(b"abcd");
         let p = parse(&buf[..n + 4]).unwrap();
-        assert_eq!((p.src, p.dst, p.protocol, p.payload), (src, dst, PROTO_TCP, &b"abcd"[..]));
+        assert_eq!(
+            (p.src, p.dst, p.protocol, p.payload),
+            (src, dst, PROTO_TCP, &b"abcd"[..])
+        );
     }
 
     #[test]
@@ -191,7 +194,10 @@ mod tests {
         let n = emit(&mut buf, src, dst, PROTO_TCP, 64, 3);
         buf[n..n + 3].copy_from_slice(b"xyz");
         let p = parse(&buf[..n + 3]).unwrap();
-        assert_eq!((p.src, p.dst, p.protocol, p.payload), (src, dst, PROTO_TCP, &b"xyz"[..]));
+        assert_eq!(
+            (p.src, p.dst, p.protocol, p.payload),
+            (src, dst, PROTO_TCP, &b"xyz"[..])
+        );
     }
 
     #[test]
@@ -200,7 +206,14 @@ mod tests {
         assert_eq!(parse(&[0x45; 10]), Err(WireError::Truncated));
         assert_eq!(parse(&[0x75; 40]), Err(WireError::BadVersion));
         let mut buf = [0u8; 40];
-        let n = emit(&mut buf, "1.2.3.4".parse().unwrap(), "5.6.7.8".parse().unwrap(), 6, 64, 0);
+        let n = emit(
+            &mut buf,
+            "1.2.3.4".parse().unwrap(),
+            "5.6.7.8".parse().unwrap(),
+            6,
+            64,
+            0,
+        );
         let mut bad = buf;
         bad[15] ^= 1;
         assert_eq!(parse(&bad[..n]), Err(WireError::BadChecksum));

@@ -125,7 +125,7 @@ mod tests {
             prop_assert_eq!(b.since(a), d);
             prop_assert_eq!(a.max(b), b);
             prop_assert_eq!(a.min(b), a);
-            prop_assert_eq!((b - d), a);
+            prop_assert_eq!(b - d, a);
         }
     }
 }

@@ -92,7 +92,15 @@ impl fmt::Display for Flags {
     /// Written as tcpdump and packetdrill write them: `S`, `S.`, `F.`, `R.`, `P.`, `.`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut any = false;
-        for (bit, c) in [(0x02, 'S'), (0x01, 'F'), (0x04, 'R'), (0x08, 'P'), (0x20, 'U'), (0x40, 'E'), (0x80, 'W')] {
+        for (bit, c) in [
+            (0x02, 'S'),
+            (0x01, 'F'),
+            (0x04, 'R'),
+            (0x08, 'P'),
+            (0x20, 'U'),
+            (0x40, 'E'),
+            (0x80, 'W'),
+        ] {
             if self.0 & bit != 0 {
                 write!(f, "{c}")?;
                 any = true;
@@ -347,7 +355,10 @@ pub fn parse(buf: &[u8], src: IpAddr, dst: IpAddr, verify: bool) -> Result<Segme
         return Err(WireError::BadHeaderLen);
     }
     if verify {
-        let sum = checksum::accumulate(checksum::pseudo_header(src, dst, PROTO_TCP, buf.len() as u32), buf);
+        let sum = checksum::accumulate(
+            checksum::pseudo_header(src, dst, PROTO_TCP, buf.len() as u32),
+            buf,
+        );
         if checksum::fold(sum) != 0xffff {
             return Err(WireError::BadChecksum);
         }
@@ -417,7 +428,10 @@ pub fn emit(
     let (p0, p1) = payload;
     b[hlen..hlen + p0.len()].copy_from_slice(p0);
     b[hlen + p0.len()..].copy_from_slice(p1);
-    let sum = checksum::accumulate(checksum::pseudo_header(src, dst, PROTO_TCP, total as u32), b);
+    let sum = checksum::accumulate(
+        checksum::pseudo_header(src, dst, PROTO_TCP, total as u32),
+        b,
+    );
     let c = !checksum::fold(sum);
     b[16..18].copy_from_slice(&c.to_be_bytes());
     Some(total)
@@ -445,9 +459,20 @@ mod tests {
 
     #[test]
     fn linux_syn_options_are_laid_out_like_linux() {
-        let mut o = Options { mss: Some(1460), wscale: Some(7), sack_permitted: true, ..Default::default() };
+        let mut o = Options {
+            mss: Some(1460),
+            wscale: Some(7),
+            sack_permitted: true,
+            ..Default::default()
+        };
         o.timestamps = Some((1, 0));
-        let h = Header { seq: Seq(1), flags: Flags::SYN, window: 65535, options: o, ..Default::default() };
+        let h = Header {
+            seq: Seq(1),
+            flags: Flags::SYN,
+            window: 65535,
+            options: o,
+            ..Default::default()
+        };
         let (raw, parsed) = round_trip(&h, OptionLayout::Linux, b"");
         assert_eq!(&raw[..8], &[2, 4, 0x05, 0xb4, 4, 2, 8, 10]);
         assert_eq!(&raw[16..], &[1, 3, 3, 7]);
@@ -456,8 +481,17 @@ mod tests {
 
     #[test]
     fn freebsd_layout_and_padding() {
-        let o = Options { mss: Some(1460), wscale: Some(6), sack_permitted: true, ..Default::default() };
-        let h = Header { flags: Flags::SYN, options: o, ..Default::default() };
+        let o = Options {
+            mss: Some(1460),
+            wscale: Some(6),
+            sack_permitted: true,
+            ..Default::default()
+        };
+        let h = Header {
+            flags: Flags::SYN,
+            options: o,
+            ..Default::default()
+        };
         let (raw, parsed) = round_trip(&h, OptionLayout::FreeBsd, b"");
         assert_eq!(raw, vec![2, 4, 0x05, 0xb4, 1, 3, 3, 6, 4, 2, 0, 0]);
         assert_eq!(parsed, o);
@@ -465,11 +499,21 @@ mod tests {
 
     #[test]
     fn sack_blocks_fit_three_with_timestamps() {
-        let mut o = Options { timestamps: Some((5, 6)), ..Default::default() };
+        let mut o = Options {
+            timestamps: Some((5, 6)),
+            ..Default::default()
+        };
         for i in 0..4u32 {
-            o.push_sack(SackBlock { left: Seq(i * 100), right: Seq(i * 100 + 50) });
+            o.push_sack(SackBlock {
+                left: Seq(i * 100),
+                right: Seq(i * 100 + 50),
+            });
         }
-        let h = Header { flags: Flags::ACK, options: o, ..Default::default() };
+        let h = Header {
+            flags: Flags::ACK,
+            options: o,
+            ..Default::default()
+        };
         let (raw, parsed) = round_trip(&h, OptionLayout::Linux, b"data");
         assert_eq!(raw.len(), 40);
         assert_eq!(parsed.sack_blocks().len(), 3);
@@ -480,10 +524,16 @@ mod tests {
     fn malformed_options_and_headers_are_errors() {
         assert_eq!(Options::parse(&[2, 1]), Err(WireError::BadOption));
         assert_eq!(Options::parse(&[2, 4, 1]), Err(WireError::BadOption));
-        assert_eq!(Options::parse(&[8, 9, 0, 0, 0, 0, 0, 0, 0]), Err(WireError::BadOption));
+        assert_eq!(
+            Options::parse(&[8, 9, 0, 0, 0, 0, 0, 0, 0]),
+            Err(WireError::BadOption)
+        );
         assert_eq!(Options::parse(&[2]), Err(WireError::BadOption));
         // Unknown options are skipped; EOL ends the list.
-        assert_eq!(Options::parse(&[30, 3, 9, 0, 2, 1]).unwrap(), Options::default());
+        assert_eq!(
+            Options::parse(&[30, 3, 9, 0, 2, 1]).unwrap(),
+            Options::default()
+        );
         let (s, d) = addrs();
         assert_eq!(parse(&[0; 10], s, d, false), Err(WireError::Truncated));
         let mut hdr = [0u8; 20];
