@@ -544,7 +544,10 @@ impl Connection {
             return;
         }
         match self.state {
-            State::SynSent => self.enter_closed(Reason::Close, None),
+            // RFC 9293 3.10.4: with nothing queued, SYN_SENT just deletes the TCB. Data
+            // the application queued before the handshake completed is not thrown
+            // away: the FIN follows it once the connection is established.
+            State::SynSent if self.send_buf.is_empty() => self.enter_closed(Reason::Close, None),
             State::FinWait2 => self.arm_fin_wait2(now),
             _ => self.queue_fin(Reason::Close),
         }

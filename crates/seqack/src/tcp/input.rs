@@ -79,7 +79,12 @@ impl Connection {
             self.ack_now = true;
             self.handshake_ack = true;
             if self.fin_queued {
-                self.set_state(State::FinWait1, Reason::ShutdownWrite);
+                let why = if self.orphaned {
+                    Reason::Close
+                } else {
+                    Reason::ShutdownWrite
+                };
+                self.set_state(State::FinWait1, why);
             }
             // Data or FIN carried on the SYN-ACK (rare, allowed).
             self.accept_text_and_fin(now, seg, seg.seq + 1u32, cx);
