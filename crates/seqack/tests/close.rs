@@ -322,11 +322,13 @@ fn time_wait_reacks_a_retransmitted_fin_and_restarts_2msl() {
 #[test]
 fn time_wait_ignores_a_duplicate_bare_ack() {
     let mut f = conn_time_wait();
-    let deadline = f.timer(Timer::TimeWait);
     f.advance(secs(1));
     f.inject(&seg(Flags::ACK, irs(2), iss(2), b""));
+    // No reply (an ACK for an ACK would loop) and no state change. Whether the 2MSL
+    // timer restarts is not asserted: RFC 9293 does not, Linux does.
     f.expect_nothing();
-    assert_eq!(f.timer(Timer::TimeWait), deadline, "not restarted");
+    assert_eq!(f.conn.state(), State::TimeWait);
+    assert!(f.events().is_empty());
 }
 
 #[test]
