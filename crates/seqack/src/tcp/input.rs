@@ -8,7 +8,7 @@ use super::timers::Timer;
 use super::State;
 use crate::counters::Counters;
 use crate::time::{Duration, Instant};
-use crate::wire::tcp::Segment;
+use crate::wire::tcp::{Flags, Segment};
 use crate::wire::Seq;
 
 /// PAWS does not reject against a TS.Recent older than this (RFC 7323 5.5).
@@ -131,6 +131,29 @@ impl Connection {
             self.snd_nxt = self.iss;
             return;
         }
+        // Simultaneous open, RFC 9293 figure 7 line 6: the peer's SYN-ACK repeats its SYN,
+        // already taken, and acknowledges ours. The sequence test would drop it as a
+        // duplicate and leave us waiting for an ACK the peer will not send; Linux lets it
+        // through (tcp_validate_incoming). Process it as the ACK after that SYN.
+        let stripped;
+        let seg = if self.state == State::SynReceived
+            && !self.passive
+            && f.syn()
+            && f.ack()
+            && !f.rst()
+            && seg.seq == self.irs
+            && seg.ack == self.iss + 1u32
+        {
+            stripped = Segment {
+                seq: seg.seq + 1u32,
+                flags: Flags(f.0 & !Flags::SYN.0),
+                ..*seg
+            };
+            &stripped
+        } else {
+            seg
+        };
+        let f = seg.flags;
         // First: sequence number, with PAWS before it (RFC 7323 5.3 R1).
         if self.paws_rejects(now, seg) {
             cx.paws_estab_rejected += 1;
