@@ -412,3 +412,51 @@ fn sequence_numbers_wrap_around_zero_in_both_directions() {
     );
     assert_eq!(f.conn.timer(Timer::Retransmit), None);
 }
+
+#[test]
+fn pending_delayed_ack_rides_on_outgoing_data() {
+    let mut f = conn_established_with(no_quickack());
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"ping"));
+    f.expect_nothing();
+    assert!(f.conn.timer(Timer::DelayedAck).is_some());
+    f.send(b"pong");
+    let s = f.expect_one();
+    assert_eq!(
+        (s.seq, s.ack, &s.payload[..]),
+        (iss(1), irs(5), &b"pong"[..])
+    );
+    assert_eq!(
+        f.conn.timer(Timer::DelayedAck),
+        None,
+        "the data segment carried the ACK"
+    );
+}
+
+#[test]
+fn window_update_is_sent_once_reading_opens_the_window_by_an_mss() {
+    let mut f = conn_established_with(Config {
+        recv_buffer: 4000,
+        ..plain_config()
+    });
+    let data = vec![1u8; 4000];
+    for (i, chunk) in data.chunks(1460).enumerate() {
+        f.inject(&seg(Flags::ACK, irs(1 + 1460 * i as u32), iss(1), chunk));
+    }
+    assert_eq!(
+        f.transmit().last().map(|s| (s.ack, s.window)),
+        Some((irs(4001), 0))
+    );
+
+    // RFC 9293 3.8.6.2.2: announce the opening only once it reaches
+    // min(RCV.BUFF / 2, MSS) = 1460 bytes, so the sender never sees a silly window.
+    let mut buf = [0u8; 1000];
+    assert_eq!(f.conn.recv(&mut buf), Ok(1000));
+    f.expect_nothing();
+    let mut buf = [0u8; 1500];
+    assert_eq!(f.conn.recv(&mut buf), Ok(1500));
+    let update = f.expect_one();
+    assert_eq!(
+        (update.flags, update.ack, update.window),
+        (Flags::ACK, irs(4001), 2500)
+    );
+}

@@ -432,3 +432,65 @@ fn close_in_syn_sent_deletes_the_connection_without_sending() {
     f.expect_nothing();
     assert_eq!(f.conn.poll_timeout(), None);
 }
+
+#[test]
+fn simultaneous_open_crossing_syn_ack_establishes() {
+    // RFC 9293 figure 7: both sides sent SYN, both answered with SYN-ACK. The peer's
+    // SYN-ACK repeats its SYN (already taken) and acknowledges ours (line 6).
+    let mut f = conn_syn_sent();
+    f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+    assert_eq!(f.expect_one().flags, Flags::SYN | Flags::ACK);
+    f.events();
+    f.advance(RTT);
+    f.inject(&seg(Flags::SYN | Flags::ACK, IRS, iss(1), b""));
+    assert_eq!(
+        f.events(),
+        vec![
+            Event::StateChange {
+                from: State::SynReceived,
+                to: State::Established,
+                why: Reason::RcvAckOfSyn
+            },
+            Event::Connected,
+        ]
+    );
+    assert_eq!(f.conn.sequence(), (ISS, iss(1), iss(1), IRS, irs(1)));
+    assert_eq!(f.conn.timer(Timer::Retransmit), None);
+    // Nothing is owed: the SYN in it was a duplicate, which at most earns a bare ACK.
+    for s in f.transmit() {
+        assert!(
+            s.is_pure_ack() && s.seq == iss(1) && s.ack == irs(1),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
+fn syn_ack_in_passive_syn_received_is_not_taken_as_an_ack_of_syn() {
+    // Only an active opener can have a SYN-ACK crossing its own.
+    let mut f = conn_syn_received();
+    f.inject(&seg(Flags::SYN | Flags::ACK, IRS, iss(1), b""));
+    assert_eq!(f.conn.state(), State::SynReceived);
+}
+
+#[test]
+fn syn_ack_carrying_data_delivers_it_and_acks_past_it() {
+    let mut f = conn_syn_sent();
+    f.advance(RTT);
+    f.inject(&seg(Flags::SYN | Flags::ACK, IRS, iss(1), b"early data"));
+    assert_eq!(f.conn.state(), State::Established);
+    // The data starts after the SYN: IRS+1 .. IRS+10.
+    let sent = f.transmit();
+    assert_eq!(sent.last().map(|s| s.ack), Some(irs(11)));
+    assert_eq!(f.read_all(), b"early data");
+}
+
+#[test]
+fn ack_of_syn_carrying_data_establishes_and_delivers_it() {
+    let mut f = conn_syn_received();
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"GET /"));
+    assert_eq!(f.conn.state(), State::Established);
+    assert_eq!(f.expect_one().ack, irs(6));
+    assert_eq!(f.read_all(), b"GET /");
+}

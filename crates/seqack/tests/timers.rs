@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use seqack::tcp::{Config, Error, Event, Reason, State, Timer};
-use seqack::wire::tcp::Flags;
+use seqack::wire::tcp::{Flags, Segment};
 use seqack::{Duration, Instant};
 
 /// Fires timers until the connection closes (or `limit` expiries), recording when each
@@ -411,4 +411,57 @@ fn syn_ack_retransmitted_before_the_ack_leaves_data_rto_at_3s() {
     f.transmit();
     // RFC 6298 5.7, and the handshake's backoff does not carry over into data.
     assert_eq!(f.timer(Timer::Retransmit), f.now + Duration::from_secs(3));
+}
+
+#[test]
+fn zero_window_probes_go_on_while_the_peer_answers_them() {
+    let mut f = conn_established_with(Config {
+        retries2: 2,
+        ..plain_config()
+    });
+    f.inject(&Segment {
+        window: 0,
+        ..seg(Flags::ACK, irs(1), iss(1), b"")
+    });
+    f.send(b"x");
+    f.expect_nothing();
+    for _ in 0..5 {
+        f.fire_next();
+        assert_eq!(f.expect_one().seq, ISS, "a probe");
+        f.advance(RTT);
+        // RFC 9293 3.8.6.1: as long as the receiver answers, the sender must not give up.
+        f.inject(&Segment {
+            window: 0,
+            ..seg(Flags::ACK, irs(1), iss(1), b"")
+        });
+        f.expect_nothing();
+    }
+    assert_eq!(f.conn.state(), State::Established);
+    assert_eq!(f.cx.win_probes, 5);
+}
+
+#[test]
+fn unanswered_zero_window_probes_time_out_after_retries2() {
+    let mut f = conn_established_with(Config {
+        retries2: 2,
+        ..plain_config()
+    });
+    f.inject(&Segment {
+        window: 0,
+        ..seg(Flags::ACK, irs(1), iss(1), b"")
+    });
+    f.send(b"x");
+    f.expect_nothing();
+    let log = run_to_close(&mut f, 10);
+    assert_eq!(log.len(), 2, "two probes, then the third expiry gives up");
+    assert_eq!(f.conn.error(), Some(Error::TimedOut));
+}
+
+#[test]
+fn keepalive_probe_from_the_peer_is_answered_with_an_ack() {
+    let mut f = conn_established();
+    // The peer's probe: SEG.SEQ = RCV.NXT - 1, no data.
+    f.inject(&seg(Flags::ACK, irs(0), iss(1), b""));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(1)));
 }
