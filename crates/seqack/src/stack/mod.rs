@@ -7,6 +7,7 @@
 //! `handle_packet` / `handle_timeout`, commands, outputs `poll_transmit` /
 //! `poll_timeout` / `poll_event`).
 
+pub mod cookies;
 pub mod isn;
 
 use crate::counters::Counters;
