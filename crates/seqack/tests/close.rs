@@ -540,3 +540,37 @@ fn shutdown_write_before_the_handshake_sends_the_fin_after_it() {
     assert_eq!(fin.seq, iss(1));
     assert!(sent.iter().all(|s| s.ack == irs(1)));
 }
+
+#[test]
+fn time_wait_syn_exactly_at_rcv_nxt_is_not_recycled() {
+    // Linux reopens only for a SYN strictly after RCV.NXT (tcp_timewait_state_process).
+    let mut f = conn_time_wait();
+    assert_eq!(
+        f.inject(&seg(Flags::SYN, irs(2), Seq(0), b"")),
+        Disposition::Consumed
+    );
+    assert_eq!(f.expect_one().ack, irs(2));
+    assert_eq!(
+        f.inject(&seg(Flags::SYN, irs(3), Seq(0), b"")),
+        Disposition::Recycle
+    );
+}
+
+#[test]
+fn time_wait_syn_with_a_newer_timestamp_may_reopen_even_with_an_old_sequence_number() {
+    // RFC 6191: with timestamps, a newer TSval identifies a new incarnation.
+    let mut f = conn_time_wait_with(Config::default());
+    f.advance(secs(1));
+    let mut syn = seg(Flags::SYN, irs(0), Seq(0), b"");
+    syn.options.timestamps = Some((f.peer_tsval(), 0));
+    assert_eq!(f.inject(&syn), Disposition::Recycle);
+}
+
+#[test]
+fn time_wait_syn_with_an_old_timestamp_and_old_sequence_number_is_not_recycled() {
+    let mut f = conn_time_wait_with(Config::default());
+    let mut syn = seg(Flags::SYN, irs(0), Seq(0), b"");
+    syn.options.timestamps = Some((PEER_TS_BASE - 10_000, 0));
+    assert_eq!(f.inject(&syn), Disposition::Consumed);
+    assert_eq!(f.conn.state(), State::TimeWait);
+}
