@@ -9,8 +9,11 @@ use seqack::tcp::{Config, Error, Event, Reason, RecvError, SendError, State, Tim
 use seqack::wire::tcp::Flags;
 use seqack::wire::Seq;
 
-/// The synchronized-state fixtures and, for each, (SND.NXT, RCV.NXT).
-fn synchronized_states() -> Vec<(State, fn() -> Fixture, Seq, Seq)> {
+/// A state, its fixture, and the connection's (SND.NXT, RCV.NXT) in it.
+type StateCase = (State, fn() -> Fixture, Seq, Seq);
+
+/// The synchronized states other than TIME_WAIT.
+fn synchronized_states() -> Vec<StateCase> {
     vec![
         (
             State::Established,
