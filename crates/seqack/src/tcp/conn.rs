@@ -207,6 +207,9 @@ pub struct Connection {
     pub(super) cc: NewReno,
     pub(super) dupacks: u32,
     pub(super) recover: Option<Seq>,
+    /// In fast recovery (entered on three duplicate ACKs). After a timeout `recover` is
+    /// set too, but only to stop a spurious fast retransmit (RFC 6582 section 4).
+    pub(super) fast_recovery: bool,
     /// Where SND.NXT resumes after the one segment a fast retransmit or a partial ACK
     /// resends from SND.UNA.
     pub(super) rexmit_resume: Option<Seq>,
@@ -285,6 +288,7 @@ impl Connection {
             cc: NewReno::new(cfg.initial_cwnd, mss),
             dupacks: 0,
             recover: None,
+            fast_recovery: false,
             rexmit_resume: None,
             orphaned: false,
             rd_shut: false,

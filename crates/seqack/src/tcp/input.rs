@@ -445,7 +445,7 @@ impl Connection {
         self.retries = 0;
         let mss = self.smss;
         match self.recover {
-            Some(recover) if ack < recover => {
+            Some(recover) if ack < recover && self.fast_recovery => {
                 // RFC 6582 3.2 step 3: partial ACK, retransmit the next hole at once (one
                 // segment, unless an RTO's go-back-N resend is already under way).
                 self.cc.on_partial_ack(acked, mss);
@@ -454,10 +454,19 @@ impl Connection {
                     self.snd_nxt = self.snd_una;
                 }
             }
-            Some(_) => {
+            Some(recover) if ack >= recover && self.fast_recovery => {
                 self.recover = None;
+                self.fast_recovery = false;
                 self.cc
                     .on_recovery_exit(self.snd_max.since(self.snd_una), mss);
+            }
+            // After a timeout: slow start from the one-segment loss window while the
+            // resend goes on (RFC 5681 3.1); no NewReno deflation.
+            Some(recover) => {
+                if ack >= recover {
+                    self.recover = None;
+                }
+                self.cc.on_ack(acked.min(flight_before), mss);
             }
             None => self.cc.on_ack(acked.min(flight_before), mss),
         }
@@ -475,11 +484,12 @@ impl Connection {
     fn on_dupack(&mut self, cx: &mut Counters) {
         self.dupacks += 1;
         let mss = self.smss;
-        if self.recover.is_some() {
+        if self.fast_recovery {
             self.cc.on_dupack_in_recovery(mss);
-        } else if self.dupacks == 3 {
+        } else if self.recover.is_none() && self.dupacks == 3 {
             cx.fast_retrans += 1;
             self.recover = Some(self.snd_max);
+            self.fast_recovery = true;
             self.cc
                 .on_fast_retransmit(self.snd_max.since(self.snd_una), mss);
             // RFC 5681 3.2 step 2: resend the one segment at SND.UNA; the segments the
@@ -742,6 +752,7 @@ impl Connection {
         let flight = self.snd_max.since(self.snd_una);
         self.cc.on_rto(flight, self.smss);
         self.recover = (self.state.is_synchronized()).then_some(self.snd_max);
+        self.fast_recovery = false;
         self.dupacks = 0;
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;
