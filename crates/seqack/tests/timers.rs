@@ -465,3 +465,35 @@ fn keepalive_probe_from_the_peer_is_answered_with_an_ack() {
     let ack = f.expect_one();
     assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(1)));
 }
+
+#[test]
+fn after_an_rto_each_ack_grows_cwnd_in_slow_start() {
+    let mut f = conn_established();
+    f.send(&[5u8; 6 * 1460]);
+    assert_eq!(f.transmit().len(), 6);
+    f.fire_next();
+    assert_eq!(f.expect_one().seq, iss(1), "loss window: one segment");
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    // RFC 5681 3.1: after a timeout the sender slow-starts from one segment; the ACK of
+    // the resent segment adds one SMSS, and the go-back-N resend goes on two at a time.
+    assert_eq!(f.conn.cwnd(), 2 * 1460);
+    let sent = f.transmit();
+    let seqs: Vec<_> = sent.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, vec![iss(1461), iss(2921)]);
+}
+
+#[test]
+fn duplicate_acks_after_an_rto_do_not_start_fast_retransmit() {
+    let mut f = conn_established();
+    f.send(&[5u8; 4 * 1460]);
+    f.transmit();
+    f.fire_next();
+    f.transmit();
+    // RFC 6582 section 4: duplicates of data sent before the timeout are no signal.
+    for _ in 0..3 {
+        f.inject(&seg(Flags::ACK, irs(1), iss(1), b""));
+    }
+    f.expect_nothing();
+    assert_eq!(f.cx.fast_retrans, 0);
+}
