@@ -9,6 +9,7 @@
 
 pub mod cookies;
 pub mod isn;
+pub mod wheel;
 
 use crate::counters::Counters;
 use crate::tcp::{
