@@ -486,7 +486,11 @@ fn data_arriving_after_close_is_answered_with_rst() {
     // Nobody will read it (Linux: TCPAbortOnData).
     let rst = f.expect_one();
     assert!(rst.flags.rst());
-    assert_eq!(rst.seq, iss(2));
+    // Linux answers from the segment (tcp_v4_send_reset): <SEQ=SEG.ACK><CTL=RST>.
+    // SEG.ACK is the peer's RCV.NXT, so RFC 5961 lets this RST through at once; one at
+    // SND.NXT (past our unacknowledged FIN) would only draw a challenge ACK.
+    assert_eq!(rst.seq, iss(1));
+    assert!(!rst.flags.ack());
     assert!(f.conn.is_closed());
     assert!(f
         .state_changes()
@@ -501,7 +505,9 @@ fn data_arriving_in_orphaned_fin_wait_2_is_answered_with_rst() {
     f.inject(&seg(Flags::ACK, irs(1), iss(2), b"late"));
     let rst = f.expect_one();
     assert!(rst.flags.rst());
+    // <SEQ=SEG.ACK><CTL=RST>, as Linux answers (our FIN was acknowledged: ISS+2).
     assert_eq!(rst.seq, iss(2));
+    assert!(!rst.flags.ack());
     assert!(f.conn.is_closed());
 }
 

@@ -43,5 +43,9 @@ fn the_core_does_no_io_and_reads_no_clock() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut hits = Vec::new();
     scan(&src, &mut hits);
-    assert!(hits.is_empty(), "sans-IO boundary crossed:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "sans-IO boundary crossed:\n{}",
+        hits.join("\n")
+    );
 }

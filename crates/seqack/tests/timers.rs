@@ -346,11 +346,19 @@ fn keepalive_gives_up_after_count_unanswered_probes() {
     let mut f = keepalive_fixture();
     let idle_since = f.now;
     let log = run_to_close(&mut f, 10);
-    let probes: Vec<u64> = log
+    let at: Vec<u64> = log
         .iter()
         .map(|(t, _)| t.saturating_since(idle_since).as_secs())
         .collect();
-    assert_eq!(probes, vec![10, 12, 14]);
+    // Three probes (ACKs one below SND.UNA), then, as Linux's tcp_keepalive_timer
+    // does, an RST to the silent peer when the count is exhausted.
+    assert_eq!(at, vec![10, 12, 14, 16]);
+    for (_, p) in &log[..3] {
+        assert!(p.flags.ack() && !p.flags.rst() && p.seq == iss(0));
+    }
+    let (_, rst) = &log[3];
+    assert!(rst.flags.rst() && rst.flags.ack());
+    assert_eq!((rst.seq, rst.ack), (iss(1), irs(1)));
     assert_eq!(f.now, idle_since + secs(16));
     assert_eq!(
         f.events(),
@@ -380,7 +388,10 @@ fn keepalive_answer_restarts_the_idle_time() {
     // The count starts over: three more probes before giving up.
     let answered = f.now;
     let log = run_to_close(&mut f, 10);
-    assert_eq!(log.len(), 3);
+    // Three probes and the final RST.
+    assert_eq!(log.len(), 4);
+    assert!(log[..3].iter().all(|(_, p)| !p.flags.rst()));
+    assert!(log[3].1.flags.rst());
     assert_eq!(f.now, answered + secs(16));
 }
 

@@ -255,8 +255,9 @@ impl Connection {
     /// The window the acceptability test uses: what we advertised (the right edge never
     /// moves left), or more if the buffer has room.
     fn rcv_wnd_for_check(&self) -> u32 {
-        let advertised = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
-        advertised.max(self.recv_buf.window() as u32)
+        // RCV.WND is what we advertised: space the peer has not been told about does not
+        // make its segments acceptable (data that fits the buffer is still kept).
+        self.rcv_adv.diff(self.rcv_nxt).max(0) as u32
     }
 
     /// PAWS (RFC 7323 5.3): a segment whose TSval is older than TS.Recent is a stale
@@ -542,9 +543,15 @@ impl Connection {
                 // Linux: new data for a connection the application closed is answered
                 // with RST (TCPAbortOnData): nobody will ever read it.
                 cx.abort_on_data += 1;
+                // Linux answers from the offending segment (tcp_v4_send_reset):
+                // <SEQ=SEG.ACK><CTL=RST>.
                 self.control = Some(Control {
-                    seq: self.snd_nxt,
-                    ack: Some(self.rcv_nxt),
+                    seq: if seg.flags.ack() {
+                        seg.ack
+                    } else {
+                        self.snd_nxt
+                    },
+                    ack: None,
                     rst: true,
                 });
                 self.enter_closed(Reason::Abort, Some(Error::Aborted));
@@ -797,6 +804,12 @@ impl Connection {
         }
         if self.probes >= self.opts.keepalive_count {
             cx.abort_on_timeout += 1;
+            // Linux resets a peer that stopped answering keepalives (tcp_keepalive_timer).
+            self.control = Some(Control {
+                seq: self.snd_nxt,
+                ack: Some(self.rcv_nxt),
+                rst: true,
+            });
             self.enter_closed(Reason::TimerKeepalive, Some(Error::TimedOut));
             return;
         }
