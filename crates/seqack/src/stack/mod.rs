@@ -16,7 +16,7 @@ use crate::tcp::{
     write_packet, Config, Connection, Disposition, Event, Reason, RecvError, SendError, Shutdown,
     State,
 };
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::ip::{self, PROTO_TCP};
 use crate::wire::tcp::{self as wtcp, Flags, Header, Options, Segment};
 use crate::wire::{Seq, WireError};
@@ -24,9 +24,9 @@ use core::net::{IpAddr, SocketAddr};
 use isn::IsnGenerator;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use wheel::{TimerHandle, TimerWheel};
 
 /// Settings of a stack.
 #[derive(Clone, Debug)]
@@ -123,8 +123,9 @@ struct Slot {
     conn: Option<Connection>,
     /// The listener that created it, until the application accepts it.
     listener: Option<ListenerId>,
-    /// The deadline this connection has in the timer heap.
+    /// The deadline this connection has in the timer wheel, and its handle there.
     scheduled: Option<Instant>,
+    timer: TimerHandle,
     dirty: bool,
 }
 
@@ -155,7 +156,11 @@ pub struct Stack {
     demux: HashMap<(SocketAddr, SocketAddr), ConnId>,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId>,
-    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Every connection's next deadline, in one hierarchical timing wheel: O(1) to arm
+    /// and cancel however many connections there are.
+    wheel: TimerWheel<ConnId>,
+    /// Scratch space for expired timers, kept to avoid an allocation per expiry.
+    expired: Vec<(Instant, ConnId)>,
     dirty: VecDeque<ConnId>,
     rsts: VecDeque<PendingRst>,
     events: VecDeque<StackEvent>,
@@ -179,7 +184,8 @@ impl Stack {
             demux: HashMap::new(),
             listeners: Vec::new(),
             listen_map: HashMap::new(),
-            timers: BinaryHeap::new(),
+            wheel: TimerWheel::new(Instant::ZERO, Duration::from_millis(1)),
+            expired: Vec::new(),
             dirty: VecDeque::new(),
             rsts: VecDeque::new(),
             events: VecDeque::new(),
@@ -574,27 +580,22 @@ impl Stack {
     // ----- time -----------------------------------------------------------------------
 
     /// The earliest deadline at which [`Stack::handle_timeout`] must be called.
+    /// It is never later than the true earliest deadline (after a cancellation it may be
+    /// earlier, and a call to `handle_timeout` then makes it exact again).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((t, id))) = self.timers.peek() {
-            if self.slot(id).is_some_and(|s| s.scheduled == Some(t)) {
-                return Some(t);
-            }
-            self.timers.pop();
-        }
-        None
+        self.wheel.next_deadline()
     }
 
     /// Fires every connection timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&Reverse((t, id))) = self.timers.peek() {
-            if t > now {
-                break;
-            }
-            self.timers.pop();
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.expire(now, &mut expired);
+        for (t, id) in expired.drain(..) {
             let valid = self.slot_mut(id).is_some_and(|s| {
                 let ok = s.scheduled == Some(t);
                 if ok {
                     s.scheduled = None;
+                    s.timer = TimerHandle::DANGLING;
                 }
                 ok
             });
@@ -602,6 +603,7 @@ impl Stack {
                 self.with_conn(now, id, |c, now, cx| c.handle_timeout(now, cx));
             }
         }
+        self.expired = expired;
     }
 
     // ----- packets out ----------------------------------------------------------------
@@ -695,6 +697,7 @@ impl Stack {
                     conn: None,
                     listener: None,
                     scheduled: None,
+                    timer: TimerHandle::DANGLING,
                     dirty: false,
                 });
                 (self.slots.len() - 1) as u32
@@ -704,6 +707,7 @@ impl Stack {
         slot.conn = Some(conn);
         slot.listener = listener;
         slot.scheduled = None;
+        slot.timer = TimerHandle::DANGLING;
         slot.dirty = false;
         let id = ConnId {
             index,
@@ -756,9 +760,16 @@ impl Stack {
         let pending_output = slot.dirty;
         if deadline != slot.scheduled {
             slot.scheduled = deadline;
-            if let Some(t) = deadline {
-                self.timers.push(Reverse((t, id)));
-            }
+            slot.timer = match deadline {
+                Some(t) if slot.timer != TimerHandle::DANGLING => {
+                    self.wheel.reschedule(slot.timer, t)
+                }
+                Some(t) => self.wheel.insert(t, id),
+                None => {
+                    self.wheel.cancel(slot.timer);
+                    TimerHandle::DANGLING
+                }
+            };
         }
         let listener = slot.listener;
         if connected {
@@ -802,10 +813,16 @@ impl Stack {
     }
 
     fn release(&mut self, id: ConnId) {
-        if let Some(slot) = self.slot_mut(id) {
+        let slot = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation);
+        if let Some(slot) = slot {
             slot.conn = None;
             slot.listener = None;
             slot.scheduled = None;
+            self.wheel
+                .cancel(std::mem::replace(&mut slot.timer, TimerHandle::DANGLING));
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(id.index);
         }
