@@ -471,6 +471,19 @@ impl Stack {
         seg: &Segment<'_>,
     ) {
         if let Some(&id) = self.demux.get(&(local, remote)) {
+            if seg.flags.ack()
+                && !seg.flags.rst()
+                && !seg.flags.syn()
+                && self.accept_queue_full_for(id)
+            {
+                // Linux (tcp_check_req with tcp_abort_on_overflow = 0): the ACK that would
+                // complete the handshake is dropped while the accept queue is full; the
+                // connection stays in SYN_RECEIVED and its SYN-ACK retransmission draws
+                // the ACK again later.
+                self.counters.listen_overflows += 1;
+                self.counters.listen_drops += 1;
+                return;
+            }
             let disp = self.with_conn(now, id, |c, now, cx| c.handle_segment(now, seg, cx));
             match disp {
                 Some(Disposition::Consumed) => return,
@@ -500,6 +513,22 @@ impl Stack {
                 self.reply_rst(local, remote, seg);
             }
         }
+    }
+
+    /// True for a half-open connection whose listener's accept queue is full.
+    fn accept_queue_full_for(&self, id: ConnId) -> bool {
+        let Some(slot) = self.slot(id) else {
+            return false;
+        };
+        let (Some(l), Some(c)) = (slot.listener, slot.conn.as_ref()) else {
+            return false;
+        };
+        c.state() == State::SynReceived
+            && self
+                .listeners
+                .get(l.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|lst| lst.accept_queue.len() >= lst.backlog)
     }
 
     /// RFC 9293 3.10.7.2: a segment for a listener.
