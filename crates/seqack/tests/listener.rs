@@ -1,7 +1,7 @@
 //! Listener behaviour at the stack level, driven by hand-made segments: backlog limits
 //! and Linux's overflow rules.
 
-use seqack::stack::{StackConfig, StackEvent};
+use seqack::stack::{StackConfig, StackEvent, SynCookies};
 use seqack::tcp::write_packet;
 use seqack::wire::tcp::{Flags, Header, OptionLayout, Options};
 use seqack::wire::{ip, tcp, Seq};
@@ -11,6 +11,10 @@ use std::net::SocketAddr;
 const SERVER: &str = "10.0.0.2:80";
 
 fn stack() -> Stack {
+    stack_with(SynCookies::Off)
+}
+
+fn stack_with(syncookies: SynCookies) -> Stack {
     let tcp = Config {
         timestamps: false,
         sack: false,
@@ -20,6 +24,7 @@ fn stack() -> Stack {
     let mut s = Stack::new(StackConfig {
         tcp,
         seed: 7,
+        syncookies,
         ..Default::default()
     });
     s.add_address("10.0.0.2".parse().unwrap());
@@ -31,6 +36,25 @@ fn client(n: u16) -> SocketAddr {
 }
 
 fn packet(from: SocketAddr, flags: Flags, seq: u32, ack: u32) -> Vec<u8> {
+    let options = if flags.syn() {
+        Options {
+            mss: Some(1460),
+            ..Default::default()
+        }
+    } else {
+        Options::default()
+    };
+    packet_with(from, flags, seq, ack, options, b"")
+}
+
+fn packet_with(
+    from: SocketAddr,
+    flags: Flags,
+    seq: u32,
+    ack: u32,
+    options: Options,
+    data: &[u8],
+) -> Vec<u8> {
     let to: SocketAddr = SERVER.parse().unwrap();
     let hdr = Header {
         src_port: from.port(),
@@ -39,14 +63,7 @@ fn packet(from: SocketAddr, flags: Flags, seq: u32, ack: u32) -> Vec<u8> {
         ack: Seq(ack),
         flags,
         window: 65535,
-        options: if flags.syn() {
-            Options {
-                mss: Some(1460),
-                ..Default::default()
-            }
-        } else {
-            Options::default()
-        },
+        options,
     };
     let mut buf = vec![0u8; 1500];
     let n = write_packet(
@@ -55,7 +72,7 @@ fn packet(from: SocketAddr, flags: Flags, seq: u32, ack: u32) -> Vec<u8> {
         to,
         &hdr,
         OptionLayout::Linux,
-        (&[], &[]),
+        (data, &[]),
         64,
     )
     .unwrap();
@@ -133,7 +150,7 @@ fn a_full_accept_queue_drops_the_final_ack_and_the_handshake_completes_later() {
 }
 
 #[test]
-fn syns_beyond_the_backlog_are_dropped_and_counted() {
+fn without_cookies_syns_beyond_the_backlog_are_dropped_and_counted() {
     let mut s = stack();
     let t0 = Instant::ZERO;
     s.listen(SERVER.parse().unwrap(), 2).unwrap();
@@ -181,4 +198,166 @@ fn closing_a_listener_resets_connections_not_yet_accepted() {
     s.handle_packet(t0, &packet(client(3), Flags::SYN, 300, 0));
     let r = drain(&mut s, t0);
     assert_eq!(r, vec![(client(3).port(), Flags::RST | Flags::ACK, 0, 301)]);
+}
+
+/// Every segment the stack sends now, parsed, with its payload.
+fn drain_full(s: &mut Stack, now: Instant) -> Vec<(u16, Flags, u32, u32, Options, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1500];
+    while let Some(n) = s.poll_transmit(now, &mut buf) {
+        let p = ip::parse(&buf[..n]).unwrap();
+        let t = tcp::parse(p.payload, p.src, p.dst, true).unwrap();
+        out.push((
+            t.dst_port,
+            t.flags,
+            t.seq.0,
+            t.ack.0,
+            t.options,
+            t.payload.to_vec(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn a_full_syn_queue_answers_with_cookies_and_a_cookie_ack_makes_a_working_connection() {
+    let mut s = stack_with(SynCookies::OnOverflow);
+    let t0 = Instant::ZERO;
+    let l = s.listen(SERVER.parse().unwrap(), 2).unwrap();
+    for i in 1..=2 {
+        s.handle_packet(t0, &packet(client(i), Flags::SYN, 1000 * u32::from(i), 0));
+    }
+    drain(&mut s, t0);
+    assert_eq!(s.connection_count(), 2);
+    // The third SYN finds the SYN queue full: a cookie, and no state kept for it.
+    let c = client(3);
+    s.handle_packet(t0, &packet(c, Flags::SYN, 5000, 0));
+    let sent = drain(&mut s, t0);
+    assert_eq!(sent.len(), 1);
+    let (_, flags, cookie, ack) = sent[0];
+    assert_eq!((flags, ack), (Flags::SYN | Flags::ACK, 5001));
+    assert_eq!(s.counters().syncookies_sent, 1);
+    assert_eq!(s.connection_count(), 2, "a cookie keeps no state");
+    // The ACK comes back 100 ms later with data: the connection is rebuilt, ESTABLISHED,
+    // its data readable, and it is acknowledged.
+    let t1 = Instant::from_millis(100);
+    s.handle_packet(
+        t1,
+        &packet_with(
+            c,
+            Flags::ACK | Flags::PSH,
+            5001,
+            cookie.wrapping_add(1),
+            Options::default(),
+            b"hello",
+        ),
+    );
+    assert_eq!(s.counters().syncookies_recv, 1);
+    let mut accepted = None;
+    while let Some(id) = s.accept(l) {
+        if s.conn(id).unwrap().remote() == c {
+            accepted = Some(id);
+        }
+    }
+    let id = accepted.expect("the cookie connection is in the accept queue");
+    assert_eq!(s.state(id), State::Established);
+    let mut buf = [0u8; 16];
+    assert_eq!(s.recv(t1, id, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    s.send(t1, id, b"world").unwrap();
+    let out = drain_full(&mut s, t1);
+    let data = out
+        .iter()
+        .find(|x| x.0 == c.port() && !x.5.is_empty())
+        .expect("reply data");
+    assert_eq!(
+        (data.2, data.3, &data.5[..]),
+        (cookie.wrapping_add(1), 5006, &b"world"[..])
+    );
+}
+
+#[test]
+fn a_forged_cookie_is_refused_with_rst_and_counted() {
+    let mut s = stack_with(SynCookies::Always);
+    let t0 = Instant::ZERO;
+    s.listen(SERVER.parse().unwrap(), 8).unwrap();
+    let c = client(1);
+    s.handle_packet(t0, &packet(c, Flags::SYN, 7000, 0));
+    let (_, _, cookie, _) = drain(&mut s, t0)[0];
+    for wrong in [cookie ^ 1, cookie.wrapping_add(5), cookie ^ 0x0100_0000] {
+        s.handle_packet(t0, &packet(c, Flags::ACK, 7001, wrong.wrapping_add(1)));
+        let r = drain(&mut s, t0);
+        assert_eq!(r, vec![(c.port(), Flags::RST, wrong.wrapping_add(1), 0)]);
+    }
+    assert_eq!(s.counters().syncookies_failed, 3);
+    assert_eq!(s.connection_count(), 0);
+    // A cookie from too long ago is refused too (RFC 4987: cookies expire).
+    let late = Instant::from_secs(600);
+    s.handle_packet(late, &packet(c, Flags::ACK, 7001, cookie.wrapping_add(1)));
+    assert!(drain(&mut s, late).iter().all(|x| x.1.rst()));
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn always_mode_keeps_no_state_for_any_syn() {
+    let mut s = stack_with(SynCookies::Always);
+    let t0 = Instant::ZERO;
+    s.listen(SERVER.parse().unwrap(), 4).unwrap();
+    for i in 1..=1500u16 {
+        s.handle_packet(t0, &packet(client(i), Flags::SYN, u32::from(i), 0));
+    }
+    assert_eq!(s.connection_count(), 0, "no state per SYN");
+    // Stateless replies wait in a bounded queue (1024 by default): a flood faster than
+    // the device drains them cannot grow memory; the excess is not answered.
+    assert_eq!(s.counters().syncookies_sent, 1024);
+    assert_eq!(
+        s.counters().listen_drops,
+        1500 - 1024,
+        "every unanswered SYN is counted"
+    );
+    let sent = drain(&mut s, t0);
+    assert_eq!(sent.len(), 1024);
+    assert!(sent.iter().all(|x| x.1 == Flags::SYN | Flags::ACK));
+}
+
+#[test]
+fn cookies_carry_window_scale_and_sack_in_the_timestamp() {
+    let tcp = Config::default(); // timestamps, SACK, wscale 7
+    let mut s = Stack::new(StackConfig {
+        tcp,
+        seed: 3,
+        syncookies: SynCookies::Always,
+        ..Default::default()
+    });
+    s.add_address("10.0.0.2".parse().unwrap());
+    let t0 = Instant::from_secs(5);
+    let l = s.listen(SERVER.parse().unwrap(), 4).unwrap();
+    let c = client(9);
+    let syn_opts = Options {
+        mss: Some(1400),
+        wscale: Some(9),
+        sack_permitted: true,
+        timestamps: Some((4242, 0)),
+        ..Default::default()
+    };
+    s.handle_packet(t0, &packet_with(c, Flags::SYN, 100, 0, syn_opts, b""));
+    let sent = drain_full(&mut s, t0);
+    let (_, _, cookie, _, o, _) = &sent[0];
+    assert_eq!((o.wscale, o.sack_permitted), (Some(7), true));
+    let (tsval, tsecr) = o.timestamps.expect("timestamps answered");
+    assert_eq!(tsecr, 4242);
+    let ack_opts = Options {
+        timestamps: Some((4243, tsval)),
+        ..Default::default()
+    };
+    s.handle_packet(
+        t0,
+        &packet_with(c, Flags::ACK, 101, cookie.wrapping_add(1), ack_opts, b""),
+    );
+    let id = s.accept(l).expect("established from the cookie");
+    let (ts, sack, ws) = s.conn(id).unwrap().negotiated();
+    assert!(ts && sack);
+    assert_eq!(ws, Some((9, 7)));
+    // MSS 1400 was rounded down to the table's 1300, less 12 bytes of timestamps.
+    assert_eq!(s.conn(id).unwrap().smss(), 1300 - 12);
 }

@@ -13,13 +13,14 @@ pub mod wheel;
 
 use crate::counters::Counters;
 use crate::tcp::{
-    write_packet, Config, Connection, Disposition, Event, Reason, RecvError, SendError, Shutdown,
-    State,
+    write_packet, Config, Connection, CookieOpen, Disposition, Event, Reason, RecvError, SendError,
+    Shutdown, State,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::ip::{self, PROTO_TCP};
 use crate::wire::tcp::{self as wtcp, Flags, Header, Options, Segment};
 use crate::wire::{Seq, WireError};
+use cookies::{CookieJar, CookieOptions};
 use core::net::{IpAddr, SocketAddr};
 use isn::IsnGenerator;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -38,8 +39,24 @@ pub struct StackConfig {
     pub seed: u64,
     /// Ephemeral port range, inclusive (Linux: 32768-60999).
     pub ephemeral_ports: (u16, u16),
-    /// Most RSTs waiting to be sent; more are dropped (and counted) under a flood.
-    pub max_pending_rsts: usize,
+    /// Most stateless replies (RSTs, SYN-cookie SYN-ACKs) waiting to be sent; more are
+    /// dropped under a flood.
+    pub max_pending_replies: usize,
+    /// When listeners answer SYNs with SYN cookies (Linux's `tcp_syncookies`).
+    pub syncookies: SynCookies,
+}
+
+/// When a listener answers a SYN with a SYN cookie instead of keeping state for it
+/// (RFC 4987 3.6). Linux's `tcp_syncookies` = 0, 1 (its default), 2.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum SynCookies {
+    /// Never: a SYN that finds the SYN queue full is dropped.
+    Off,
+    /// Only when the SYN queue is full.
+    #[default]
+    OnOverflow,
+    /// For every SYN: listeners keep no state for half-open connections at all.
+    Always,
 }
 
 impl Default for StackConfig {
@@ -48,7 +65,8 @@ impl Default for StackConfig {
             tcp: Config::default(),
             seed: 0,
             ephemeral_ports: (32768, 60999),
-            max_pending_rsts: 1024,
+            max_pending_replies: 1024,
+            syncookies: SynCookies::OnOverflow,
         }
     }
 }
@@ -138,12 +156,12 @@ struct Listener {
     accept_queue: VecDeque<ConnId>,
 }
 
+/// A segment sent without a connection: an RST, or a SYN-ACK carrying a cookie.
 #[derive(Copy, Clone, Debug)]
-struct PendingRst {
+struct Reply {
     local: SocketAddr,
     remote: SocketAddr,
-    seq: Seq,
-    ack: Option<Seq>,
+    hdr: Header,
 }
 
 /// A TCP stack.
@@ -162,9 +180,15 @@ pub struct Stack {
     /// Scratch space for expired timers, kept to avoid an allocation per expiry.
     expired: Vec<(Instant, ConnId)>,
     dirty: VecDeque<ConnId>,
-    rsts: VecDeque<PendingRst>,
+    replies: VecDeque<Reply>,
     events: VecDeque<StackEvent>,
     isn: IsnGenerator,
+    cookies: CookieJar,
+    /// When the cookie key was last replaced (it rotates every two counter periods).
+    cookies_rotated: Instant,
+    /// When a cookie was last sent: only then are ACKs to a listener checked for one.
+    last_cookie: Option<Instant>,
+    rng: ChaCha8Rng,
     port_counter: u32,
     counters: Counters,
 }
@@ -175,6 +199,8 @@ impl Stack {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut key = [0u8; 16];
         rng.fill_bytes(&mut key);
+        let mut cookie_key = [0u8; 16];
+        rng.fill_bytes(&mut cookie_key);
         Stack {
             tcp: Arc::new(cfg.tcp.clone()),
             cfg,
@@ -187,10 +213,14 @@ impl Stack {
             wheel: TimerWheel::new(Instant::ZERO, Duration::from_millis(1)),
             expired: Vec::new(),
             dirty: VecDeque::new(),
-            rsts: VecDeque::new(),
+            replies: VecDeque::new(),
             events: VecDeque::new(),
             isn: IsnGenerator::new(key),
+            cookies: CookieJar::new(cookie_key),
+            cookies_rotated: Instant::ZERO,
+            last_cookie: None,
             port_counter: rng.next_u32(),
+            rng,
             counters: Counters::default(),
         }
     }
@@ -545,7 +575,9 @@ impl Stack {
             return;
         }
         if f.ack() {
-            self.reply_rst(local, remote, seg);
+            if !self.try_cookie_ack(now, l, local, remote, seg) {
+                self.reply_rst(local, remote, seg);
+            }
             return;
         }
         // SYN+FIN is discarded, as Linux does.
@@ -555,10 +587,24 @@ impl Stack {
         let Some(lst) = self.listeners.get(l.0 as usize).and_then(Option::as_ref) else {
             return;
         };
-        if lst.syn_queue.len() >= lst.backlog || lst.accept_queue.len() >= lst.backlog {
-            if lst.accept_queue.len() >= lst.backlog {
-                self.counters.listen_overflows += 1;
-            }
+        // Linux's tcp_conn_request: a full accept queue drops the SYN, cookies or not;
+        // a full SYN queue answers with a cookie when cookies are on.
+        if lst.accept_queue.len() >= lst.backlog {
+            self.counters.listen_overflows += 1;
+            self.counters.listen_drops += 1;
+            return;
+        }
+        let syn_queue_full = lst.syn_queue.len() >= lst.backlog;
+        let cookie = match self.cfg.syncookies {
+            SynCookies::Always => true,
+            SynCookies::OnOverflow => syn_queue_full,
+            SynCookies::Off => false,
+        };
+        if cookie {
+            self.send_cookie(now, local, remote, seg);
+            return;
+        }
+        if syn_queue_full {
             self.counters.listen_drops += 1;
             return;
         }
@@ -595,15 +641,151 @@ impl Stack {
         } else {
             (Seq(0), Some(seg.seq + seg.seq_len()))
         };
-        if self.rsts.len() >= self.cfg.max_pending_rsts {
-            return;
+        let mut flags = Flags::RST;
+        if ack.is_some() {
+            flags |= Flags::ACK;
         }
-        self.rsts.push_back(PendingRst {
+        let hdr = Header {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq,
+            ack: ack.unwrap_or(Seq(0)),
+            flags,
+            window: 0,
+            options: Options::default(),
+        };
+        self.queue_reply(Reply { local, remote, hdr });
+    }
+
+    fn queue_reply(&mut self, r: Reply) -> bool {
+        if self.replies.len() >= self.cfg.max_pending_replies {
+            return false;
+        }
+        self.replies.push_back(r);
+        true
+    }
+
+    /// Answers a SYN with a SYN cookie and keeps nothing (RFC 4987 3.6). Options the
+    /// peer offered travel in the low bits of our TSval when it sent timestamps;
+    /// without them only the MSS survives, so no scaling and no SACK are offered.
+    fn send_cookie(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &Segment<'_>,
+    ) {
+        if now.saturating_since(self.cookies_rotated) >= cookies::COUNTER_PERIOD * 2 {
+            let mut k = [0u8; 16];
+            self.rng.fill_bytes(&mut k);
+            self.cookies.rotate(k);
+            self.cookies_rotated = now;
+        }
+        let cfg = &self.tcp;
+        let peer_mss = syn.options.mss.unwrap_or(cfg.default_peer_mss);
+        let (cookie, _) = self.cookies.encode(now, local, remote, syn.seq, peer_mss);
+        let mut o = Options {
+            mss: Some(cfg.mss(remote.is_ipv6())),
+            ..Default::default()
+        };
+        if let (true, Some((val, _))) = (cfg.timestamps, syn.options.timestamps) {
+            let carried = CookieOptions {
+                wscale: syn.options.wscale.filter(|_| cfg.wscale.is_some()),
+                sack_ok: cfg.sack && syn.options.sack_permitted,
+                ecn: false,
+            };
+            o.wscale = carried.wscale.and(cfg.wscale);
+            o.sack_permitted = carried.sack_ok;
+            let ts_now =
+                (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(local, remote));
+            o.timestamps = Some((cookies::encode_ts(ts_now, carried), val));
+        }
+        let window = (cfg.recv_buffer as u32)
+            .min(cfg.initial_window_cap)
+            .min(65535) as u16;
+        let hdr = Header {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq: cookie,
+            ack: syn.seq + 1u32,
+            flags: Flags::SYN | Flags::ACK,
+            window,
+            options: o,
+        };
+        if self.queue_reply(Reply { local, remote, hdr }) {
+            self.counters.syncookies_sent += 1;
+            self.last_cookie = Some(now);
+        } else {
+            // More SYNs than the device drains: this one goes unanswered.
+            self.counters.listen_drops += 1;
+        }
+    }
+
+    /// An ACK reached a listener: if it carries a valid cookie, the connection it stands
+    /// for is rebuilt, ESTABLISHED, and queued for accept(). Returns false when it does
+    /// not (the caller answers with RST, as Linux does).
+    fn try_cookie_ack(
+        &mut self,
+        now: Instant,
+        l: ListenerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &Segment<'_>,
+    ) -> bool {
+        let recent = self.cfg.syncookies == SynCookies::Always
+            || self.last_cookie.is_some_and(|t| {
+                now.saturating_since(t) <= cookies::COUNTER_PERIOD * (cookies::MAX_AGE + 1)
+            });
+        if !recent || seg.flags.syn() || seg.flags.rst() {
+            return false;
+        }
+        let Some(mss) = self
+            .cookies
+            .decode(now, local, remote, seg.seq - 1u32, seg.ack - 1u32)
+        else {
+            self.counters.syncookies_failed += 1;
+            return false;
+        };
+        self.counters.syncookies_recv += 1;
+        let Some(lst) = self.listeners.get(l.0 as usize).and_then(Option::as_ref) else {
+            return true;
+        };
+        if lst.accept_queue.len() >= lst.backlog {
+            self.counters.listen_overflows += 1;
+            self.counters.listen_drops += 1;
+            return true;
+        }
+        let carried = seg
+            .options
+            .timestamps
+            .and_then(|(_, ecr)| cookies::decode_ts(ecr));
+        let open = CookieOpen {
+            iss: seg.ack - 1u32,
+            mss,
+            wscale: carried.and_then(|c| c.wscale),
+            sack_ok: carried.is_some_and(|c| c.sack_ok),
+            ts_offset: self.isn.ts_offset(local, remote),
+        };
+        let conn = Connection::accept_cookie(
+            now,
+            self.tcp.clone(),
             local,
             remote,
-            seq,
-            ack,
-        });
+            seg,
+            open,
+            &mut self.counters,
+        );
+        let id = self.insert(conn, Some(l));
+        if let Some(lst) = self
+            .listeners
+            .get_mut(l.0 as usize)
+            .and_then(Option::as_mut)
+        {
+            lst.syn_queue.insert(id);
+        }
+        // The ACK may carry data (and FIN): the new connection takes it as usual.
+        self.with_conn(now, id, |c, now, cx| c.handle_segment(now, seg, cx));
+        true
     }
 
     // ----- time -----------------------------------------------------------------------
@@ -639,32 +821,21 @@ impl Stack {
 
     /// Writes the next packet to send into `buf`; `None` when there is nothing to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if let Some(r) = self.rsts.front().copied() {
-            let mut flags = Flags::RST;
-            if r.ack.is_some() {
-                flags |= Flags::ACK;
-            }
-            let hdr = Header {
-                src_port: r.local.port(),
-                dst_port: r.remote.port(),
-                seq: r.seq,
-                ack: r.ack.unwrap_or(Seq(0)),
-                flags,
-                window: 0,
-                options: Options::default(),
-            };
+        if let Some(r) = self.replies.front().copied() {
             let n = write_packet(
                 buf,
                 r.local,
                 r.remote,
-                &hdr,
+                &r.hdr,
                 self.tcp.option_layout,
                 (&[], &[]),
                 self.tcp.hop_limit,
             )?;
-            self.rsts.pop_front();
+            self.replies.pop_front();
             self.counters.out_segs += 1;
-            self.counters.out_rsts += 1;
+            if r.hdr.flags.rst() {
+                self.counters.out_rsts += 1;
+            }
             return Some(n);
         }
         while let Some(&id) = self.dirty.front() {

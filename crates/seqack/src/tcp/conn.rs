@@ -92,6 +92,21 @@ impl SockOpts {
     }
 }
 
+/// What a valid SYN cookie gives back to [`Connection::accept_cookie`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CookieOpen {
+    /// Our ISN: the cookie.
+    pub iss: Seq,
+    /// The peer's MSS, as the cookie encoded it.
+    pub mss: u16,
+    /// The peer's window scale, from the cookie's timestamp bits.
+    pub wscale: Option<u8>,
+    /// SACK permitted, from the cookie's timestamp bits.
+    pub sack_ok: bool,
+    /// Our timestamp offset for this 4-tuple.
+    pub ts_offset: u32,
+}
+
 /// What the caller should do with a segment after [`Connection::handle_segment`].
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum Disposition {
@@ -337,6 +352,68 @@ impl Connection {
         c.take_syn(now, syn);
         c.set_state(State::SynReceived, Reason::RcvSyn);
         c
+    }
+
+    /// Passive open from a SYN cookie (RFC 4987 3.6): the listener kept no state for the
+    /// SYN, and `ack` carries a valid cookie. The connection is rebuilt from the cookie
+    /// (`c.iss`, the peer's MSS) and the options the cookie's timestamp carried, and is
+    /// ESTABLISHED. The state log shows LISTEN -> SYN_RECEIVED -> ESTABLISHED, the
+    /// SYN_RECEIVED the cookie stood for. Feed `ack` to [`Connection::handle_segment`]
+    /// afterwards for any data it carries.
+    pub fn accept_cookie(
+        now: Instant,
+        cfg: Arc<Config>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ack: &Segment<'_>,
+        c: CookieOpen,
+        cx: &mut Counters,
+    ) -> Connection {
+        let mut conn = Connection::new(cfg, local, remote, c.iss, c.ts_offset, now);
+        conn.passive = true;
+        conn.state = State::Listen;
+        cx.passive_opens += 1;
+        conn.irs = ack.seq - 1u32;
+        conn.rcv_nxt = ack.seq;
+        conn.last_ack_sent = ack.seq;
+        conn.snd_una = c.iss + 1u32;
+        conn.snd_nxt = conn.snd_una;
+        conn.snd_max = conn.snd_una;
+        conn.buf_seq = conn.snd_una;
+        conn.synack_sent = true;
+        let ts = ack.options.timestamps.filter(|_| conn.cfg.timestamps);
+        conn.ts.enabled = ts.is_some();
+        if let Some((val, _)) = ts {
+            conn.ts.recent = val;
+            conn.ts.recent_age = now;
+        }
+        // Without timestamps the cookie could carry no options: no scaling, no SACK.
+        conn.ws_ok = conn.ts.enabled && c.wscale.is_some() && conn.cfg.wscale.is_some();
+        conn.snd_wscale = if conn.ws_ok {
+            c.wscale.unwrap_or(0).min(14)
+        } else {
+            0
+        };
+        conn.rcv_wscale = if conn.ws_ok {
+            conn.cfg.wscale.unwrap_or(0).min(14)
+        } else {
+            0
+        };
+        conn.sack_ok = conn.ts.enabled && c.sack_ok && conn.cfg.sack;
+        let overhead = if conn.ts.enabled { 12 } else { 0 };
+        let ours = u32::from(conn.cfg.mss(remote.is_ipv6()));
+        conn.smss = (u32::from(c.mss).min(ours).saturating_sub(overhead)).max(64);
+        conn.cc = NewReno::new(conn.cfg.initial_cwnd, conn.smss);
+        conn.snd_wnd = u32::from(ack.window) << conn.snd_wscale;
+        conn.max_snd_wnd = conn.snd_wnd;
+        conn.snd_wl1 = ack.seq;
+        conn.snd_wl2 = ack.ack;
+        conn.rcv_adv = conn.rcv_nxt + conn.syn_window();
+        conn.last_recv = now;
+        conn.set_state(State::SynReceived, Reason::RcvCookieAck);
+        conn.set_state(State::Established, Reason::RcvCookieAck);
+        conn.events.push_back(Event::Connected);
+        conn
     }
 
     // ----- getters -------------------------------------------------------------------

@@ -13,7 +13,7 @@ mod state;
 pub mod timers;
 
 pub use config::Config;
-pub use conn::{Connection, Disposition, RecvError, SendError, Shutdown, SockOpts};
+pub use conn::{Connection, CookieOpen, Disposition, RecvError, SendError, Shutdown, SockOpts};
 pub use event::{Error, Event, Reason};
 pub use output::write_packet;
 pub use state::{rfc9293_allows, State};

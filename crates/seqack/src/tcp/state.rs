@@ -130,7 +130,8 @@ pub fn rfc9293_allows(from: State, to: State, why: super::Reason) -> bool {
     match (from, to) {
         (Closed, Listen) => why == R::Listen,
         (Closed, SynSent) => why == R::Connect,
-        (Listen, SynReceived) => why == R::RcvSyn,
+        // A SYN cookie's ACK rebuilds the SYN_RECEIVED the cookie stood for.
+        (Listen, SynReceived) => matches!(why, R::RcvSyn | R::RcvCookieAck),
         (Listen, Closed) => why == R::Close,
         (SynSent, SynReceived) => why == R::RcvSyn,
         (SynSent, Established) => why == R::RcvSynAck,
