@@ -375,6 +375,13 @@ impl World {
         }
     }
 
+    /// Sends a raw packet from node `from` now, through the link's filters and
+    /// impairments: crafted or spoofed traffic (floods, blind attacks). Replies to
+    /// addresses no node owns are lost as `Loss::NoRoute`.
+    pub fn inject(&mut self, from: NodeId, packet: Vec<u8>) {
+        self.send(from, packet);
+    }
+
     /// The next time anything happens: an arrival or a timer.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let arrival = self.in_flight.peek().map(|p| p.0.at);
