@@ -6,6 +6,26 @@
 //! corruption) comes from one seeded generator: the same seed gives the same run, byte
 //! for byte. Every packet and every stack event is recorded on one timeline, in the
 //! order it happened, for ladder diagrams and state logs.
+//!
+//! ```
+//! use seqack::{Instant, Stack, StackConfig, State};
+//! use seqack_io::sim::{LinkConfig, World};
+//!
+//! let stack = |ip: &str, seed| {
+//!     let mut s = Stack::new(StackConfig { seed, ..Default::default() });
+//!     s.add_address(ip.parse().unwrap());
+//!     s
+//! };
+//! let mut world = World::new(1, LinkConfig::default()); // 10 ms one way
+//! let client = world.add_node("client", stack("10.0.0.1", 1));
+//! let server = world.add_node("server", stack("10.0.0.2", 2));
+//! let addr = "10.0.0.2:80".parse().unwrap();
+//! world.with_stack(server, |s, _| s.listen(addr, 8)).unwrap();
+//! let id = world.with_stack(client, |s, now| s.connect(now, None, addr)).unwrap();
+//! world.run_until(Instant::from_millis(25));
+//! // SYN out at 0 ms, SYN-ACK back at 20 ms: the client is ESTABLISHED.
+//! assert_eq!(world.stack(client).state(id), State::Established);
+//! ```
 
 use crate::pcap::PcapTap;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
