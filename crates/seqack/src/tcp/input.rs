@@ -4,6 +4,7 @@
 use super::congestion::CongestionControl;
 use super::conn::{Connection, Control, Disposition};
 use super::event::{Error, Event, Reason};
+use super::time_wait::{time_wait_segment, TimeWaitAction};
 use super::timers::Timer;
 use super::State;
 use crate::counters::Counters;
@@ -667,42 +668,20 @@ impl Connection {
 
     /// TIME_WAIT (RFC 9293 3.10.7.4, RFC 1337, RFC 6191).
     fn on_time_wait(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
-        let f = seg.flags;
         let paws = self.paws_rejects(now, seg);
-        if f.rst() {
-            if self.cfg.rfc1337 {
-                // RFC 1337: TIME_WAIT assassination is refused.
-                cx.tw_rst_ignored += 1;
-            } else if seg.seq == self.rcv_nxt && !paws {
-                self.enter_closed(Reason::RcvRst, None);
+        let recent = self.ts.enabled.then_some(self.ts.recent);
+        match time_wait_segment(seg, self.rcv_nxt, recent, paws, self.cfg.rfc1337) {
+            TimeWaitAction::Nothing => {}
+            TimeWaitAction::RstIgnored => cx.tw_rst_ignored += 1,
+            TimeWaitAction::Close => self.enter_closed(Reason::RcvRst, None),
+            TimeWaitAction::Recycle => return Disposition::Recycle,
+            TimeWaitAction::AckAndRestart => {
+                self.ack_now = true;
+                self.timers
+                    .set(Timer::TimeWait, now + self.cfg.time_wait_len());
             }
-            return Disposition::Consumed;
+            TimeWaitAction::Ack => self.dupack(now, seg, cx),
         }
-        // A new SYN above the old sequence space, or with a newer timestamp, may reopen
-        // the 4-tuple (RFC 6191; Linux's tcp_timewait_state_process).
-        if f.syn() && !f.ack() && !paws {
-            let newer_ts = match (self.ts.enabled, seg.options.timestamps) {
-                (true, Some((val, _))) => (val.wrapping_sub(self.ts.recent) as i32) > 0,
-                _ => false,
-            };
-            if seg.seq > self.rcv_nxt || newer_ts {
-                return Disposition::Recycle;
-            }
-        }
-        if !paws && seg.seq == self.rcv_nxt && seg.seq_len() == 0 {
-            // An in-window bare ACK: nothing to do.
-            return Disposition::Consumed;
-        }
-        // The peer's retransmitted FIN (our final ACK was lost): ACK it again and restart
-        // the 2MSL timer (RFC 9293 3.10.7.4 eighth, TIME-WAIT).
-        if f.fin() && seg.seq + seg.seq_len() == self.rcv_nxt {
-            self.ack_now = true;
-            self.timers
-                .set(Timer::TimeWait, now + self.cfg.time_wait_len());
-            return Disposition::Consumed;
-        }
-        // Anything else is out of window: ACK it (rate-limited for pure ACKs).
-        self.dupack(now, seg, cx);
         Disposition::Consumed
     }
 

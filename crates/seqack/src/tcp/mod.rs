@@ -10,6 +10,7 @@ pub mod recv_buf;
 pub mod rtt;
 pub mod send_buf;
 mod state;
+pub mod time_wait;
 pub mod timers;
 
 pub use config::Config;
