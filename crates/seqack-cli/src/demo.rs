@@ -308,20 +308,14 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
             TraceEntry::Event {
                 node, event, cause, ..
             } => {
-                let (StackEvent::Conn {
+                // Listener changes (CLOSED -> LISTEN) are not rows of the ladder.
+                let StackEvent::Conn {
                     event: Event::StateChange { to, why, .. },
                     ..
-                }
-                | StackEvent::Listener {
-                    event: Event::StateChange { to, why, .. },
-                    ..
-                }) = event
+                } = event
                 else {
                     continue;
                 };
-                if matches!(event, StackEvent::Listener { .. }) {
-                    continue;
-                }
                 cur.insert(*node, *to);
                 match cause {
                     Cause::Packet(id) => {

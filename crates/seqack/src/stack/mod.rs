@@ -280,7 +280,7 @@ impl Stack {
 
     /// Takes an established connection from a listener's accept queue.
     pub fn accept(&mut self, l: ListenerId) -> Option<ConnId> {
-        let lst = self.listeners.get_mut(l.0 as usize)?.as_mut()?;
+        let lst = self.listener_mut(l)?;
         let id = lst.accept_queue.pop_front()?;
         if let Some(slot) = self.slot_mut(id) {
             slot.listener = None;
@@ -316,7 +316,7 @@ impl Stack {
 
     /// The address a listener is bound to.
     pub fn listener_addr(&self, l: ListenerId) -> Option<SocketAddr> {
-        Some(self.listeners.get(l.0 as usize)?.as_ref()?.local)
+        Some(self.listener(l)?.local)
     }
 
     // ----- connections ----------------------------------------------------------------
@@ -366,7 +366,7 @@ impl Stack {
         let cfg = cfg.map(Arc::new).unwrap_or_else(|| self.tcp.clone());
         let conn = Connection::connect(now, cfg, local, remote, iss, ts, &mut self.counters);
         let id = self.insert(conn, None);
-        self.after_touch(now, id);
+        self.after_touch(id);
         Ok(id)
     }
 
@@ -456,7 +456,7 @@ impl Stack {
         }
         let conn = slot.conn.as_mut()?;
         let r = f(conn, now, &mut self.counters);
-        self.after_touch(now, id);
+        self.after_touch(id);
         Some(r)
     }
 
@@ -555,9 +555,7 @@ impl Stack {
         };
         c.state() == State::SynReceived
             && self
-                .listeners
-                .get(l.0 as usize)
-                .and_then(Option::as_ref)
+                .listener(l)
                 .is_some_and(|lst| lst.accept_queue.len() >= lst.backlog)
     }
 
@@ -584,7 +582,7 @@ impl Stack {
         if !f.syn() || f.fin() {
             return;
         }
-        let Some(lst) = self.listeners.get(l.0 as usize).and_then(Option::as_ref) else {
+        let Some(lst) = self.listener(l) else {
             return;
         };
         // Linux's tcp_conn_request: a full accept queue drops the SYN, cookies or not;
@@ -620,15 +618,8 @@ impl Stack {
             ts,
             &mut self.counters,
         );
-        let id = self.insert(conn, Some(l));
-        if let Some(lst) = self
-            .listeners
-            .get_mut(l.0 as usize)
-            .and_then(Option::as_mut)
-        {
-            lst.syn_queue.insert(id);
-        }
-        self.after_touch(now, id);
+        let id = self.insert_half_open(conn, l);
+        self.after_touch(id);
     }
 
     /// RFC 9293 3.10.7.1: the reply to a segment that reaches no connection.
@@ -747,7 +738,7 @@ impl Stack {
             return false;
         };
         self.counters.syncookies_recv += 1;
-        let Some(lst) = self.listeners.get(l.0 as usize).and_then(Option::as_ref) else {
+        let Some(lst) = self.listener(l) else {
             return true;
         };
         if lst.accept_queue.len() >= lst.backlog {
@@ -775,14 +766,7 @@ impl Stack {
             open,
             &mut self.counters,
         );
-        let id = self.insert(conn, Some(l));
-        if let Some(lst) = self
-            .listeners
-            .get_mut(l.0 as usize)
-            .and_then(Option::as_mut)
-        {
-            lst.syn_queue.insert(id);
-        }
+        let id = self.insert_half_open(conn, l);
         // The ACK may carry data (and FIN): the new connection takes it as usual.
         self.with_conn(now, id, |c, now, cx| c.handle_segment(now, seg, cx));
         true
@@ -853,7 +837,7 @@ impl Stack {
             };
             match sent {
                 Some(n) => {
-                    self.after_touch_quiet(now, id);
+                    self.after_touch_quiet(id);
                     return Some(n);
                 }
                 None => {
@@ -861,7 +845,7 @@ impl Stack {
                     if let Some(s) = self.slot_mut(id) {
                         s.dirty = false;
                     }
-                    self.after_touch_quiet(now, id);
+                    self.after_touch_quiet(id);
                 }
             }
         }
@@ -874,6 +858,26 @@ impl Stack {
     }
 
     // ----- bookkeeping ----------------------------------------------------------------
+
+    fn listener(&self, l: ListenerId) -> Option<&Listener> {
+        self.listeners.get(l.0 as usize).and_then(Option::as_ref)
+    }
+
+    fn listener_mut(&mut self, l: ListenerId) -> Option<&mut Listener> {
+        self.listeners
+            .get_mut(l.0 as usize)
+            .and_then(Option::as_mut)
+    }
+
+    /// Adds a passively opened connection and counts it in its listener's SYN queue
+    /// until it is ESTABLISHED and moves to the accept queue.
+    fn insert_half_open(&mut self, conn: Connection, l: ListenerId) -> ConnId {
+        let id = self.insert(conn, Some(l));
+        if let Some(lst) = self.listener_mut(l) {
+            lst.syn_queue.insert(id);
+        }
+        id
+    }
 
     fn slot(&self, id: ConnId) -> Option<&Slot> {
         self.slots
@@ -918,18 +922,18 @@ impl Stack {
     }
 
     /// After anything touched a connection: schedule output, timers and events.
-    fn after_touch(&mut self, now: Instant, id: ConnId) {
+    fn after_touch(&mut self, id: ConnId) {
         if let Some(slot) = self.slot_mut(id) {
             if !slot.dirty {
                 slot.dirty = true;
                 self.dirty.push_back(id);
             }
         }
-        self.after_touch_quiet(now, id);
+        self.after_touch_quiet(id);
     }
 
     /// Reschedules the timer and drains events, without marking for output.
-    fn after_touch_quiet(&mut self, _now: Instant, id: ConnId) {
+    fn after_touch_quiet(&mut self, id: ConnId) {
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
@@ -982,11 +986,7 @@ impl Stack {
                 self.demux.remove(&(local, remote));
             }
             if let Some(l) = listener {
-                if let Some(lst) = self
-                    .listeners
-                    .get_mut(l.0 as usize)
-                    .and_then(Option::as_mut)
-                {
+                if let Some(lst) = self.listener_mut(l) {
                     lst.syn_queue.remove(&id);
                     lst.accept_queue.retain(|&x| x != id);
                 }
@@ -1000,11 +1000,7 @@ impl Stack {
     }
 
     fn move_to_accept_queue(&mut self, l: ListenerId, id: ConnId) {
-        if let Some(lst) = self
-            .listeners
-            .get_mut(l.0 as usize)
-            .and_then(Option::as_mut)
-        {
+        if let Some(lst) = self.listener_mut(l) {
             if lst.syn_queue.remove(&id) {
                 lst.accept_queue.push_back(id);
                 self.events.push_back(StackEvent::Incoming(l));
