@@ -1,7 +1,6 @@
 //! `seqack demo`: a scripted client and server on the simulated link, shown as a ladder.
 
 use crate::ladder::{self, Dir, Ladder, Row};
-use seqack::stack::StackEvent;
 use seqack::tcp::Event;
 use seqack::wire::{ip, tcp};
 use seqack::{Duration, State};
@@ -309,14 +308,10 @@ pub fn build_ladder(out: &Outcome, absolute: bool) -> Ladder {
                 node, event, cause, ..
             } => {
                 // Listener changes (CLOSED -> LISTEN) are not rows of the ladder.
-                let StackEvent::Conn {
-                    event: Event::StateChange { to, why, .. },
-                    ..
-                } = event
-                else {
+                let Some((_, _, Event::StateChange { to, why, .. })) = event.conn_event() else {
                     continue;
                 };
-                cur.insert(*node, *to);
+                cur.insert(*node, to);
                 match cause {
                     Cause::Packet(id) => {
                         if let Some(&r) = row_of.get(id) {

@@ -569,6 +569,11 @@ fn record_event(
             };
             (local, SocketAddr::new(any, 0), event)
         }
+        StackEvent::TimeWait {
+            local,
+            remote,
+            event,
+        } => (local, remote, event),
         StackEvent::Incoming(_) => return,
     };
     if let Event::StateChange { from, to, why } = event {
@@ -879,6 +884,10 @@ fn check(out: &mut Outcome, world: &World) {
             .collect();
         if !live.is_empty() {
             fail(format!("{name} still has connections: {}", live.join(", ")));
+        }
+        let tw = world.stack(node).time_wait().len();
+        if tw > 0 {
+            fail(format!("{name} still has {tw} TIME_WAIT records"));
         }
     }
     // TIME_WAIT lasted at least 2MSL, and only the active closer(s) had it.

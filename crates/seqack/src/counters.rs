@@ -75,6 +75,8 @@ counters! {
     syn_challenge => "TcpExtTCPSYNChallenge",
     /// Out-of-window ACKs not sent because of the rate limit.
     ack_skipped_challenge => "TcpExtTCPACKSkippedChallenge",
+    /// ACKs from TIME_WAIT records not sent because of the rate limit.
+    ack_skipped_time_wait => "TcpExtTCPACKSkippedTimeWait",
     /// Segments rejected by PAWS (RFC 7323).
     paws_estab_rejected => "TcpExtPAWSEstab",
     /// Retransmission timeouts.

@@ -9,9 +9,11 @@
 
 pub mod cookies;
 pub mod isn;
+pub mod time_wait;
 pub mod wheel;
 
 use crate::counters::Counters;
+use crate::tcp::time_wait::{TimeWaitAction, TimeWaitState};
 use crate::tcp::{
     write_packet, Config, Connection, CookieOpen, Disposition, Event, Reason, RecvError, SendError,
     Shutdown, State,
@@ -27,6 +29,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use time_wait::{InsertError, TimeWaitTable};
 use wheel::{TimerHandle, TimerWheel};
 
 /// Settings of a stack.
@@ -44,6 +47,15 @@ pub struct StackConfig {
     pub max_pending_replies: usize,
     /// When listeners answer SYNs with SYN cookies (Linux's `tcp_syncookies`).
     pub syncookies: SynCookies,
+    /// Most TIME_WAIT records at once (Linux's `tcp_max_tw_buckets`, 262144 on a
+    /// typical machine). A connection that would exceed it closes without TIME_WAIT,
+    /// counted as TcpExtTCPTimeWaitOverflow.
+    pub max_tw_buckets: usize,
+    /// Let connect() take an ephemeral 4-tuple that is in TIME_WAIT when no free one is
+    /// left, if the old connection used timestamps and entered TIME_WAIT at least one
+    /// second ago (Linux's `tcp_tw_reuse = 1`; the new connection's timestamps are then
+    /// newer, so the peer accepts its SYN under RFC 6191). Off by default.
+    pub tw_reuse: bool,
 }
 
 /// When a listener answers a SYN with a SYN cookie instead of keeping state for it
@@ -67,6 +79,8 @@ impl Default for StackConfig {
             ephemeral_ports: (32768, 60999),
             max_pending_replies: 1024,
             syncookies: SynCookies::OnOverflow,
+            max_tw_buckets: 262_144,
+            tw_reuse: false,
         }
     }
 }
@@ -108,6 +122,39 @@ pub enum StackEvent {
     },
     /// A listener has a connection ready for [`Stack::accept`].
     Incoming(ListenerId),
+    /// A connection that the application had closed and that lives on as a compact
+    /// TIME_WAIT record (its [`ConnId`] no longer valid) changed state: TIME_WAIT ->
+    /// CLOSED when 2MSL ended, an RST ended it (RFC 1337 off), or a new SYN reused
+    /// its 4-tuple.
+    TimeWait {
+        /// Its local address.
+        local: SocketAddr,
+        /// Its remote address.
+        remote: SocketAddr,
+        /// The state change.
+        event: Event,
+    },
+}
+
+impl StackEvent {
+    /// The 4-tuple and event of a connection's event (of a live connection or of a
+    /// TIME_WAIT record); `None` for listener events.
+    pub fn conn_event(&self) -> Option<(SocketAddr, SocketAddr, Event)> {
+        match *self {
+            StackEvent::Conn {
+                local,
+                remote,
+                event,
+                ..
+            }
+            | StackEvent::TimeWait {
+                local,
+                remote,
+                event,
+            } => Some((local, remote, event)),
+            StackEvent::Listener { .. } | StackEvent::Incoming(_) => None,
+        }
+    }
 }
 
 /// Why a stack command failed.
@@ -177,6 +224,10 @@ pub struct Stack {
     /// Every connection's next deadline, in one hierarchical timing wheel: O(1) to arm
     /// and cancel however many connections there are.
     wheel: TimerWheel<ConnId>,
+    /// Connections the application closed that wait out 2MSL, as compact records.
+    time_wait: TimeWaitTable,
+    /// Scratch space for expired TIME_WAIT records.
+    tw_expired: Vec<(SocketAddr, SocketAddr)>,
     /// Scratch space for expired timers, kept to avoid an allocation per expiry.
     expired: Vec<(Instant, ConnId)>,
     dirty: VecDeque<ConnId>,
@@ -201,6 +252,9 @@ impl Stack {
         rng.fill_bytes(&mut key);
         let mut cookie_key = [0u8; 16];
         rng.fill_bytes(&mut cookie_key);
+        let mut tw_key = [0u8; 16];
+        rng.fill_bytes(&mut tw_key);
+        let time_wait = TimeWaitTable::new(tw_key, cfg.max_tw_buckets);
         Stack {
             tcp: Arc::new(cfg.tcp.clone()),
             cfg,
@@ -211,6 +265,8 @@ impl Stack {
             listeners: Vec::new(),
             listen_map: HashMap::new(),
             wheel: TimerWheel::new(Instant::ZERO, Duration::from_millis(1)),
+            time_wait,
+            tw_expired: Vec::new(),
             expired: Vec::new(),
             dirty: VecDeque::new(),
             replies: VecDeque::new(),
@@ -342,12 +398,14 @@ impl Stack {
     ) -> Result<ConnId, StackError> {
         let local = match local {
             Some(l) if l.port() != 0 => {
-                if self.demux.contains_key(&(l, remote)) {
+                if self.demux.contains_key(&(l, remote))
+                    || (self.time_wait.contains(l, remote) && !self.tw_reusable(now, l, remote))
+                {
                     return Err(StackError::AddrInUse);
                 }
                 l
             }
-            Some(l) => SocketAddr::new(l.ip(), self.ephemeral_port(l.ip(), remote)?),
+            Some(l) => SocketAddr::new(l.ip(), self.ephemeral_port(now, l.ip(), remote)?),
             None => {
                 let ip = self
                     .addrs
@@ -355,13 +413,20 @@ impl Stack {
                     .copied()
                     .find(|a| a.is_ipv4() == remote.is_ipv4())
                     .ok_or(StackError::AddrNotAvailable)?;
-                SocketAddr::new(ip, self.ephemeral_port(ip, remote)?)
+                SocketAddr::new(ip, self.ephemeral_port(now, ip, remote)?)
             }
         };
         if !self.addrs.contains(&local.ip()) {
             return Err(StackError::AddrNotAvailable);
         }
-        let iss = self.isn.isn(now, local, remote);
+        let mut iss = self.isn.isn(now, local, remote);
+        if let Some(old) = self.time_wait.remove(local, remote) {
+            // Linux's tcp_tw_reuse: the new connection starts above the old one's
+            // sequence space, and its timestamps (same offset, later clock) are newer.
+            self.counters.tw_recycled += 1;
+            iss = above(iss, old.snd_nxt);
+            self.time_wait_event(local, remote, Reason::TimeWaitReused);
+        }
         let ts = self.isn.ts_offset(local, remote);
         let cfg = cfg.map(Arc::new).unwrap_or_else(|| self.tcp.clone());
         let conn = Connection::connect(now, cfg, local, remote, iss, ts, &mut self.counters);
@@ -371,20 +436,49 @@ impl Stack {
     }
 
     /// RFC 6056 algorithm 3: a keyed offset per destination plus a global counter, the
-    /// first port whose 4-tuple is free.
-    fn ephemeral_port(&mut self, ip: IpAddr, remote: SocketAddr) -> Result<u16, StackError> {
+    /// first port whose 4-tuple is free. A 4-tuple in TIME_WAIT is not free; with
+    /// `tw_reuse` one may be taken when no free port is left (see [`Stack::tw_reusable`]).
+    fn ephemeral_port(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        remote: SocketAddr,
+    ) -> Result<u16, StackError> {
         let (lo, hi) = self.cfg.ephemeral_ports;
+        if hi < lo {
+            return Err(StackError::NoPortAvailable);
+        }
         let n = u32::from(hi - lo) + 1;
         let offset = self.isn.port_offset(ip, remote);
+        let mut reusable = None;
         for _ in 0..n {
             let port = lo + ((offset.wrapping_add(self.port_counter)) % n) as u16;
             self.port_counter = self.port_counter.wrapping_add(1);
             let l = SocketAddr::new(ip, port);
-            if !self.demux.contains_key(&(l, remote)) && !self.listen_map.contains_key(&l) {
-                return Ok(port);
+            if self.demux.contains_key(&(l, remote)) || self.listen_map.contains_key(&l) {
+                continue;
             }
+            if self.time_wait.contains(l, remote) {
+                if reusable.is_none() && self.tw_reusable(now, l, remote) {
+                    reusable = Some(port);
+                }
+                continue;
+            }
+            return Ok(port);
         }
-        Err(StackError::NoPortAvailable)
+        reusable.ok_or(StackError::NoPortAvailable)
+    }
+
+    /// Whether our own connect() may take a 4-tuple in TIME_WAIT (Linux's
+    /// `tcp_tw_reuse = 1`): only with `tw_reuse` on, when the old connection used
+    /// timestamps, and one second or more after it entered TIME_WAIT. The new SYN then
+    /// carries a newer timestamp and a higher sequence number, which the peer's
+    /// TIME_WAIT accepts (RFC 6191).
+    fn tw_reusable(&self, now: Instant, local: SocketAddr, remote: SocketAddr) -> bool {
+        self.cfg.tw_reuse
+            && self.time_wait.get(local, remote).is_some_and(|tw| {
+                tw.timestamps && now.saturating_since(tw.since) >= Duration::from_secs(1)
+            })
     }
 
     /// The connection behind a handle.
@@ -411,9 +505,14 @@ impl Stack {
         })
     }
 
-    /// Number of live connections.
+    /// Number of live connections (compact TIME_WAIT records not included).
     pub fn connection_count(&self) -> usize {
         self.demux.len()
+    }
+
+    /// The compact TIME_WAIT records.
+    pub fn time_wait(&self) -> &TimeWaitTable {
+        &self.time_wait
     }
 
     /// Queues data on a connection.
@@ -500,6 +599,8 @@ impl Stack {
         remote: SocketAddr,
         seg: &Segment<'_>,
     ) {
+        // The old SND.NXT when a SYN reopens a 4-tuple in TIME_WAIT (RFC 6191).
+        let mut recycled = None;
         if let Some(&id) = self.demux.get(&(local, remote)) {
             if seg.flags.ack()
                 && !seg.flags.rst()
@@ -519,7 +620,12 @@ impl Stack {
                 Some(Disposition::Consumed) => return,
                 Some(Disposition::Recycle) => {
                     self.counters.tw_recycled += 1;
-                    self.with_conn(now, id, |c, _, _| c.recycle_time_wait());
+                    let old = self.with_conn(now, id, |c, _, _| {
+                        let (_, _, snd_nxt, _, _) = c.sequence();
+                        c.recycle_time_wait();
+                        snd_nxt
+                    });
+                    recycled = old;
                 }
                 Some(Disposition::NoConnection) | None => {}
             }
@@ -527,6 +633,15 @@ impl Stack {
             if self.demux.get(&(local, remote)) == Some(&id) {
                 self.demux.remove(&(local, remote));
             }
+        } else if let Some(hit) =
+            self.time_wait
+                .segment(now, local, remote, seg, self.tcp.challenge_ack_interval)
+        {
+            self.on_time_wait_hit(now, local, remote, &hit);
+            if hit.action != TimeWaitAction::Recycle {
+                return;
+            }
+            recycled = Some(hit.old_snd_nxt);
         }
         let lid = self
             .listen_map
@@ -537,12 +652,55 @@ impl Stack {
             })
             .copied();
         match lid {
-            Some(l) => self.on_listen(now, l, local, remote, seg),
+            Some(l) => self.on_listen(now, l, local, remote, seg, recycled),
             None => {
                 self.counters.no_port += 1;
                 self.reply_rst(local, remote, seg);
             }
         }
+    }
+
+    /// A segment hit a compact TIME_WAIT record: count, answer, report.
+    fn on_time_wait_hit(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hit: &time_wait::Hit,
+    ) {
+        match hit.action {
+            TimeWaitAction::RstIgnored => self.counters.tw_rst_ignored += 1,
+            TimeWaitAction::Close => self.time_wait_event(local, remote, Reason::RcvRst),
+            TimeWaitAction::Recycle => {
+                self.counters.tw_recycled += 1;
+                self.time_wait_event(local, remote, Reason::TimeWaitRecycled);
+            }
+            TimeWaitAction::Nothing | TimeWaitAction::AckAndRestart | TimeWaitAction::Ack => {}
+        }
+        if hit.ack_skipped {
+            self.counters.ack_skipped_time_wait += 1;
+        }
+        if let Some(mut hdr) = hit.reply {
+            if let Some((_, ecr)) = hdr.options.timestamps {
+                let val =
+                    (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(local, remote));
+                hdr.options.timestamps = Some((val, ecr));
+            }
+            self.queue_reply(Reply { local, remote, hdr });
+        }
+    }
+
+    /// Reports the end of a compact TIME_WAIT record.
+    fn time_wait_event(&mut self, local: SocketAddr, remote: SocketAddr, why: Reason) {
+        self.events.push_back(StackEvent::TimeWait {
+            local,
+            remote,
+            event: Event::StateChange {
+                from: State::TimeWait,
+                to: State::Closed,
+                why,
+            },
+        });
     }
 
     /// True for a half-open connection whose listener's accept queue is full.
@@ -567,6 +725,7 @@ impl Stack {
         local: SocketAddr,
         remote: SocketAddr,
         seg: &Segment<'_>,
+        recycled: Option<Seq>,
     ) {
         let f = seg.flags;
         if f.rst() {
@@ -606,7 +765,12 @@ impl Stack {
             self.counters.listen_drops += 1;
             return;
         }
-        let iss = self.isn.isn(now, local, remote);
+        let mut iss = self.isn.isn(now, local, remote);
+        if let Some(old) = recycled {
+            // RFC 6191 / Linux: the new incarnation's sequence space starts above the
+            // old one's, so no old duplicate can be taken for new data.
+            iss = above(iss, old);
+        }
         let ts = self.isn.ts_offset(local, remote);
         let conn = Connection::accept_syn(
             now,
@@ -778,7 +942,10 @@ impl Stack {
     /// It is never later than the true earliest deadline (after a cancellation it may be
     /// earlier, and a call to `handle_timeout` then makes it exact again).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.wheel.next_deadline()
+        match (self.wheel.next_deadline(), self.time_wait.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires every connection timer due at `now`.
@@ -799,6 +966,12 @@ impl Stack {
             }
         }
         self.expired = expired;
+        let mut ended = std::mem::take(&mut self.tw_expired);
+        self.time_wait.expire(now, &mut ended);
+        for (local, remote) in ended.drain(..) {
+            self.time_wait_event(local, remote, Reason::Timer2Msl);
+        }
+        self.tw_expired = ended;
     }
 
     // ----- packets out ----------------------------------------------------------------
@@ -962,6 +1135,12 @@ impl Stack {
         let deadline = conn.poll_timeout();
         let orphaned = conn.is_orphaned();
         let pending_output = slot.dirty;
+        // An orphan in TIME_WAIT whose last ACK has gone out becomes a compact record.
+        let time_wait = if orphaned && !pending_output && slot.listener.is_none() {
+            conn.time_wait_state()
+        } else {
+            None
+        };
         if deadline != slot.scheduled {
             slot.scheduled = deadline;
             slot.timer = match deadline {
@@ -997,6 +1176,31 @@ impl Stack {
                 self.release(id);
             }
         }
+        if let Some(tw) = time_wait {
+            self.into_time_wait_record(id, &tw);
+        }
+    }
+
+    /// Hands an orphaned connection in TIME_WAIT over to the compact table and frees it.
+    fn into_time_wait_record(&mut self, id: ConnId, tw: &TimeWaitState) {
+        match self.time_wait.insert(tw) {
+            Ok(()) => {
+                if self.demux.get(&(tw.local, tw.remote)) == Some(&id) {
+                    self.demux.remove(&(tw.local, tw.remote));
+                }
+                self.release(id);
+            }
+            Err(InsertError::Full) => {
+                // Linux (tcp_time_wait without a bucket): the connection closes at once.
+                self.counters.tw_overflow += 1;
+                if let Some(c) = self.slot_mut(id).and_then(|s| s.conn.as_mut()) {
+                    c.end_time_wait(Reason::TimeWaitOverflow);
+                }
+                self.after_touch_quiet(id);
+            }
+            // Kept as a full connection: its own timer ends TIME_WAIT.
+            Err(InsertError::Unrepresentable) => {}
+        }
     }
 
     fn move_to_accept_queue(&mut self, l: ListenerId, id: ConnId) {
@@ -1022,6 +1226,17 @@ impl Stack {
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(id.index);
         }
+    }
+}
+
+/// `iss` if it lies above `old` + 65536 (the old connection's largest possible window
+/// past its last sequence number), else that bound: Linux's `tw_snd_nxt + 65535 + 2`.
+fn above(iss: Seq, old: Seq) -> Seq {
+    let floor = old + 65537u32;
+    if iss > floor {
+        iss
+    } else {
+        floor
     }
 }
 

@@ -477,6 +477,26 @@ impl Connection {
         self.state == State::Closed
     }
 
+    /// What a connection in TIME_WAIT hands over to become a compact record; `None` in
+    /// any other state or when no 2MSL timer is armed.
+    pub fn time_wait_state(&self) -> Option<super::time_wait::TimeWaitState> {
+        if self.state != State::TimeWait {
+            return None;
+        }
+        let wnd = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        Some(super::time_wait::TimeWaitState {
+            local: self.local,
+            remote: self.remote,
+            snd_nxt: self.snd_nxt,
+            rcv_nxt: self.rcv_nxt,
+            ts_recent: self.ts.enabled.then_some(self.ts.recent),
+            window: (wnd >> self.rcv_wscale).min(65535) as u16,
+            deadline: self.timers.get(Timer::TimeWait)?,
+            duration: self.cfg.time_wait_len(),
+            rfc1337: self.cfg.rfc1337,
+        })
+    }
+
     /// True when the application has closed the connection (it is an orphan).
     pub fn is_orphaned(&self) -> bool {
         self.orphaned

@@ -43,6 +43,11 @@ pub enum Reason {
     Abort,
     /// A new SYN reused the 4-tuple of a TIME_WAIT connection.
     TimeWaitRecycled,
+    /// Our own connect() reused the 4-tuple of a TIME_WAIT connection (`tw_reuse`).
+    TimeWaitReused,
+    /// The TIME_WAIT table was full (`max_tw_buckets`): the connection closed without
+    /// waiting 2MSL.
+    TimeWaitOverflow,
     /// The listener was closed before the connection was accepted.
     ListenerClosed,
 }
@@ -69,6 +74,8 @@ impl Reason {
             Reason::TimerKeepalive => "timer keepalive exhausted",
             Reason::Abort => "abort: RST sent",
             Reason::TimeWaitRecycled => "rcv SYN reusing TIME_WAIT 4-tuple",
+            Reason::TimeWaitReused => "connect() reusing TIME_WAIT 4-tuple",
+            Reason::TimeWaitOverflow => "TIME_WAIT table full",
             Reason::ListenerClosed => "listener closed",
         }
     }

@@ -810,8 +810,13 @@ impl Connection {
     /// Ends a TIME_WAIT connection whose 4-tuple a new SYN reopens (after
     /// [`Disposition::Recycle`]).
     pub fn recycle_time_wait(&mut self) {
+        self.end_time_wait(Reason::TimeWaitRecycled);
+    }
+
+    /// Ends TIME_WAIT before 2MSL for `why` (a reused 4-tuple, a full TIME_WAIT table).
+    pub fn end_time_wait(&mut self, why: Reason) {
         if self.state == State::TimeWait {
-            self.enter_closed(Reason::TimeWaitRecycled, None);
+            self.enter_closed(why, None);
         }
     }
 }

@@ -154,7 +154,17 @@ pub fn rfc9293_allows(from: State, to: State, why: super::Reason) -> bool {
         (Closing, TimeWait) => why == R::RcvAckOfFin,
         (Closing, Closed) => dies,
         (LastAck, Closed) => why == R::RcvAckOfFin || dies,
-        (TimeWait, Closed) => matches!(why, R::Timer2Msl | R::RcvRst | R::TimeWaitRecycled),
+        // Besides RFC 9293's 2MSL timeout and RST: RFC 6191's reuse by a new SYN, the
+        // same by our own connect() (Linux's tcp_tw_reuse), and a full TIME_WAIT table
+        // (Linux's tcp_max_tw_buckets) ending it at once.
+        (TimeWait, Closed) => matches!(
+            why,
+            R::Timer2Msl
+                | R::RcvRst
+                | R::TimeWaitRecycled
+                | R::TimeWaitReused
+                | R::TimeWaitOverflow
+        ),
         _ => false,
     }
 }

@@ -67,3 +67,27 @@ pub fn time_wait_segment(
     }
     TimeWaitAction::Ack
 }
+
+/// What a connection in TIME_WAIT hands over when it becomes a compact record: exactly
+/// what [`time_wait_segment`] and the ACKs of TIME_WAIT need, nothing else.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TimeWaitState {
+    /// Local address and port.
+    pub local: core::net::SocketAddr,
+    /// Remote address and port.
+    pub remote: core::net::SocketAddr,
+    /// SND.NXT: one past our FIN, the sequence number of every ACK we send.
+    pub snd_nxt: Seq,
+    /// RCV.NXT: one past the peer's FIN.
+    pub rcv_nxt: Seq,
+    /// TS.Recent when timestamps are in use.
+    pub ts_recent: Option<u32>,
+    /// The window field (already scaled) of TIME_WAIT's ACKs.
+    pub window: u16,
+    /// When 2MSL ends.
+    pub deadline: crate::time::Instant,
+    /// 2MSL, for restarts.
+    pub duration: crate::time::Duration,
+    /// Whether RFC 1337 protection is on (RST ignored).
+    pub rfc1337: bool,
+}
