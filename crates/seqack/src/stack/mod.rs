@@ -1177,12 +1177,12 @@ impl Stack {
             }
         }
         if let Some(tw) = time_wait {
-            self.into_time_wait_record(id, &tw);
+            self.hand_over_to_time_wait(id, &tw);
         }
     }
 
     /// Hands an orphaned connection in TIME_WAIT over to the compact table and frees it.
-    fn into_time_wait_record(&mut self, id: ConnId, tw: &TimeWaitState) {
+    fn hand_over_to_time_wait(&mut self, id: ConnId, tw: &TimeWaitState) {
         match self.time_wait.insert(tw) {
             Ok(()) => {
                 if self.demux.get(&(tw.local, tw.remote)) == Some(&id) {
