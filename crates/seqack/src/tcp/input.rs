@@ -676,11 +676,29 @@ impl Connection {
             TimeWaitAction::Close => self.enter_closed(Reason::RcvRst, None),
             TimeWaitAction::Recycle => return Disposition::Recycle,
             TimeWaitAction::AckAndRestart => {
+                // RFC 7323 4.3: the FIN retransmission covers Last.ACK.sent, so its
+                // TSval becomes TS.Recent and is echoed.
+                self.update_ts_recent(now, seg);
                 self.ack_now = true;
                 self.timers
                     .set(Timer::TimeWait, now + self.cfg.time_wait_len());
             }
-            TimeWaitAction::Ack => self.dupack(now, seg, cx),
+            TimeWaitAction::Ack => {
+                // As a compact record does: pure ACKs rate-limited, counted as Linux
+                // counts TIME_WAIT's (TcpExtTCPACKSkippedTimeWait).
+                let pure = seg.payload.is_empty() && !seg.flags.fin() && !seg.flags.syn();
+                let limited = self
+                    .last_challenge
+                    .is_some_and(|last| now - last < self.cfg.challenge_ack_interval);
+                if pure && limited {
+                    cx.ack_skipped_time_wait += 1;
+                } else {
+                    if pure {
+                        self.last_challenge = Some(now);
+                    }
+                    self.ack_now = true;
+                }
+            }
         }
         Disposition::Consumed
     }
