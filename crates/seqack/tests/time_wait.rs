@@ -126,12 +126,6 @@ impl Harness {
         out
     }
 
-    fn advance(&mut self, d: Duration) -> Vec<Out> {
-        self.now += d;
-        self.stack.handle_timeout(self.now);
-        self.drain()
-    }
-
     /// Runs timers until `until`, waking at every deadline the stack asks for.
     fn run_until(&mut self, until: Instant) -> Vec<Out> {
         let mut out = Vec::new();
@@ -153,7 +147,7 @@ impl Harness {
 
     /// Handshake, then the application closes (`orphan`) or shuts down its sending
     /// half, the peer ACKs our FIN and sends its own: TIME_WAIT, final ACK sent.
-    fn to_time_wait(&mut self, orphan: bool) -> ConnId {
+    fn reach_time_wait(&mut self, orphan: bool) -> ConnId {
         let out = self.send(Flags::SYN, PEER_ISN, 0, b"");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].flags, Flags::SYN | Flags::ACK);
@@ -217,7 +211,7 @@ fn config(timestamps: bool, rfc1337: bool) -> StackConfig {
 #[test]
 fn a_closed_connection_in_time_wait_becomes_a_compact_record() {
     let mut h = Harness::new(config(true, true));
-    let id = h.to_time_wait(true);
+    let id = h.reach_time_wait(true);
     assert_eq!(h.stack.connection_count(), 0);
     assert_eq!(h.stack.time_wait().len(), 1);
     assert!(h.stack.conn(id).is_none(), "the handle is released");
@@ -235,7 +229,7 @@ fn a_closed_connection_in_time_wait_becomes_a_compact_record() {
 #[test]
 fn a_connection_not_closed_by_its_application_keeps_its_full_state() {
     let mut h = Harness::new(config(true, true));
-    let id = h.to_time_wait(false);
+    let id = h.reach_time_wait(false);
     assert_eq!(h.stack.state(id), State::TimeWait);
     assert_eq!(h.stack.time_wait().len(), 0);
     // close() now hands it over, with the rest of its 2MSL.
@@ -260,8 +254,8 @@ fn a_record_answers_every_segment_exactly_as_the_full_connection() {
         for rfc1337 in [true, false] {
             let mut full = Harness::new(config(timestamps, rfc1337));
             let mut rec = Harness::new(config(timestamps, rfc1337));
-            full.to_time_wait(false);
-            rec.to_time_wait(true);
+            full.reach_time_wait(false);
+            rec.reach_time_wait(true);
             assert_eq!(
                 (full.stack.time_wait().len(), rec.stack.time_wait().len()),
                 (0, 1)
@@ -350,7 +344,7 @@ fn a_record_answers_every_segment_exactly_as_the_full_connection() {
 #[test]
 fn stray_acks_are_answered_at_most_once_per_rate_limit_interval() {
     let mut h = Harness::new(config(false, true));
-    h.to_time_wait(true);
+    h.reach_time_wait(true);
     let old = PEER_ISN + 1;
     let first = h.send(Flags::ACK, old, h.iss + 2, b"");
     assert_eq!(first.len(), 1);
@@ -369,7 +363,7 @@ fn stray_acks_are_answered_at_most_once_per_rate_limit_interval() {
 #[test]
 fn the_record_expires_exactly_after_2msl_and_a_retransmitted_fin_restarts_it() {
     let mut h = Harness::new(config(true, true));
-    h.to_time_wait(true);
+    h.reach_time_wait(true);
     let entered = h.entered_time_wait_at();
     // A retransmitted FIN 10 s in: ACKed again, 2MSL starts over.
     h.run_until(entered + Duration::from_secs(10));
@@ -394,7 +388,7 @@ fn a_2msl_longer_than_a_wheel_revolution_still_expires_on_time() {
     let mut cfg = config(false, true);
     cfg.tcp.msl = Duration::from_secs(100);
     let mut h = Harness::new(cfg);
-    h.to_time_wait(true);
+    h.reach_time_wait(true);
     let entered = h.entered_time_wait_at();
     h.run_until(entered + Duration::from_secs(199));
     assert_eq!(h.stack.time_wait().len(), 1);
@@ -406,7 +400,7 @@ fn a_2msl_longer_than_a_wheel_revolution_still_expires_on_time() {
 #[test]
 fn a_new_syn_above_rcv_nxt_reopens_the_tuple_with_an_isn_above_the_old_one() {
     let mut h = Harness::new(config(false, true));
-    h.to_time_wait(true);
+    h.reach_time_wait(true);
     h.now += Duration::from_secs(1);
     let out = h.send(Flags::SYN, PEER_ISN + 100_000, 0, b"");
     assert_eq!(out.len(), 1, "{out:?}");
@@ -426,7 +420,7 @@ fn a_new_syn_above_rcv_nxt_reopens_the_tuple_with_an_isn_above_the_old_one() {
 #[test]
 fn a_syn_with_a_newer_timestamp_reopens_the_tuple_even_below_rcv_nxt() {
     let mut h = Harness::new(config(true, true));
-    h.to_time_wait(true);
+    h.reach_time_wait(true);
     h.now += Duration::from_secs(1);
     let newer = Some((h.peer_ts + 1000, 0));
     let out = h.send_ts(Flags::SYN, PEER_ISN.wrapping_sub(5000), 0, b"", newer);
@@ -435,7 +429,7 @@ fn a_syn_with_a_newer_timestamp_reopens_the_tuple_even_below_rcv_nxt() {
     assert_eq!(h.stack.counters().tw_recycled, 1);
     // An old timestamp and an old sequence number: TIME_WAIT stays and ACKs.
     let mut h = Harness::new(config(true, true));
-    h.to_time_wait(true);
+    h.reach_time_wait(true);
     let older = Some((h.peer_ts - 1000, 0));
     let out = h.send_ts(Flags::SYN, PEER_ISN.wrapping_sub(5000), 0, b"", older);
     assert_eq!(out.len(), 1);
@@ -448,7 +442,7 @@ fn a_full_table_closes_the_connection_without_time_wait() {
     let mut cfg = config(false, true);
     cfg.max_tw_buckets = 0;
     let mut h = Harness::new(cfg);
-    h.to_time_wait(true);
+    h.reach_time_wait(true);
     assert_eq!(h.stack.time_wait().len(), 0);
     assert_eq!(h.stack.connection_count(), 0);
     assert_eq!(h.stack.counters().tw_overflow, 1);
