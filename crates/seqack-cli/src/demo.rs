@@ -1,9 +1,10 @@
 //! `seqack demo`: a scripted client and server on the simulated link, shown as a ladder.
 
 use crate::ladder::{self, Dir, Ladder, Row};
+use seqack::stack::ss;
 use seqack::tcp::Event;
 use seqack::wire::{ip, tcp};
-use seqack::{Duration, State};
+use seqack::{Duration, Instant, State};
 use seqack_io::scenario::{self, Outcome, Scenario, Side};
 use seqack_io::sim::{Cause, LinkConfig, Loss, TraceEntry};
 use std::collections::HashMap;
@@ -56,9 +57,25 @@ pub struct DemoArgs {
     /// No colours in the ladder.
     #[arg(long)]
     pub no_color: bool,
+    /// Print an `ss -tan -o`-like snapshot of both stacks at this virtual time in
+    /// milliseconds (repeatable: `--ss 15 --ss 30000`).
+    #[arg(long = "ss", value_name = "MS", value_parser = parse_ms)]
+    pub ss: Vec<f64>,
+    /// Print both stacks' non-zero counters at the end, by their nstat names.
+    #[arg(long)]
+    pub counters: bool,
     /// List the scenarios and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+fn parse_ms(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(ms) if (0.0..=3_600_000.0).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "'{s}' is not a time in milliseconds (0 to 3600000)"
+        )),
+    }
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -97,6 +114,10 @@ pub fn run(a: &DemoArgs) -> ExitCode {
     o.request = a.request;
     o.response = a.response;
     o.pcap = a.pcap.clone();
+    o.snapshots =
+        a.ss.iter()
+            .map(|&ms| Instant::from_micros((ms * 1000.0).round() as u64))
+            .collect();
     o.link = LinkConfig {
         loss: a.loss,
         delay: Duration::from_millis(a.delay_ms),
@@ -109,6 +130,12 @@ pub fn run(a: &DemoArgs) -> ExitCode {
     print!("{}", ladder::render_text(&lad, color));
     println!();
     print!("{}", summary(&out));
+    for snap in &out.snapshots {
+        print!("{}", snapshot(snap));
+    }
+    if a.counters {
+        print!("{}", counters(&out));
+    }
     let mut ok = out.ok();
     let mut write = |what: &str, path: &PathBuf, body: String| {
         if let Err(e) = std::fs::write(path, body) {
@@ -385,6 +412,32 @@ fn short_options(o: &tcp::Options, syn: bool, peer_isn: Option<u32>, absolute: b
 }
 
 /// The text after the ladder: paths, data, segments, TIME_WAIT.
+/// An `ss`-like snapshot of both stacks.
+fn snapshot(snap: &scenario::Snapshot) -> String {
+    let mut s = String::new();
+    let ms = snap.t.total_micros() as f64 / 1000.0;
+    let _ = writeln!(s, "\nss -tan -o at {ms:.3} ms (virtual)");
+    for (name, sockets) in [("client", &snap.client), ("server", &snap.server)] {
+        let _ = writeln!(s, "  {name}:");
+        for line in ss::format_table(sockets).lines() {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
+    s
+}
+
+/// Both stacks' non-zero counters side by side, by nstat name.
+fn counters(out: &Outcome) -> String {
+    let (c, v) = &out.counters;
+    let mut s = String::from("\ncounters (nstat names)          client     server\n");
+    for ((name, a), (_, b)) in c.iter().zip(v.iter()) {
+        if a != 0 || b != 0 {
+            let _ = writeln!(s, "  {name:<28} {a:>8}   {b:>8}");
+        }
+    }
+    s
+}
+
 pub fn summary(out: &Outcome) -> String {
     let mut s = String::new();
     let o = &out.options;

@@ -209,3 +209,41 @@ fn bad_arguments_and_failed_runs_exit_non_zero() {
     assert_eq!(lossy.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&lossy.stderr).contains("FAILED"));
 }
+
+/// `--ss` shows each stack's sockets as `ss -tan -o` would at the asked virtual times,
+/// including the client's compact TIME_WAIT record with its 2MSL timer; `--counters`
+/// prints the nstat counters.
+#[test]
+fn ss_snapshots_and_counters() {
+    let out = seqack(&[
+        "demo",
+        "--no-color",
+        "--ss",
+        "15",
+        "--ss",
+        "30100",
+        "--counters",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let after = |marker: &str| -> String {
+        let i = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no {marker} in {text}"));
+        text[i..].lines().take(8).collect::<Vec<_>>().join("\n")
+    };
+    let early = after("ss -tan -o at 15.000 ms");
+    assert!(early.contains("SYN-SENT"), "{early}");
+    assert!(early.contains("SYN-RECV"), "{early}");
+    assert!(early.contains("LISTEN"), "{early}");
+    // The client closed first at about 60 ms and entered TIME_WAIT at 100 ms: 30.1 s
+    // later, 30 s of its 60 s are left.
+    let tw = after("ss -tan -o at 30100.000 ms");
+    let line = tw.lines().find(|l| l.contains("TIME-WAIT")).expect(&tw);
+    assert!(line.contains("10.0.0.1:40000"), "{line}");
+    assert!(line.ends_with("timer:(timewait,30.0sec)"), "{line}");
+    let counters = after("counters (nstat names)");
+    assert!(counters.contains("TcpActiveOpens"), "{counters}");
+    let bad = seqack(&["demo", "--ss", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -8,6 +8,7 @@
 //! 2MSL, and, on a lossless link, the exact state path RFC 9293 prescribes.
 
 use crate::sim::{Filter, LinkConfig, PacketInfo, TraceEntry, World};
+use seqack::stack::ss::SocketInfo;
 use seqack::stack::{ConnId, ListenerId, StackConfig, StackEvent};
 use seqack::tcp::{Error, Event, RecvError, Shutdown};
 use seqack::{Duration, Instant, Stack, State};
@@ -120,6 +121,8 @@ pub struct Options {
     pub trace: bool,
     /// Write every packet to this pcap file.
     pub pcap: Option<std::path::PathBuf>,
+    /// Virtual times at which to take an `ss`-like snapshot of both stacks.
+    pub snapshots: Vec<Instant>,
 }
 
 impl Options {
@@ -135,6 +138,7 @@ impl Options {
             response: 3000,
             trace: true,
             pcap: None,
+            snapshots: Vec::new(),
         }
     }
 }
@@ -209,6 +213,19 @@ pub struct Outcome {
     pub link: crate::sim::LinkStats,
     /// Every check that failed; empty when the scenario ended as expected.
     pub failures: Vec<String>,
+    /// The snapshots asked for in [`Options::snapshots`]: (time, client's sockets,
+    /// server's sockets).
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// Both stacks' sockets at one instant.
+pub struct Snapshot {
+    /// When it was taken (virtual time).
+    pub t: Instant,
+    /// The client stack's sockets.
+    pub client: Vec<SocketInfo>,
+    /// The server stack's sockets.
+    pub server: Vec<SocketInfo>,
 }
 
 impl Outcome {
@@ -467,6 +484,12 @@ pub fn run(o: &Options) -> Outcome {
     // hang.
     let limit = Instant::from_secs(3600);
     let mut steps = 0u64;
+    let mut pending: Vec<Instant> = o.snapshots.clone();
+    pending.sort();
+    pending.reverse();
+    let mut snapshots = Vec::new();
+    // When the scenario ended, if snapshots are taken after that.
+    let mut ended = None;
     loop {
         for app in apps.iter_mut() {
             app.advance(&mut world, ips);
@@ -491,6 +514,23 @@ pub fn run(o: &Options) -> Outcome {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        if let Some(&t) = pending.last() {
+            if next.is_none_or(|n| t <= n) {
+                if next.is_none() {
+                    ended.get_or_insert(world.now());
+                }
+                // Nothing happens before t: move there and look.
+                world.step_to(t.max(world.now()));
+                let now = world.now();
+                snapshots.push(Snapshot {
+                    t: now,
+                    client: world.stack(client).sockets(now),
+                    server: world.stack(server).sockets(now),
+                });
+                pending.pop();
+                continue;
+            }
+        }
         let Some(next) = next else { break };
         if next > limit || steps > 5_000_000 {
             failures.push(format!("still running at {} (virtual): stuck", world.now()));
@@ -527,13 +567,14 @@ pub fn run(o: &Options) -> Outcome {
         server_received: s.received,
         client_error: c.error,
         server_error: s.error,
-        end: world.now(),
+        end: ended.unwrap_or(world.now()),
         counters: (
             world.stack(client).counters().clone(),
             world.stack(server).counters().clone(),
         ),
         link: world.stats().clone(),
         failures,
+        snapshots,
     };
     check(&mut out, &world);
     out

@@ -9,6 +9,7 @@
 
 pub mod cookies;
 pub mod isn;
+pub mod ss;
 pub mod time_wait;
 pub mod wheel;
 
@@ -513,6 +514,51 @@ impl Stack {
     /// The compact TIME_WAIT records.
     pub fn time_wait(&self) -> &TimeWaitTable {
         &self.time_wait
+    }
+
+    /// Every listener, connection and TIME_WAIT record at `now`, like `ss -tan -o`
+    /// (print them with [`ss::format_table`]).
+    pub fn sockets(&self, now: Instant) -> Vec<ss::SocketInfo> {
+        let left = |t: Instant| t.saturating_since(now);
+        let mut out = Vec::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let Some(l) = l else { continue };
+            out.push(ss::SocketInfo {
+                kind: ss::SocketKind::Listener(ListenerId(i as u32)),
+                state: State::Listen,
+                recv_q: l.accept_queue.len(),
+                send_q: l.backlog,
+                local: l.local,
+                remote: None,
+                timer: None,
+            });
+        }
+        for (id, c) in self.connections() {
+            if c.state() == State::Closed {
+                continue;
+            }
+            out.push(ss::SocketInfo {
+                kind: ss::SocketKind::Conn(id),
+                state: c.state(),
+                recv_q: c.recv_queue(),
+                send_q: c.send_queue(),
+                local: c.local(),
+                remote: Some(c.remote()),
+                timer: c.next_timer().map(|(t, at)| (t.name(), left(at))),
+            });
+        }
+        for tw in self.time_wait.iter() {
+            out.push(ss::SocketInfo {
+                kind: ss::SocketKind::TimeWait,
+                state: State::TimeWait,
+                recv_q: 0,
+                send_q: 0,
+                local: tw.local,
+                remote: Some(tw.remote),
+                timer: Some(("timewait", left(tw.deadline))),
+            });
+        }
+        out
     }
 
     /// Queues data on a connection.
