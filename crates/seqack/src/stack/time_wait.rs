@@ -830,3 +830,166 @@ impl TimeWaitTable {
         v4.chain(v6)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn tuple(i: u8) -> (SocketAddr, SocketAddr) {
+        if i % 2 == 0 {
+            (
+                SocketAddr::new([10, 0, 0, 1].into(), 40000 + u16::from(i)),
+                SocketAddr::new([10, 0, 0, 2 + i % 3].into(), 80),
+            )
+        } else {
+            let l: IpAddr = "fd00::1".parse().unwrap();
+            let r: IpAddr = format!("fd00::{:x}", 2 + i % 3).parse().unwrap();
+            (
+                SocketAddr::new(l, 40000 + u16::from(i)),
+                SocketAddr::new(r, 80),
+            )
+        }
+    }
+
+    /// 2MSL lengths: Linux's, a short one, one longer than a wheel revolution.
+    const DURATIONS_MS: [u64; 3] = [60_000, 2_000, 200_000];
+
+    fn state(i: u8, now: Instant, class: usize) -> TimeWaitState {
+        let (local, remote) = tuple(i);
+        let duration = Duration::from_millis(DURATIONS_MS[class]);
+        TimeWaitState {
+            local,
+            remote,
+            snd_nxt: Seq(5000),
+            rcv_nxt: Seq(9000),
+            ts_recent: None,
+            window: 100,
+            deadline: now + duration,
+            duration,
+            rfc1337: true,
+        }
+    }
+
+    /// The peer's FIN again (our last ACK was lost).
+    fn fin(i: u8) -> Segment<'static> {
+        let (local, remote) = tuple(i);
+        Segment {
+            src_port: remote.port(),
+            dst_port: local.port(),
+            seq: Seq(8999),
+            ack: Seq(5000),
+            flags: Flags::FIN | Flags::ACK,
+            window: 1000,
+            urgent: 0,
+            options: Options::default(),
+            payload: &[],
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u8, usize),
+        Restart(u8),
+        Remove(u8),
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..40, 0usize..3).prop_map(|(i, c)| Op::Insert(i, c)),
+            1 => (0u8..40).prop_map(Op::Restart),
+            1 => (0u8..40).prop_map(Op::Remove),
+            4 => (0u64..90_000_000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        /// Against a model (a map of deadlines): a driver that wakes whenever
+        /// `next_deadline` asks sees every record expire at its exact deadline (rounded
+        /// up to the millisecond): never early, never after a wake-up at which it was
+        /// already due; and the table holds exactly the model's records.
+        #[test]
+        fn expires_exactly_like_the_model(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut t = TimeWaitTable::new([7; 16], usize::MAX);
+            // Deadline (ms) and 2MSL class of every record.
+            let mut model: HashMap<(SocketAddr, SocketAddr), (u64, usize)> = HashMap::new();
+            let mut now = Instant::from_millis(12_345) + Duration::from_micros(321);
+            let mut last_wake = now;
+            let mut out = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Insert(i, class) => {
+                        let s = state(i, now, class);
+                        prop_assert_eq!(t.insert(&s), Ok(()));
+                        model.insert(tuple(i), (s.deadline.total_micros().div_ceil(1000), class));
+                    }
+                    Op::Restart(i) => {
+                        let (local, remote) = tuple(i);
+                        let hit = t.segment(now, local, remote, &fin(i), Duration::ZERO);
+                        prop_assert_eq!(hit.is_some(), model.contains_key(&(local, remote)));
+                        if let Some(hit) = hit {
+                            prop_assert_eq!(hit.action, TimeWaitAction::AckAndRestart);
+                            let entry = model.get_mut(&(local, remote)).unwrap();
+                            entry.0 = now.total_millis() + DURATIONS_MS[entry.1];
+                        }
+                    }
+                    Op::Remove(i) => {
+                        let (local, remote) = tuple(i);
+                        let r = t.remove(local, remote);
+                        prop_assert_eq!(r.is_some(), model.remove(&(local, remote)).is_some());
+                    }
+                    Op::Advance(us) => {
+                        let target = now + Duration::from_micros(us);
+                        let mut wakes = 0;
+                        loop {
+                            let wake = match t.next_deadline() {
+                                Some(w) if w <= target => w.max(now),
+                                _ => target,
+                            };
+                            t.expire(wake, &mut out);
+                            for tuple in out.drain(..) {
+                                let (d, _) = model.remove(&tuple).expect("expired a record the model has");
+                                prop_assert!(d <= wake.total_millis(), "early: {} at {}", d, wake);
+                                prop_assert!(d * 1000 > last_wake.total_micros(), "late: {} after wake {}", d, last_wake);
+                            }
+                            last_wake = wake;
+                            now = wake;
+                            wakes += 1;
+                            prop_assert!(wakes < 100_000, "the wheel does not progress");
+                            if wake == target {
+                                break;
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+                for (l, r) in model.keys() {
+                    prop_assert!(t.contains(*l, *r));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn records_are_compact() {
+        assert_eq!(TimeWaitTable::record_size_v4(), 40);
+        assert_eq!(TimeWaitTable::record_size_v6(), 52);
+    }
+
+    #[test]
+    fn the_limit_is_a_limit() {
+        let mut t = TimeWaitTable::new([1; 16], 3);
+        for i in 0..3 {
+            assert_eq!(t.insert(&state(i, Instant::ZERO, 0)), Ok(()));
+        }
+        assert_eq!(
+            t.insert(&state(3, Instant::ZERO, 0)),
+            Err(InsertError::Full)
+        );
+        let (l, r) = tuple(0);
+        assert!(t.remove(l, r).is_some());
+        assert_eq!(t.insert(&state(3, Instant::ZERO, 0)), Ok(()));
+    }
+}
