@@ -7,3 +7,4 @@
 pub mod pcap;
 pub mod scenario;
 pub mod sim;
+pub mod workload;
