@@ -1087,8 +1087,8 @@ pub fn many_connections(cfg: &ManyConfig, observe: Observer<'_>) -> ManyReport {
         time_wait_expired: 0,
         // Sized up front, so that the driver allocates nothing per connection while
         // the benchmark measures the stacks' memory.
-        client_flows: HashMap::with_capacity(cfg.conns),
-        server_flows: HashMap::with_capacity(cfg.conns),
+        flows: HashMap::with_capacity(2 * cfg.conns),
+        client_conns: 0,
         peak: 0,
         scratch: vec![0; cfg.buffer.max(cfg.bytes).max(1)],
         failures: Failures::default(),
@@ -1106,18 +1106,16 @@ pub fn many_connections(cfg: &ManyConfig, observe: Observer<'_>) -> ManyReport {
     observe(Milestone::Established, &world);
 
     app.phase = Phase::Exchange;
-    let ids: Vec<(ConnId, NodeId)> = app.client_flows.iter().map(|(&k, f)| (k, f.node)).collect();
-    for (id, node) in ids {
+    for (node, id) in app.client_ends() {
         app.send_more(&mut world, node, id, true);
     }
     drive(&mut world, &mut app);
 
     app.phase = Phase::Close;
-    let ids: Vec<(ConnId, NodeId)> = app.client_flows.iter().map(|(&k, f)| (k, f.node)).collect();
-    for (id, node) in ids {
+    for (node, id) in app.client_ends() {
         world.with_stack(node, |s, now| s.close(now, id));
+        app.flows.remove(&(node, id));
     }
-    app.client_flows.clear();
     drive(&mut world, &mut app);
     observe(Milestone::Done, &world);
 
@@ -1152,13 +1150,24 @@ enum Phase {
 
 /// One direction's progress on one connection, at one end.
 struct Flow {
-    node: NodeId,
     /// Key of the stream this end sends.
     out_key: u64,
     /// Key of the stream this end receives.
     in_key: u64,
     sent: usize,
     received: usize,
+}
+
+impl Flow {
+    /// The end at `local` of a connection with `remote`.
+    fn new(local: SocketAddr, remote: SocketAddr) -> Flow {
+        Flow {
+            out_key: stream_key(local, remote),
+            in_key: stream_key(remote, local),
+            sent: 0,
+            received: 0,
+        }
+    }
 }
 
 struct Many {
@@ -1174,27 +1183,31 @@ struct Many {
     server_closed: usize,
     client_time_wait: usize,
     time_wait_expired: usize,
-    client_flows: HashMap<ConnId, Flow>,
-    server_flows: HashMap<ConnId, Flow>,
+    /// Every end of every connection, by node and handle.
+    flows: HashMap<(NodeId, ConnId), Flow>,
+    /// Client ends opened.
+    client_conns: usize,
     peak: usize,
     scratch: Vec<u8>,
     failures: Failures,
 }
 
 impl Many {
-    fn flows(&mut self, node: NodeId) -> &mut HashMap<ConnId, Flow> {
-        if node == self.server {
-            &mut self.server_flows
-        } else {
-            &mut self.client_flows
-        }
+    /// The client ends of every connection.
+    fn client_ends(&self) -> Vec<(NodeId, ConnId)> {
+        let server = self.server;
+        self.flows
+            .keys()
+            .filter(|k| k.0 != server)
+            .copied()
+            .collect()
     }
 
     /// Sends as much of a flow's remaining bytes as the send buffer takes. The server
     /// answers only once the whole request is in (`may_start`).
     fn send_more(&mut self, world: &mut World, node: NodeId, id: ConnId, may_start: bool) {
         let total = self.cfg.bytes;
-        let Some(f) = self.flows(node).get(&id) else {
+        let Some(f) = self.flows.get(&(node, id)) else {
             return;
         };
         if f.sent >= total || !(may_start || f.sent > 0) {
@@ -1207,7 +1220,7 @@ impl Many {
         }
         match world.with_stack(node, |s, now| s.send(now, id, chunk)) {
             Ok(n) => {
-                if let Some(f) = self.flows(node).get_mut(&id) {
+                if let Some(f) = self.flows.get_mut(&(node, id)) {
                     f.sent += n;
                 }
             }
@@ -1217,7 +1230,7 @@ impl Many {
 
     fn on_readable(&mut self, world: &mut World, node: NodeId, id: ConnId, who: SocketAddr) {
         let total = self.cfg.bytes;
-        let Some(f) = self.flows(node).get(&id) else {
+        let Some(f) = self.flows.get(&(node, id)) else {
             return;
         };
         let (key, mut n) = (f.in_key, f.received);
@@ -1228,14 +1241,14 @@ impl Many {
             n += b.len();
         });
         self.scratch = scratch;
-        let before = self.flows(node).get(&id).map_or(0, |f| f.received);
+        let before = self.flows.get(&(node, id)).map_or(0, |f| f.received);
         if bad || n > total {
             self.failures
                 .add(|| format!("{who}: bytes corrupted or too many ({n})"));
         } else {
             self.bytes_delivered += (n - before) as u64;
         }
-        if let Some(f) = self.flows(node).get_mut(&id) {
+        if let Some(f) = self.flows.get_mut(&(node, id)) {
             f.received = n;
         }
         let is_server = node == self.server;
@@ -1250,17 +1263,17 @@ impl Many {
         match end {
             Some(true) if is_server && self.phase == Phase::Close && n == total => {
                 world.with_stack(node, |s, now| s.close(now, id));
-                self.server_flows.remove(&id);
+                self.flows.remove(&(node, id));
             }
             Some(true) => {
                 self.failures
                     .add(|| format!("{who}: end of stream after {n} bytes"));
-                self.flows(node).remove(&id);
+                self.flows.remove(&(node, id));
             }
             Some(false) => {}
             None => {
                 self.failures.add(|| format!("{who}: connection failed"));
-                self.flows(node).remove(&id);
+                self.flows.remove(&(node, id));
             }
         }
     }
@@ -1273,16 +1286,7 @@ impl App for Many {
                 while let Some(id) = world.with_stack(node, |s, _| s.accept(l)) {
                     let c = world.stack(node).conn(id).expect("accepted");
                     let (local, remote) = (c.local(), c.remote());
-                    self.server_flows.insert(
-                        id,
-                        Flow {
-                            node,
-                            out_key: stream_key(local, remote),
-                            in_key: stream_key(remote, local),
-                            sent: 0,
-                            received: 0,
-                        },
-                    );
+                    self.flows.insert((node, id), Flow::new(local, remote));
                     self.accepted += 1;
                     // Data may have come with the handshake's last ACK, before accept().
                     self.on_readable(world, node, id, remote);
@@ -1341,16 +1345,8 @@ impl App for Many {
                     match world.with_stack(node, |s, now| s.connect(now, None, remote)) {
                         Ok(id) => {
                             let local = world.stack(node).conn(id).expect("new").local();
-                            self.client_flows.insert(
-                                id,
-                                Flow {
-                                    node,
-                                    out_key: stream_key(local, remote),
-                                    in_key: stream_key(remote, local),
-                                    sent: 0,
-                                    received: 0,
-                                },
-                            );
+                            self.flows.insert((node, id), Flow::new(local, remote));
+                            self.client_conns += 1;
                         }
                         Err(e) => {
                             self.failures.add(|| format!("connect() to {remote}: {e}"));
@@ -1361,7 +1357,7 @@ impl App for Many {
                 }
                 self.accepted < n
             }
-            Phase::Exchange => self.exchanged < self.client_flows.len(),
+            Phase::Exchange => self.exchanged < self.client_conns,
             Phase::Close => true,
         }
     }
