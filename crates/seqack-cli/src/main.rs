@@ -2,6 +2,7 @@
 
 mod demo;
 mod ladder;
+mod stack_bench;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,11 +20,17 @@ enum Command {
     /// Run a client and a server on the simulated link and draw the connection's
     /// lifecycle as a ladder diagram (virtual time: no root, no setup, deterministic).
     Demo(demo::DemoArgs),
+    /// Run the stack's scale workloads in virtual time (a SYN flood, 1,000,000
+    /// connections through TIME_WAIT, 100,000 concurrent connections) and print their
+    /// figures (memory per record and per connection, peak memory, success rate under
+    /// flood, segments per CPU second) as JSON lines.
+    StackBench(stack_bench::StackBenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => demo::run(&a),
+        Command::StackBench(a) => stack_bench::run(&a),
     }
 }

@@ -1004,6 +1004,9 @@ pub struct ManyReport {
     pub server_connections_established: usize,
     /// The client stacks' `connection_count()`s, added, at the same moment.
     pub client_connections_established: usize,
+    /// Connection ends (server and client) holding queued bytes, to send or to read, at
+    /// that moment: none, since data only moves afterwards.
+    pub queued_at_established: usize,
     /// The most connections the server held at once.
     pub server_peak_connections: usize,
     /// Connections whose bytes arrived intact both ways.
@@ -1103,6 +1106,11 @@ pub fn many_connections(cfg: &ManyConfig, observe: Observer<'_>) -> ManyReport {
         .iter()
         .map(|&c| world.stack(c).connection_count())
         .sum();
+    let queued_at_established = nodes
+        .iter()
+        .flat_map(|&n| world.stack(n).connections())
+        .filter(|(_, c)| c.send_queue() + c.recv_queue() > 0)
+        .count();
     observe(Milestone::Established, &world);
 
     app.phase = Phase::Exchange;
@@ -1126,6 +1134,7 @@ pub fn many_connections(cfg: &ManyConfig, observe: Observer<'_>) -> ManyReport {
         accepted: app.accepted,
         server_connections_established: server_established,
         client_connections_established: client_established,
+        queued_at_established,
         server_peak_connections: app.peak,
         exchanged: app.exchanged,
         bytes_delivered: app.bytes_delivered,

@@ -30,6 +30,7 @@ fn a_hundred_thousand_concurrent_connections() {
     // All open at once, before any data moves.
     assert_eq!(r.server_connections_established, n);
     assert_eq!(r.client_connections_established, n);
+    assert_eq!(r.queued_at_established, 0);
     assert_eq!(r.server_peak_connections, n);
     assert_eq!(r.exchanged, n, "every connection's bytes arrived both ways");
     assert_eq!(r.bytes_delivered, 2 * (n * cfg.bytes) as u64);
