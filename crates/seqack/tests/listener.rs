@@ -361,3 +361,52 @@ fn cookies_carry_window_scale_and_sack_in_the_timestamp() {
     // MSS 1400 was rounded down to the table's 1300, less 12 bytes of timestamps.
     assert_eq!(s.conn(id).unwrap().smss(), 1300 - 12);
 }
+
+#[test]
+fn ipv6_cookies_use_the_ipv6_mss_table() {
+    let mut s = stack_with(SynCookies::Always);
+    s.add_address("2001:db8::2".parse().unwrap());
+    let server: SocketAddr = "[2001:db8::2]:80".parse().unwrap();
+    let peer: SocketAddr = "[2001:db8::1]:50001".parse().unwrap();
+    let l = s.listen(server, 4).unwrap();
+    let t0 = Instant::from_secs(5);
+    let send = |s: &mut Stack, flags: Flags, seq: u32, ack: u32, mss: Option<u16>| {
+        let hdr = Header {
+            src_port: peer.port(),
+            dst_port: server.port(),
+            seq: Seq(seq),
+            ack: Seq(ack),
+            flags,
+            window: 65535,
+            options: Options {
+                mss,
+                ..Default::default()
+            },
+        };
+        let mut buf = vec![0u8; 200];
+        let n = write_packet(
+            &mut buf,
+            peer,
+            server,
+            &hdr,
+            OptionLayout::Linux,
+            (&[], &[]),
+            64,
+        )
+        .unwrap();
+        s.handle_packet(t0, &buf[..n]);
+    };
+    // 1420 is an entry of Linux's IPv6 table (1480 - 60); IPv4's table would round it
+    // down to 1300.
+    send(&mut s, Flags::SYN, 100, 0, Some(1420));
+    let sent = drain(&mut s, t0);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (port, flags, cookie, ack) = sent[0];
+    assert_eq!((port, flags, ack), (50001, Flags::SYN | Flags::ACK, 101));
+    assert_eq!(s.counters().syncookies_sent, 1);
+    send(&mut s, Flags::ACK, 101, cookie.wrapping_add(1), None);
+    assert_eq!(s.counters().syncookies_recv, 1);
+    let id = s.accept(l).expect("established from the cookie");
+    assert_eq!(s.conn(id).unwrap().remote(), peer);
+    assert_eq!(s.conn(id).unwrap().smss(), 1420);
+}
