@@ -73,8 +73,17 @@ counters! {
     challenge_acks => "TcpExtTCPChallengeACK",
     /// SYNs in a synchronized state answered with a challenge ACK.
     syn_challenge => "TcpExtTCPSYNChallenge",
-    /// Out-of-window ACKs not sent because of the rate limit.
+    /// Challenge ACKs not sent because of the per-connection rate limit.
     ack_skipped_challenge => "TcpExtTCPACKSkippedChallenge",
+    /// ACKs for out-of-window segments not sent because of the rate limit.
+    ack_skipped_seq => "TcpExtTCPACKSkippedSeq",
+    /// ACKs for segments failing PAWS not sent because of the rate limit.
+    ack_skipped_paws => "TcpExtTCPACKSkippedPAWS",
+    /// ACKs (or SYN-ACK retransmissions) of a half-open connection not sent because of
+    /// the rate limit.
+    ack_skipped_syn_recv => "TcpExtTCPACKSkippedSynRecv",
+    /// ACKs from TIME_WAIT not sent because of the rate limit.
+    ack_skipped_time_wait => "TcpExtTCPACKSkippedTimeWait",
     /// Segments rejected by PAWS (RFC 7323).
     paws_estab_rejected => "TcpExtPAWSEstab",
     /// Retransmission timeouts.

@@ -155,15 +155,24 @@ impl Connection {
             seg
         };
         let f = seg.flags;
-        // First: sequence number, with PAWS before it (RFC 7323 5.3 R1).
+        // First: sequence number, with PAWS before it (RFC 7323 5.3 R1). RST is exempt
+        // from PAWS; a SYN that fails either test still draws the challenge ACK that RFC
+        // 5961 4.2 asks for "irrespective of the sequence number" (Linux:
+        // tcp_validate_incoming goes to syn_challenge from both tests).
         if self.paws_rejects(now, seg) {
-            cx.paws_estab_rejected += 1;
-            if !f.rst() {
-                self.dupack(now, seg, cx);
+            if f.syn() {
+                self.syn_challenge(now, cx);
+                return;
             }
+            cx.paws_estab_rejected += 1;
+            self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_paws);
             return;
         }
         if !self.acceptable(seg) {
+            if f.syn() && !f.rst() {
+                self.syn_challenge(now, cx);
+                return;
+            }
             if !f.rst() {
                 // A retransmission ending exactly at our last ACK refreshes TS.Recent, so
                 // the duplicate ACK echoes its TSval and the sender's RTT sample is not
@@ -193,8 +202,7 @@ impl Connection {
         }
         // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
         if f.syn() {
-            cx.syn_challenge += 1;
-            self.challenge_ack(now, cx);
+            self.syn_challenge(now, cx);
             return;
         }
         // Fifth: ACK.
@@ -313,28 +321,61 @@ impl Connection {
         }
     }
 
-    /// Sends an ACK for an unacceptable segment, with Linux's rate limit for pure ACKs
-    /// (data and FIN segments are always answered; they cannot form an ACK loop).
+    /// Sends an ACK for an unacceptable segment, with Linux's rate limit
+    /// (`tcp_oow_rate_limited`): a segment that occupies sequence space (data or FIN)
+    /// without SYN is always answered, since it cannot be one side of an ACK loop; pure
+    /// ACKs and SYNs share the connection's limit with challenge ACKs. Suppressed ACKs
+    /// are counted by where they arose, as Linux counts them.
     fn dupack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
-        let pure = seg.payload.is_empty() && !seg.flags.fin() && !seg.flags.syn();
-        if pure && !self.ratelimit_ok(now, cx) {
+        match self.state {
+            State::TimeWait => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_time_wait),
+            State::SynReceived if self.passive => {
+                self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_syn_recv)
+            }
+            _ => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_seq),
+        }
+    }
+
+    /// [`Connection::dupack`] with the counter of suppressed ACKs given.
+    fn oow_ack(
+        &mut self,
+        now: Instant,
+        seg: &Segment<'_>,
+        cx: &mut Counters,
+        skipped: fn(&mut Counters) -> &mut u64,
+    ) {
+        let limited = seg.flags.syn() || seg.seq_len() == 0;
+        if limited && !self.ratelimit_ok(now) {
+            *skipped(cx) += 1;
             return;
         }
         self.ack_now = true;
     }
 
-    /// RFC 5961 challenge ACK: SEQ=SND.NXT, ACK=RCV.NXT, rate-limited per connection.
+    /// A SYN in a synchronized state, or one that an actively opened SYN_RECEIVED does
+    /// not expect (RFC 5961 4.2): counted, and answered with a challenge ACK.
+    fn syn_challenge(&mut self, now: Instant, cx: &mut Counters) {
+        cx.syn_challenge += 1;
+        self.challenge_ack(now, cx);
+    }
+
+    /// RFC 5961 challenge ACK: SEQ=SND.NXT, ACK=RCV.NXT, rate-limited per connection
+    /// (RFC 5961 section 7).
     fn challenge_ack(&mut self, now: Instant, cx: &mut Counters) {
-        if self.ratelimit_ok(now, cx) {
+        if self.ratelimit_ok(now) {
             cx.challenge_acks += 1;
             self.ack_now = true;
+        } else {
+            cx.ack_skipped_challenge += 1;
         }
     }
 
-    fn ratelimit_ok(&mut self, now: Instant, cx: &mut Counters) -> bool {
+    /// The per-connection limit on replies to unacceptable segments: at most one per
+    /// `challenge_ack_interval` (Linux's `tcp_invalid_ratelimit`, one timestamp shared
+    /// by challenge ACKs and out-of-window duplicate ACKs). True when one may go now.
+    fn ratelimit_ok(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last_challenge {
             if now - last < self.cfg.challenge_ack_interval {
-                cx.ack_skipped_challenge += 1;
                 return false;
             }
         }
