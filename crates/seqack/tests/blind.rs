@@ -12,14 +12,19 @@
 mod common;
 
 use common::*;
-use seqack::tcp::{Config, Shutdown, State};
-use seqack::wire::tcp::Flags;
+use seqack::tcp::{Config, Disposition, Error, Event, Reason, RecvError, Shutdown, State};
+use seqack::wire::tcp::{Flags, Segment};
 use seqack::wire::Seq;
+use seqack::Counters;
 
 /// Data the peer sent before the attack; nobody has read it.
 const EARLY: &[u8] = b"early";
 /// Data we sent and the peer acknowledged before the attack.
 const OUT: &[u8] = b"out";
+/// Data the peer sends after the attack.
+const LATER: &[u8] = b"later";
+/// Data we send after the attack.
+const REPLY: &[u8] = b"reply";
 /// The attacker's payload.
 const EVIL: &[u8] = b"EVIL!";
 /// An offset from RCV.NXT far outside any window (but less than 2^31).
@@ -33,6 +38,17 @@ struct Case {
     snd_nxt: Seq,
     rcv_nxt: Seq,
 }
+
+/// The synchronized states, in RFC order.
+const STATES: [State; 7] = [
+    State::Established,
+    State::FinWait1,
+    State::FinWait2,
+    State::CloseWait,
+    State::Closing,
+    State::LastAck,
+    State::TimeWait,
+];
 
 /// Drives a fresh connection (active open, `cfg`) to `state` through legitimate
 /// traffic: EARLY in, OUT out and acknowledged, then the FINs the state needs.
@@ -129,6 +145,20 @@ fn expect_ack(f: &mut Fixture, c: &Case, ctx: &str) -> Sent {
         "{ctx}"
     );
     a
+}
+
+/// The counters an attack may move, as a tuple to compare in one assertion.
+fn attack_counters(cx: &Counters) -> [u64; 8] {
+    [
+        cx.challenge_acks,
+        cx.syn_challenge,
+        cx.ack_skipped_challenge,
+        cx.ack_skipped_seq,
+        cx.ack_skipped_paws,
+        cx.ack_skipped_time_wait,
+        cx.paws_estab_rejected,
+        cx.tw_rst_ignored,
+    ]
 }
 
 // ----- focused: SYNs outside the window, PAWS and the shared rate limit ------------
@@ -238,4 +268,380 @@ fn out_of_window_acks_and_challenge_acks_share_one_limit() {
     f.inject(&f.seg(Flags::RST, c.rcv_nxt + 100u32, Seq(0), b""));
     expect_ack(&mut f, &c, "challenge after the interval");
     assert_eq!(f.cx.challenge_acks, 1);
+}
+
+// ----- the matrix: every attack in every synchronized state --------------------------
+
+/// What a blind attacker injects. SEQ is relative to RCV.NXT, ACK to SND.UNA/SND.NXT.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Attack {
+    /// RST with SEQ = RCV.NXT: the one value RFC 5961 3.2 lets reset.
+    RstAtRcvNxt,
+    /// RST inside the window but not at RCV.NXT.
+    RstInWindow,
+    /// RST just below the window (RCV.NXT - 1).
+    RstBelow,
+    /// RST far above the window.
+    RstAbove,
+    /// SYN inside the window.
+    SynInWindow,
+    /// SYN below the window.
+    SynBelow,
+    /// SYN far above the window.
+    SynAbove,
+    /// Data wholly below RCV.NXT (an old duplicate), with a valid ACK.
+    DataBelow,
+    /// Data far above the window, with a valid ACK.
+    DataAbove,
+    /// Data at RCV.NXT acknowledging data never sent (SEG.ACK > SND.NXT).
+    AckUnsent,
+    /// Data at RCV.NXT with SEG.ACK < SND.UNA - MAX.SND.WND (RFC 5961 5.2).
+    AckTooOld,
+    /// Data at RCV.NXT with a valid ACK but a TSval older than TS.Recent (RFC 7323).
+    Paws,
+}
+
+const ATTACKS: [Attack; 12] = [
+    Attack::RstAtRcvNxt,
+    Attack::RstInWindow,
+    Attack::RstBelow,
+    Attack::RstAbove,
+    Attack::SynInWindow,
+    Attack::SynBelow,
+    Attack::SynAbove,
+    Attack::DataBelow,
+    Attack::DataAbove,
+    Attack::AckUnsent,
+    Attack::AckTooOld,
+    Attack::Paws,
+];
+
+impl Attack {
+    fn segment(self, f: &Fixture, c: &Case) -> Segment<'static> {
+        let (r, s) = (c.rcv_nxt, c.snd_nxt);
+        let data = Flags::ACK | Flags::PSH;
+        let mut seg = match self {
+            Attack::RstAtRcvNxt => f.seg(Flags::RST, r, Seq(0), b""),
+            Attack::RstInWindow => f.seg(Flags::RST, r + 100u32, Seq(0), b""),
+            Attack::RstBelow => f.seg(Flags::RST, r - 1u32, Seq(0), b""),
+            Attack::RstAbove => f.seg(Flags::RST, r + FAR, Seq(0), b""),
+            Attack::SynInWindow => f.seg(Flags::SYN, r + 100u32, Seq(0), b""),
+            Attack::SynBelow => f.seg(Flags::SYN, r - 1000u32, Seq(0), b""),
+            Attack::SynAbove => f.seg(Flags::SYN, r + FAR, Seq(0), b""),
+            Attack::DataBelow => f.seg(data, r - 100u32, s, EVIL),
+            Attack::DataAbove => f.seg(data, r + FAR, s, EVIL),
+            Attack::AckUnsent => f.seg(data, r, s + 1000u32, EVIL),
+            Attack::AckTooOld => f.seg(data, r, c.snd_una - (1u32 << 20), EVIL),
+            Attack::Paws => f.seg(data, r, s, EVIL),
+        };
+        if self == Attack::Paws {
+            let ts = seg.options.timestamps.as_mut().expect("timestamps are on");
+            ts.0 -= 5000;
+        }
+        seg
+    }
+
+    fn is_syn(self) -> bool {
+        matches!(
+            self,
+            Attack::SynInWindow | Attack::SynBelow | Attack::SynAbove
+        )
+    }
+
+    fn is_rst(self) -> bool {
+        matches!(
+            self,
+            Attack::RstAtRcvNxt | Attack::RstInWindow | Attack::RstBelow | Attack::RstAbove
+        )
+    }
+}
+
+/// What the connection must do with an attack.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The connection is reset; the application sees this error.
+    Reset(Option<Error>),
+    /// A challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT> (counted as one).
+    Challenge,
+    /// The duplicate ACK that answers an unacceptable segment (not a challenge).
+    Ack,
+    /// Nothing is sent and nothing changes.
+    Silent,
+    /// TIME_WAIT hands the 4-tuple to a new SYN (RFC 6191).
+    Recycle,
+}
+
+/// The rules, written from the RFCs (and Linux where they leave a choice).
+fn expected(a: Attack, state: State, cfg: &Config) -> Outcome {
+    use Attack::*;
+    use Outcome::*;
+    if state == State::TimeWait {
+        return match a {
+            // RFC 1337 ignores every RST; without it only an exact one closes (RFC 5961
+            // 3.2), and TIME_WAIT sends no challenge ACK (Linux: silently dropped).
+            RstAtRcvNxt if !cfg.rfc1337 => Reset(None),
+            RstAtRcvNxt | RstInWindow | RstBelow | RstAbove => Silent,
+            // RFC 6191: a SYN above RCV.NXT, or (timestamps on) with a newer TSval, may
+            // open a new incarnation; anything else is answered with an ACK.
+            SynInWindow | SynAbove => Recycle,
+            SynBelow if cfg.timestamps => Recycle,
+            SynBelow => Ack,
+            DataBelow | DataAbove | AckUnsent | AckTooOld | Paws => Ack,
+        };
+    }
+    match a {
+        RstAtRcvNxt => Reset(match state {
+            // RFC 9293 3.10.7.4 second: the user is told in these states only.
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                Some(Error::Reset)
+            }
+            _ => None,
+        }),
+        RstInWindow => Challenge,
+        RstBelow | RstAbove => Silent,
+        SynInWindow | SynBelow | SynAbove => Challenge,
+        // RFC 9293 3.10.7.4 first check (RFC 7323 5.3 for PAWS): ACK and drop.
+        DataBelow | DataAbove | Paws => Ack,
+        // RFC 5961 5.2: outside [SND.UNA - MAX.SND.WND, SND.NXT]: challenge ACK, drop.
+        AckUnsent | AckTooOld => Challenge,
+    }
+}
+
+/// Legitimate traffic after the attack: the peer's data (if it may still send), ours
+/// (if we may), both FINs and the end of TIME_WAIT. Checks every segment, the state
+/// path to CLOSED, and that the application reads exactly the bytes the peer sent.
+fn finish(f: &mut Fixture, c: &Case, ctx: &str) {
+    let (mut nxt, mut rcv) = (c.snd_nxt, c.rcv_nxt);
+    let mut stream = EARLY.to_vec();
+    f.advance(ms(1));
+    if c.state.can_receive() {
+        f.inject(&f.seg(Flags::ACK | Flags::PSH, rcv, c.snd_una, LATER));
+        rcv += LATER.len();
+        let a = f.expect_one();
+        assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, nxt, rcv), "{ctx}");
+        stream.extend_from_slice(LATER);
+    }
+    if c.state.can_send() {
+        f.send(REPLY);
+        let d = f.expect_one();
+        assert_eq!(
+            (d.flags, d.seq, d.ack, &d.payload[..]),
+            (Flags::ACK | Flags::PSH, nxt, rcv, REPLY),
+            "{ctx}"
+        );
+        nxt += REPLY.len();
+        f.inject(&f.seg(Flags::ACK, rcv, nxt, b""));
+        f.expect_nothing();
+        f.conn.shutdown(Shutdown::Write);
+        let fin = f.expect_one();
+        assert_eq!(
+            (fin.flags, fin.seq, fin.ack),
+            (Flags::FIN | Flags::ACK, nxt, rcv),
+            "{ctx}"
+        );
+        nxt += 1u32;
+    }
+    match f.conn.state() {
+        State::FinWait1 | State::FinWait2 => {
+            f.inject(&f.seg(Flags::FIN | Flags::ACK, rcv, nxt, b""));
+            rcv += 1u32;
+            let a = f.expect_one();
+            assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, nxt, rcv), "{ctx}");
+        }
+        State::Closing | State::LastAck => {
+            f.inject(&f.seg(Flags::ACK, rcv, nxt, b""));
+            f.expect_nothing();
+        }
+        _ => {}
+    }
+    if f.conn.state() == State::TimeWait {
+        f.fire_next();
+        f.expect_nothing();
+    }
+    use Reason::*;
+    use State::*;
+    let path: &[(State, State, Reason)] = match c.state {
+        Established => &[
+            (Established, FinWait1, ShutdownWrite),
+            (FinWait1, TimeWait, RcvFinAckOfFin),
+            (TimeWait, Closed, Timer2Msl),
+        ],
+        FinWait1 => &[
+            (FinWait1, TimeWait, RcvFinAckOfFin),
+            (TimeWait, Closed, Timer2Msl),
+        ],
+        FinWait2 => &[(FinWait2, TimeWait, RcvFin), (TimeWait, Closed, Timer2Msl)],
+        CloseWait => &[
+            (CloseWait, LastAck, ShutdownWrite),
+            (LastAck, Closed, RcvAckOfFin),
+        ],
+        Closing => &[
+            (Closing, TimeWait, RcvAckOfFin),
+            (TimeWait, Closed, Timer2Msl),
+        ],
+        LastAck => &[(LastAck, Closed, RcvAckOfFin)],
+        TimeWait => &[(TimeWait, Closed, Timer2Msl)],
+        s => panic!("not a synchronized state: {s:?}"),
+    };
+    assert_eq!(f.state_changes(), path, "{ctx}");
+    assert_eq!(f.conn.error(), None, "{ctx}");
+    assert_eq!(f.read_all(), stream, "{ctx}: the byte stream");
+    let mut buf = [0u8; 8];
+    assert_eq!(f.conn.recv(&mut buf), Ok(0), "{ctx}: end of stream");
+}
+
+/// Injects `attack` into a fresh connection in `state` and checks the outcome and
+/// that the connection carries on.
+fn run(attack: Attack, state: State, cfg: &Config) {
+    let (mut f, c) = reach(state, cfg.clone());
+    let ctx = format!(
+        "{attack:?} in {state:?} (timestamps {}, rfc1337 {})",
+        cfg.timestamps, cfg.rfc1337
+    );
+    // The attack comes a little later than the last legitimate segment (so a SYN's
+    // timestamp is newer than TS.Recent, and a PAWS victim is 5 s older).
+    f.advance(ms(10));
+    let before = attack_counters(&f.cx);
+    let resets_before = f.cx.estab_resets;
+    let disp = f.inject(&attack.segment(&f, &c));
+    let want = expected(attack, state, cfg);
+    match want {
+        Outcome::Reset(err) => {
+            assert_eq!(disp, Disposition::Consumed, "{ctx}");
+            let mut events = Vec::new();
+            events.extend(err.map(Event::Error));
+            events.push(Event::StateChange {
+                from: state,
+                to: State::Closed,
+                why: Reason::RcvRst,
+            });
+            events.push(Event::Closed);
+            assert_eq!(f.events(), events, "{ctx}");
+            f.expect_nothing();
+            assert_eq!(f.conn.poll_timeout(), None, "{ctx}: no timer survives");
+            assert_eq!(f.conn.error(), err, "{ctx}");
+            let estab = matches!(state, State::Established | State::CloseWait);
+            assert_eq!(f.cx.estab_resets - resets_before, u64::from(estab), "{ctx}");
+            if let Some(e) = err {
+                // Unread data is still there to read; after it the error.
+                let mut buf = [0u8; 64];
+                assert_eq!(f.conn.recv(&mut buf), Ok(EARLY.len()), "{ctx}");
+                assert_eq!(&buf[..EARLY.len()], EARLY, "{ctx}");
+                // Then the error; but once the peer's FIN is in (CLOSE_WAIT), end of
+                // stream comes first, as on Linux (SOCK_DONE before sk_err).
+                let end = if state == State::CloseWait {
+                    Ok(0)
+                } else {
+                    Err(RecvError::Failed(e))
+                };
+                assert_eq!(f.conn.recv(&mut buf), end, "{ctx}");
+            }
+            let later = f.seg(Flags::ACK, c.rcv_nxt, c.snd_nxt, LATER);
+            assert_eq!(f.inject(&later), Disposition::NoConnection, "{ctx}");
+            return;
+        }
+        Outcome::Recycle => {
+            assert_eq!(disp, Disposition::Recycle, "{ctx}");
+            f.expect_nothing();
+            assert_eq!(f.conn.state(), State::TimeWait, "{ctx}");
+            f.conn.recycle_time_wait();
+            assert_eq!(
+                f.state_changes(),
+                [(State::TimeWait, State::Closed, Reason::TimeWaitRecycled)],
+                "{ctx}"
+            );
+            return;
+        }
+        Outcome::Challenge | Outcome::Ack => {
+            assert_eq!(disp, Disposition::Consumed, "{ctx}");
+            let a = expect_ack(&mut f, &c, &ctx);
+            if attack == Attack::Paws {
+                // RFC 7323 5.3 R1: the ACK echoes TS.Recent, not the stale TSval.
+                let recent = f.peer_tsval() - 10;
+                assert_eq!(a.options.timestamps.map(|t| t.1), Some(recent), "{ctx}");
+            }
+        }
+        Outcome::Silent => {
+            assert_eq!(disp, Disposition::Consumed, "{ctx}");
+            f.expect_nothing();
+        }
+    }
+    let tw = state == State::TimeWait;
+    let challenge = u64::from(want == Outcome::Challenge);
+    let delta = [
+        challenge,
+        u64::from(attack.is_syn() && !tw),
+        0,
+        0,
+        0,
+        0,
+        // TIME_WAIT does not count its PAWS rejections (Linux does; left to the
+        // TIME_WAIT rework, which owns that code).
+        u64::from(attack == Attack::Paws && !tw),
+        u64::from(tw && attack.is_rst() && cfg.rfc1337),
+    ];
+    let after = attack_counters(&f.cx);
+    let moved: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(moved, delta, "{ctx}: counters");
+    assert_eq!(f.conn.state(), state, "{ctx}");
+    assert!(f.events().is_empty(), "{ctx}");
+    assert_eq!(
+        f.conn.sequence(),
+        (ISS, c.snd_una, c.snd_nxt, IRS, c.rcv_nxt),
+        "{ctx}: sequence variables"
+    );
+    assert_eq!(f.conn.recv_queue(), EARLY.len(), "{ctx}: nothing injected");
+    finish(&mut f, &c, &ctx);
+}
+
+#[test]
+fn the_fixture_history_and_the_legitimate_close_work_in_every_state() {
+    // The baseline the attacks are measured against: no attack, same traffic.
+    for cfg in [plain_config(), Config::default()] {
+        for state in STATES {
+            let (mut f, c) = reach(state, cfg.clone());
+            finish(&mut f, &c, &format!("{state:?}"));
+            assert_eq!(attack_counters(&f.cx), [0; 8]);
+        }
+    }
+}
+
+#[test]
+fn blind_attacks_in_every_synchronized_state() {
+    let cfg = plain_config();
+    assert!(cfg.rfc1337, "seqack's default");
+    for state in STATES {
+        for attack in ATTACKS.into_iter().filter(|&a| a != Attack::Paws) {
+            run(attack, state, &cfg);
+        }
+    }
+}
+
+#[test]
+fn blind_attacks_in_every_synchronized_state_with_timestamps() {
+    let cfg = Config::default();
+    for state in STATES {
+        for attack in ATTACKS {
+            run(attack, state, &cfg);
+        }
+    }
+}
+
+#[test]
+fn blind_attacks_with_rfc1337_off() {
+    // Linux's default (tcp_rfc1337 = 0): an RST at RCV.NXT ends TIME_WAIT; the other
+    // states do not depend on the setting.
+    for base in [plain_config(), Config::default()] {
+        let cfg = Config {
+            rfc1337: false,
+            ..base
+        };
+        for state in STATES {
+            for attack in ATTACKS {
+                if attack != Attack::Paws || cfg.timestamps {
+                    run(attack, state, &cfg);
+                }
+            }
+        }
+    }
 }
