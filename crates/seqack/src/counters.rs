@@ -39,6 +39,9 @@ counters! {
     attempt_fails => "TcpAttemptFails",
     /// ESTABLISHED or CLOSE_WAIT connections reset.
     estab_resets => "TcpEstabResets",
+    /// Half-open (passively opened SYN_RECEIVED) connections reset by an RST or a new
+    /// SYN in the window.
+    embryonic_rsts => "TcpExtEmbryonicRsts",
     /// Segments received (including erroneous ones).
     in_segs => "TcpInSegs",
     /// Segments sent, excluding retransmissions.

@@ -12,10 +12,12 @@
 mod common;
 
 use common::*;
-use seqack::tcp::{Config, Disposition, Error, Event, Reason, RecvError, Shutdown, State};
+use seqack::tcp::{
+    rfc9293_allows, Config, Disposition, Error, Event, Reason, RecvError, Shutdown, State, Timer,
+};
 use seqack::wire::tcp::{Flags, Segment};
 use seqack::wire::Seq;
-use seqack::Counters;
+use seqack::{Counters, Instant};
 
 /// Data the peer sent before the attack; nobody has read it.
 const EARLY: &[u8] = b"early";
@@ -644,4 +646,211 @@ fn blind_attacks_with_rfc1337_off() {
             }
         }
     }
+}
+
+// ----- SYN_RECEIVED: Linux's tcp_check_req for a passive open, RFC 9293 for an active
+
+/// Asserts a SYN-ACK retransmission <SEQ=ISS><ACK=IRS+1><CTL=SYN,ACK>.
+#[track_caller]
+fn expect_syn_ack(f: &mut Fixture) {
+    let s = f.expect_one();
+    assert_eq!(
+        (s.flags, s.seq, s.ack, s.payload.len()),
+        (Flags::SYN | Flags::ACK, ISS, irs(1), 0)
+    );
+}
+
+/// The handshake's final ACK still completes a half-open connection.
+#[track_caller]
+fn complete_handshake(f: &mut Fixture) {
+    f.inject(&f.seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"hello"));
+    let a = f.expect_one();
+    assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, iss(1), irs(6)));
+    assert_eq!(f.conn.state(), State::Established);
+    assert_eq!(f.read_all(), b"hello");
+}
+
+#[test]
+fn passive_syn_received_resends_its_syn_ack_for_the_peers_syn_rate_limited() {
+    let mut f = conn_syn_received();
+    assert_eq!(f.timer(Timer::Retransmit), Instant::ZERO + secs(1));
+    f.advance(ms(300));
+    f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+    expect_syn_ack(&mut f);
+    assert_eq!(f.cx.retrans_segs, 1);
+    // Linux restarts the SYN-ACK timer after this retransmission.
+    assert_eq!(f.timer(Timer::Retransmit), Instant::ZERO + ms(1300));
+    // More copies of the SYN within the interval: one SYN-ACK per interval.
+    for _ in 0..4 {
+        f.advance(ms(100));
+        f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+        f.expect_nothing();
+    }
+    assert_eq!(f.cx.ack_skipped_syn_recv, 4);
+    f.advance(ms(100));
+    f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+    expect_syn_ack(&mut f);
+    assert_eq!(f.cx.retrans_segs, 2);
+    assert!(f.events().is_empty());
+    complete_handshake(&mut f);
+}
+
+#[test]
+fn passive_syn_received_resets_and_drops_for_a_new_syn_in_the_window() {
+    // Linux's tcp_check_req: a SYN in the window that is not the peer's ISN ends the
+    // half-open connection with an RST (RFC 9293 3.10.7.4 fourth: back to LISTEN).
+    for (flags, ack, rst) in [
+        // No ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> (RFC 9293 3.10.7.1).
+        (
+            Flags::SYN,
+            Seq(0),
+            (Flags::RST | Flags::ACK, Seq(0), irs(101)),
+        ),
+        // With the right ACK: <SEQ=SEG.ACK><CTL=RST>.
+        (
+            Flags::SYN | Flags::ACK,
+            iss(1),
+            (Flags::RST, iss(1), Seq(0)),
+        ),
+    ] {
+        let mut f = conn_syn_received();
+        f.advance(ms(50));
+        f.inject(&seg(flags, irs(100), ack, b""));
+        let r = f.expect_one();
+        assert_eq!((r.flags, r.seq, r.ack), rst, "{flags}");
+        assert_eq!(
+            f.events(),
+            [
+                Event::StateChange {
+                    from: State::SynReceived,
+                    to: State::Listen,
+                    why: Reason::RcvSyn
+                },
+                Event::Closed
+            ]
+        );
+        assert!(rfc9293_allows(
+            State::SynReceived,
+            State::Listen,
+            Reason::RcvSyn
+        ));
+        assert_eq!(f.conn.error(), None, "the application never saw it");
+        assert_eq!(f.conn.poll_timeout(), None, "no more SYN-ACKs");
+        assert_eq!((f.cx.attempt_fails, f.cx.embryonic_rsts), (1, 1));
+        assert_eq!(f.cx.challenge_acks, 0);
+        let ack = f.seg(Flags::ACK, irs(1), iss(1), b"");
+        assert_eq!(f.inject(&ack), Disposition::NoConnection);
+    }
+}
+
+#[test]
+fn passive_syn_received_answers_a_syn_outside_the_window_with_a_rate_limited_ack() {
+    for seq in [irs(1) + FAR, IRS - 1000u32] {
+        let mut f = conn_syn_received();
+        f.advance(ms(50));
+        f.inject(&seg(Flags::SYN, seq, Seq(0), b""));
+        let a = f.expect_one();
+        assert_eq!(
+            (a.flags, a.seq, a.ack),
+            (Flags::ACK, iss(1), irs(1)),
+            "{seq}"
+        );
+        f.advance(ms(100));
+        f.inject(&seg(Flags::SYN, seq, Seq(0), b""));
+        f.expect_nothing();
+        assert_eq!(f.cx.ack_skipped_syn_recv, 1);
+        assert_eq!((f.cx.attempt_fails, f.cx.challenge_acks), (0, 0));
+        assert_eq!(f.conn.state(), State::SynReceived);
+        assert!(f.events().is_empty());
+        complete_handshake(&mut f);
+    }
+}
+
+#[test]
+fn passive_syn_received_answers_a_syn_ack_of_something_else_with_rst() {
+    // An unacceptable ACK in SYN_RECEIVED: <SEQ=SEG.ACK><CTL=RST>, and the half-open
+    // connection stays (Linux answers from the listener and keeps the request).
+    let mut f = conn_syn_received();
+    f.inject(&seg(Flags::SYN | Flags::ACK, irs(100), iss(77), b""));
+    let r = f.expect_one();
+    assert_eq!((r.flags, r.seq, r.ack), (Flags::RST, iss(77), Seq(0)));
+    assert_eq!(f.conn.state(), State::SynReceived);
+    assert!(f.events().is_empty());
+    assert_eq!(f.cx.attempt_fails, 0);
+    complete_handshake(&mut f);
+}
+
+#[test]
+fn passive_syn_received_a_stale_copy_of_the_syn_fails_paws_and_gets_an_ack() {
+    let mut f = conn_syn_received_with(Config::default());
+    f.advance(ms(50));
+    let mut syn = seg(Flags::SYN, IRS, Seq(0), b"");
+    syn.options = peer_syn_options(&Config::default(), PEER_TS_BASE - 1, 0);
+    f.inject(&syn);
+    let a = f.expect_one();
+    assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, iss(1), irs(1)));
+    assert_eq!(f.cx.paws_estab_rejected, 1);
+    assert_eq!(f.cx.retrans_segs, 0, "not taken for a retransmission");
+    assert_eq!(f.conn.state(), State::SynReceived);
+}
+
+#[test]
+fn passive_syn_received_syn_with_the_peers_isn_and_data_is_truncated_not_reset() {
+    // Linux truncates a SYN at the peer's ISN ("it is out of window starting at
+    // rcv_isn + 1") and processes the rest: with the ACK of our SYN and data, that
+    // completes the handshake.
+    let mut f = conn_syn_received();
+    f.advance(RTT);
+    f.inject(&seg(Flags::SYN | Flags::ACK, IRS, iss(1), b"hi"));
+    assert_eq!(f.conn.state(), State::Established);
+    assert_eq!(f.read_all(), b"hi");
+    assert_eq!(f.cx.attempt_fails, 0);
+}
+
+/// A simultaneous open: our SYN crossed the peer's, which we answered with SYN-ACK.
+fn simultaneous_syn_received() -> Fixture {
+    let mut f = conn_syn_sent();
+    f.advance(ms(10));
+    f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+    expect_syn_ack(&mut f);
+    assert_eq!(f.conn.state(), State::SynReceived);
+    f.events();
+    f
+}
+
+#[test]
+fn active_syn_received_keeps_rfc_9293_rules_for_a_syn() {
+    // A SYN not at the peer's ISN, in or outside the window: RFC 9293 3.10.7.4 fourth
+    // sends an actively opened SYN_RECEIVED to the synchronized states' rule, RFC 5961
+    // 4.2: a challenge ACK, and nothing else changes.
+    for seq in [irs(100), irs(1) + FAR, IRS - 1000u32] {
+        let mut f = simultaneous_syn_received();
+        f.inject(&seg(Flags::SYN, seq, Seq(0), b""));
+        let a = f.expect_one();
+        assert_eq!(
+            (a.flags, a.seq, a.ack),
+            (Flags::ACK, iss(1), irs(1)),
+            "{seq}"
+        );
+        assert_eq!((f.cx.syn_challenge, f.cx.challenge_acks), (1, 1));
+        f.inject(&seg(Flags::SYN, seq, Seq(0), b""));
+        f.expect_nothing();
+        assert_eq!(f.cx.ack_skipped_challenge, 1);
+        assert_eq!(f.conn.state(), State::SynReceived);
+        assert!(f.events().is_empty());
+        assert_eq!(f.cx.attempt_fails, 0);
+        // The peer's SYN-ACK still completes the handshake.
+        f.inject(&seg(Flags::SYN | Flags::ACK, IRS, iss(1), b""));
+        assert_eq!(f.conn.state(), State::Established);
+    }
+}
+
+#[test]
+fn active_syn_received_resends_its_syn_ack_for_the_peers_syn() {
+    let mut f = simultaneous_syn_received();
+    f.advance(ms(200));
+    f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+    expect_syn_ack(&mut f);
+    assert_eq!(f.cx.challenge_acks, 0);
+    assert_eq!(f.conn.state(), State::SynReceived);
 }

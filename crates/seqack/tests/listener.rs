@@ -410,3 +410,36 @@ fn ipv6_cookies_use_the_ipv6_mss_table() {
     assert_eq!(s.conn(id).unwrap().remote(), peer);
     assert_eq!(s.conn(id).unwrap().smss(), 1420);
 }
+
+#[test]
+fn a_new_syn_in_the_window_of_a_half_open_connection_resets_and_frees_it() {
+    // Linux's tcp_check_req: RST, the request dropped, TcpAttemptFails. The SYN queue
+    // slot is free again and the listener carries on.
+    let mut s = stack();
+    let t0 = Instant::ZERO;
+    let l = s.listen(SERVER.parse().unwrap(), 1).unwrap();
+    let a = client(1);
+    s.handle_packet(t0, &packet(a, Flags::SYN, 100, 0));
+    let isn = synack_seq(&drain(&mut s, t0), a);
+    assert_eq!(s.connection_count(), 1);
+    s.handle_packet(t0, &packet(a, Flags::SYN, 5000, 0));
+    assert_eq!(
+        drain(&mut s, t0),
+        vec![(a.port(), Flags::RST | Flags::ACK, 0, 5001)]
+    );
+    assert_eq!(s.connection_count(), 0, "the half-open connection is gone");
+    assert_eq!(s.counters().attempt_fails, 1);
+    assert_eq!(s.counters().embryonic_rsts, 1);
+    // Its final ACK now finds only the listener: RST (no cookies were sent).
+    s.handle_packet(t0, &packet(a, Flags::ACK, 101, isn.wrapping_add(1)));
+    assert_eq!(
+        drain(&mut s, t0),
+        vec![(a.port(), Flags::RST, isn.wrapping_add(1), 0)]
+    );
+    // The backlog-1 SYN queue has room: a new SYN from the peer is a new connection.
+    s.handle_packet(t0, &packet(a, Flags::SYN, 9000, 0));
+    let isn2 = synack_seq(&drain(&mut s, t0), a);
+    s.handle_packet(t0, &packet(a, Flags::ACK, 9001, isn2.wrapping_add(1)));
+    let id = s.accept(l).expect("the new connection");
+    assert_eq!(s.state(id), State::Established);
+}

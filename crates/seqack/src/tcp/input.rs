@@ -121,36 +121,22 @@ impl Connection {
     /// Synchronized states and SYN_RECEIVED (RFC 9293 3.10.7.4, "Otherwise").
     fn on_synchronized(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
         let f = seg.flags;
-        // A retransmitted SYN in SYN_RECEIVED: our SYN-ACK was lost; send it again
-        // (Linux's tcp_check_req does the same).
-        if self.state == State::SynReceived
-            && f.syn()
-            && !f.ack()
-            && !f.rst()
-            && seg.seq == self.irs
-        {
-            self.snd_nxt = self.iss;
-            return;
-        }
-        // Simultaneous open, RFC 9293 figure 7 line 6: the peer's SYN-ACK repeats its SYN,
-        // already taken, and acknowledges ours. The sequence test would drop it as a
-        // duplicate and leave us waiting for an ACK the peer will not send; Linux lets it
-        // through (tcp_validate_incoming). Process it as the ACK after that SYN.
         let stripped;
-        let seg = if self.state == State::SynReceived
-            && !self.passive
-            && f.syn()
-            && f.ack()
-            && !f.rst()
-            && seg.seq == self.irs
-            && seg.ack == self.iss + 1u32
-        {
-            stripped = Segment {
-                seq: seg.seq + 1u32,
-                flags: Flags(f.0 & !Flags::SYN.0),
-                ..*seg
-            };
-            &stripped
+        let seg = if self.state == State::SynReceived && f.syn() && !f.rst() {
+            match self.syn_in_syn_received(now, seg, cx) {
+                SynInSynReceived::Done => return,
+                SynInSynReceived::Continue => seg,
+                SynInSynReceived::AsAck => {
+                    // The SYN is the one already taken: what follows it is processed as
+                    // an ordinary segment (Linux truncates the SYN the same way).
+                    stripped = Segment {
+                        seq: seg.seq + 1u32,
+                        flags: Flags(f.0 & !Flags::SYN.0),
+                        ..*seg
+                    };
+                    &stripped
+                }
+            }
         } else {
             seg
         };
@@ -245,6 +231,90 @@ impl Connection {
         }
     }
 
+    /// A SYN (without RST) in SYN_RECEIVED.
+    ///
+    /// Passive open, as Linux's `tcp_check_req` (RFC 9293 3.10.7.4 fourth agrees: "If
+    /// the connection was initiated with a passive OPEN, then return this connection to
+    /// the LISTEN state"), in its order:
+    /// 1. the peer's SYN again (same ISN, no ACK, not failing PAWS): our SYN-ACK was
+    ///    lost; send it again (rate-limited) and restart its timer;
+    /// 2. an ACK of anything but our SYN: RST <SEQ=SEG.ACK>, the connection stays;
+    /// 3. outside the window or failing PAWS: ACK (rate-limited) and drop;
+    /// 4. the peer's ISN with an acceptable ACK and data reaching into the window: the
+    ///    SYN is truncated and the rest processed;
+    /// 5. any other SYN in the window: RST built from the segment, and the half-open
+    ///    connection is dropped (back to LISTEN; TcpAttemptFails, TcpExtEmbryonicRsts).
+    ///
+    /// Active open (simultaneous open): the peer's SYN again draws our SYN-ACK again
+    /// (our SYN-ACK was lost), its SYN-ACK (RFC 9293 figure 7 line 6) is processed as
+    /// the ACK after its SYN (the sequence test would drop it as a duplicate and leave
+    /// us waiting for an ACK the peer will not send; Linux lets it through in
+    /// tcp_validate_incoming), and any other SYN goes through the synchronized states'
+    /// rules (RFC 9293 3.10.7.4 fourth, RFC 5961 4.2: challenge ACK).
+    fn syn_in_syn_received(
+        &mut self,
+        now: Instant,
+        seg: &Segment<'_>,
+        cx: &mut Counters,
+    ) -> SynInSynReceived {
+        let f = seg.flags;
+        let paws = self.paws_rejects(now, seg);
+        if seg.seq == self.irs && !f.ack() && !paws {
+            if self.ratelimit_ok(now) {
+                self.snd_nxt = self.iss;
+                // Linux restarts the SYN-ACK timer after such a retransmission.
+                self.timers
+                    .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            } else {
+                cx.ack_skipped_syn_recv += 1;
+            }
+            return SynInSynReceived::Done;
+        }
+        let acks_our_syn = f.ack() && seg.ack == self.iss + 1u32;
+        if !self.passive {
+            if seg.seq == self.irs && acks_our_syn {
+                return SynInSynReceived::AsAck;
+            }
+            return SynInSynReceived::Continue;
+        }
+        if f.ack() && !acks_our_syn {
+            self.control = Some(Control {
+                seq: seg.ack,
+                ack: None,
+                rst: true,
+            });
+            return SynInSynReceived::Done;
+        }
+        if paws || !self.acceptable(seg) {
+            if paws {
+                cx.paws_estab_rejected += 1;
+            }
+            self.dupack(now, seg, cx);
+            return SynInSynReceived::Done;
+        }
+        if seg.seq == self.irs {
+            return SynInSynReceived::AsAck;
+        }
+        cx.attempt_fails += 1;
+        cx.embryonic_rsts += 1;
+        // RFC 9293 3.10.7.1's reply to the offending segment (Linux: tcp_v4_send_reset).
+        self.control = Some(if f.ack() {
+            Control {
+                seq: seg.ack,
+                ack: None,
+                rst: true,
+            }
+        } else {
+            Control {
+                seq: Seq(0),
+                ack: Some(seg.seq + seg.seq_len()),
+                rst: true,
+            }
+        });
+        self.enter_closed(Reason::RcvSyn, None);
+        SynInSynReceived::Done
+    }
+
     /// RFC 9293 3.10.7.4 first check: is any of the segment inside the receive window?
     fn acceptable(&self, seg: &Segment<'_>) -> bool {
         let wnd = self.rcv_wnd_for_check();
@@ -303,6 +373,9 @@ impl Connection {
         match self.state {
             State::SynReceived => {
                 cx.attempt_fails += 1;
+                if self.passive {
+                    cx.embryonic_rsts += 1;
+                }
                 let err = if self.passive {
                     None
                 } else {
@@ -855,4 +928,14 @@ impl Connection {
             self.enter_closed(Reason::TimeWaitRecycled, None);
         }
     }
+}
+
+/// What [`Connection::syn_in_syn_received`] decided.
+enum SynInSynReceived {
+    /// The segment was answered (or dropped): nothing more to do.
+    Done,
+    /// Process it by the rules of the synchronized states.
+    Continue,
+    /// Process it without its SYN, which is the peer's ISN already taken.
+    AsAck,
 }
