@@ -17,7 +17,7 @@ use seqack::tcp::{
 };
 use seqack::wire::tcp::{Flags, Segment};
 use seqack::wire::Seq;
-use seqack::{Counters, Instant};
+use seqack::{Counters, Duration, Instant};
 
 /// Data the peer sent before the attack; nobody has read it.
 const EARLY: &[u8] = b"early";
@@ -853,4 +853,208 @@ fn active_syn_received_resends_its_syn_ack_for_the_peers_syn() {
     expect_syn_ack(&mut f);
     assert_eq!(f.cx.challenge_acks, 0);
     assert_eq!(f.conn.state(), State::SynReceived);
+}
+
+// ----- challenge ACK rate limiting (RFC 5961 section 7) -------------------------------
+
+/// Attacks answered with a challenge ACK in every synchronized state but TIME_WAIT.
+const CHALLENGED: [Attack; 6] = [
+    Attack::RstInWindow,
+    Attack::SynInWindow,
+    Attack::SynBelow,
+    Attack::SynAbove,
+    Attack::AckUnsent,
+    Attack::AckTooOld,
+];
+
+#[test]
+fn challenge_acks_are_limited_to_one_per_interval_in_every_state() {
+    for state in STATES.into_iter().filter(|&s| s != State::TimeWait) {
+        let (mut f, c) = reach(state, plain_config());
+        f.advance(ms(10));
+        let t0 = f.now;
+        // 60 challengeable segments within one interval, 8 ms apart (t0 .. t0+472 ms).
+        let mut replies = Vec::new();
+        for i in 0..60u32 {
+            f.now = t0 + ms(8 * u64::from(i));
+            let a = CHALLENGED[i as usize % CHALLENGED.len()];
+            f.inject(&a.segment(&f, &c));
+            replies.extend(f.transmit().into_iter().map(|s| (f.now, s)));
+        }
+        assert_eq!(replies.len(), 1, "{state:?}: {replies:#?}");
+        let (at, a) = &replies[0];
+        assert_eq!(*at, t0, "{state:?}: the first one is answered");
+        assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, c.snd_nxt, c.rcv_nxt));
+        assert_eq!(
+            (
+                f.cx.challenge_acks,
+                f.cx.ack_skipped_challenge,
+                f.cx.syn_challenge
+            ),
+            (1, 59, 30),
+            "{state:?}"
+        );
+        // One interval after the first, another may go.
+        f.now = t0 + ms(499);
+        f.inject(&Attack::RstInWindow.segment(&f, &c));
+        f.expect_nothing();
+        f.now = t0 + ms(500);
+        f.inject(&Attack::SynAbove.segment(&f, &c));
+        expect_ack(&mut f, &c, &format!("{state:?} after the interval"));
+        assert_eq!((f.cx.challenge_acks, f.cx.ack_skipped_challenge), (2, 60));
+        // None of it touched the connection.
+        assert_eq!(f.conn.state(), state);
+        assert!(f.events().is_empty());
+        assert_eq!(
+            f.conn.sequence(),
+            (ISS, c.snd_una, c.snd_nxt, IRS, c.rcv_nxt)
+        );
+        finish(&mut f, &c, &format!("{state:?} after the flood"));
+    }
+}
+
+#[test]
+fn challenge_ack_interval_comes_from_the_config() {
+    for (interval, want) in [
+        (secs(2), vec![0, 2000, 4000, 6000, 8000]),
+        (ms(500), (0..20).map(|i| i * 500).collect()),
+        (Duration::ZERO, (0..100).map(|i| i * 100).collect()),
+    ] {
+        let cfg = Config {
+            challenge_ack_interval: interval,
+            ..plain_config()
+        };
+        let (mut f, c) = reach(State::Established, cfg);
+        let t0 = f.now;
+        let mut at = Vec::new();
+        // An attack every 100 ms for 10 s.
+        for i in 0..100u64 {
+            f.now = t0 + ms(100 * i);
+            let a = CHALLENGED[i as usize % CHALLENGED.len()];
+            f.inject(&a.segment(&f, &c));
+            for s in f.transmit() {
+                assert_eq!((s.flags, s.seq, s.ack), (Flags::ACK, c.snd_nxt, c.rcv_nxt));
+                at.push((f.now - t0).as_millis() as u64);
+            }
+        }
+        assert_eq!(at, want, "interval {interval:?}");
+        assert_eq!(f.cx.challenge_acks, want.len() as u64);
+        assert_eq!(f.cx.ack_skipped_challenge, 100 - want.len() as u64);
+        // The bound the pair-level test relies on: elapsed / interval + 1.
+        if interval > Duration::ZERO {
+            let bound = (ms(9900).as_micros() / interval.as_micros()) as u64 + 1;
+            assert!(f.cx.challenge_acks <= bound);
+        }
+        finish(&mut f, &c, "after the attacks");
+    }
+}
+
+#[test]
+fn time_wait_acks_for_pure_acks_and_syns_are_rate_limited_but_data_is_answered() {
+    let (mut f, c) = reach(State::TimeWait, plain_config());
+    let t0 = f.now;
+    let deadline = f.timer(Timer::TimeWait);
+    // An old bare ACK: answered once per interval.
+    f.inject(&f.seg(Flags::ACK, c.rcv_nxt - 1000u32, c.snd_nxt, b""));
+    expect_ack(&mut f, &c, "first ACK");
+    f.now = t0 + ms(100);
+    f.inject(&f.seg(Flags::ACK, c.rcv_nxt - 1000u32, c.snd_nxt, b""));
+    f.expect_nothing();
+    // An old SYN (not above RCV.NXT, so no new incarnation) shares the limit.
+    f.now = t0 + ms(200);
+    f.inject(&f.seg(Flags::SYN, c.rcv_nxt - 1000u32, Seq(0), b""));
+    f.expect_nothing();
+    assert_eq!(f.cx.ack_skipped_time_wait, 2);
+    // Data is always answered.
+    f.now = t0 + ms(300);
+    f.inject(&f.seg(Flags::ACK, c.rcv_nxt + FAR, c.snd_nxt, EVIL));
+    expect_ack(&mut f, &c, "data");
+    f.now = t0 + ms(500);
+    f.inject(&f.seg(Flags::ACK, c.rcv_nxt - 1000u32, c.snd_nxt, b""));
+    expect_ack(&mut f, &c, "after the interval");
+    assert_eq!(f.cx.ack_skipped_time_wait, 2);
+    assert_eq!(f.cx.challenge_acks, 0, "TIME_WAIT sends no challenge ACKs");
+    assert_eq!(f.timer(Timer::TimeWait), deadline, "2MSL is not restarted");
+    assert_eq!(f.conn.state(), State::TimeWait);
+    finish(&mut f, &c, "TIME_WAIT after the attacks");
+}
+
+// ----- the edges of the window and of the acceptable ACKs -----------------------------
+
+#[test]
+fn window_edges_decide_between_acceptance_and_an_ack() {
+    let (mut f, c) = reach(State::Established, plain_config());
+    let r = c.rcv_nxt;
+    // Learn the window we advertise from a duplicate ACK (no scaling in this config).
+    f.inject(&f.seg(Flags::ACK | Flags::PSH, r + FAR, c.snd_nxt, EVIL));
+    let w = u32::from(expect_ack(&mut f, &c, "probe").window);
+    assert!(w > 1000, "window {w}");
+    f.advance(secs(1));
+    // RST: the last sequence number in the window draws a challenge, the next is silent.
+    f.inject(&f.seg(Flags::RST, r + (w - 1), Seq(0), b""));
+    expect_ack(&mut f, &c, "RST at RCV.NXT+RCV.WND-1");
+    assert_eq!(f.cx.challenge_acks, 1);
+    f.advance(secs(1));
+    f.inject(&f.seg(Flags::RST, r + w, Seq(0), b""));
+    f.expect_nothing();
+    assert_eq!(f.cx.challenge_acks, 1);
+    // Data: one byte at the right edge is dropped with an ACK...
+    f.inject(&f.seg(Flags::ACK, r + w, c.snd_nxt, b"x"));
+    expect_ack(&mut f, &c, "data at RCV.NXT+RCV.WND");
+    // ...one byte just inside is kept out of order (and ACKed at once).
+    f.inject(&f.seg(Flags::ACK, r + (w - 1), c.snd_nxt, b"y"));
+    expect_ack(&mut f, &c, "data at RCV.NXT+RCV.WND-1");
+    assert_eq!(f.cx.ofo_queue, 1);
+    assert_eq!(f.conn.recv_queue(), EARLY.len());
+    // A segment that ends exactly at RCV.NXT is an old duplicate; one byte over is not.
+    f.inject(&f.seg(Flags::ACK, r - 3u32, c.snd_nxt, b"rly"));
+    expect_ack(&mut f, &c, "old duplicate");
+    f.inject(&f.seg(Flags::ACK, r - 3u32, c.snd_nxt, b"rly!"));
+    let a = f.expect_one();
+    assert_eq!((a.flags, a.ack), (Flags::ACK, r + 1u32));
+    assert_eq!(f.read_all(), b"early!");
+}
+
+#[test]
+fn acceptable_acks_span_snd_una_minus_max_snd_wnd_to_snd_nxt() {
+    // RFC 5961 5.2: (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT. The peer advertised
+    // PEER_WINDOW (unscaled in this config) and nothing larger.
+    let max_wnd = u32::from(PEER_WINDOW);
+    for (ack, taken) in [
+        (iss(4), true),
+        (iss(4) + 1u32, false),
+        (iss(4) - max_wnd, true),
+        (iss(4) - (max_wnd + 1), false),
+    ] {
+        let (mut f, c) = reach(State::Established, plain_config());
+        f.inject(&f.seg(Flags::ACK | Flags::PSH, c.rcv_nxt, ack, b"data"));
+        let a = f.expect_one();
+        let want_ack = if taken { c.rcv_nxt + 4u32 } else { c.rcv_nxt };
+        assert_eq!(
+            (a.flags, a.seq, a.ack),
+            (Flags::ACK, iss(4), want_ack),
+            "{ack}"
+        );
+        assert_eq!(f.cx.challenge_acks, u64::from(!taken), "{ack}");
+        let want: &[u8] = if taken { b"earlydata" } else { EARLY };
+        assert_eq!(f.read_all(), want, "{ack}");
+        assert_eq!(f.conn.sequence().1, iss(4), "SND.UNA never moves back");
+    }
+}
+
+#[test]
+fn time_wait_syn_above_rcv_nxt_with_a_stale_timestamp_does_not_reopen() {
+    // RFC 6191 with timestamps: the TSval decides; PAWS rejects the old one first, so
+    // a blind SYN with a guessed-low TSval cannot end TIME_WAIT (Linux: paws_reject).
+    let (mut f, c) = reach(State::TimeWait, Config::default());
+    f.advance(ms(10));
+    let mut syn = f.seg(Flags::SYN, c.rcv_nxt + FAR, Seq(0), b"");
+    syn.options.timestamps = Some((f.peer_tsval() - 5000, 0));
+    assert_eq!(f.inject(&syn), Disposition::Consumed);
+    expect_ack(&mut f, &c, "stale SYN");
+    assert_eq!(f.conn.state(), State::TimeWait);
+    // With a newer TSval it is a new incarnation, whatever its sequence number.
+    let syn = f.seg(Flags::SYN, c.rcv_nxt - 1000u32, Seq(0), b"");
+    assert_eq!(f.inject(&syn), Disposition::Recycle);
+    f.expect_nothing();
 }
