@@ -52,7 +52,8 @@ impl Connection {
         if self.handshake_ack {
             self.handshake_ack = false;
             if self.ack_now {
-                return self.emit(now, buf, self.snd_nxt, Flags::ACK, 0, 0, false, cx);
+                let seq = self.ack_seq();
+                return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
             }
         }
         if let Some(n) = self.transmit_data(now, buf, cx) {
@@ -65,9 +66,25 @@ impl Connection {
             return self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
         }
         if self.ack_now {
-            return self.emit(now, buf, self.snd_nxt, Flags::ACK, 0, 0, false, cx);
+            let seq = self.ack_seq();
+            return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
         }
         None
+    }
+
+    /// The sequence number of a bare ACK (a challenge ACK included): the RFC's SND.NXT,
+    /// which is our SND.MAX, since a retransmission moves `snd_nxt` back to SND.UNA while
+    /// the peer may hold everything up to SND.MAX; an ACK below that would be outside
+    /// the peer's window, and dropped with the acknowledgment it carries (two ends
+    /// retransmitting at once then deadlock). If the peer's window has shrunk below
+    /// SND.MAX, its right edge (Linux: tcp_acceptable_seq).
+    fn ack_seq(&self) -> Seq {
+        let wnd_end = self.snd_una + self.snd_wnd;
+        if self.snd_max <= wnd_end {
+            self.snd_max
+        } else {
+            wnd_end
+        }
     }
 
     fn emit_syn(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
