@@ -1058,3 +1058,47 @@ fn time_wait_syn_above_rcv_nxt_with_a_stale_timestamp_does_not_reopen() {
     assert_eq!(f.inject(&syn), Disposition::Recycle);
     f.expect_nothing();
 }
+
+// ----- timestamps a blind segment must not plant ---------------------------------------
+
+#[test]
+fn a_forged_ack_cannot_plant_a_timestamp_that_locks_out_the_peer() {
+    // An in-window segment whose ACK fails RFC 5961 5.2 is dropped; its TSval must not
+    // become TS.Recent, or PAWS would reject every later segment of the real peer
+    // (Linux records TS.Recent only once tcp_ack has accepted the ACK). The attacker
+    // needs the exact RCV.NXT here, as for an RST, and picks a TSval far ahead.
+    for attack in [Attack::AckUnsent, Attack::AckTooOld] {
+        let (mut f, c) = reach(State::Established, Config::default());
+        f.advance(ms(10));
+        let mut forged = attack.segment(&f, &c);
+        let ts = forged.options.timestamps.as_mut().unwrap();
+        ts.0 = ts.0.wrapping_add(1 << 30);
+        f.inject(&forged);
+        let a = expect_ack(&mut f, &c, "challenge");
+        assert_eq!(
+            a.options.timestamps.map(|t| t.1),
+            Some(f.peer_tsval() - 10),
+            "{attack:?}: the challenge ACK echoes the peer's real TSval"
+        );
+        // The real peer goes on with its own clock.
+        finish(&mut f, &c, &format!("{attack:?} with a planted TSval"));
+        assert_eq!(f.cx.paws_estab_rejected, 0, "{attack:?}");
+    }
+}
+
+#[test]
+fn an_old_duplicate_with_a_forged_ack_does_not_refresh_ts_recent() {
+    // The one unacceptable segment that refreshes TS.Recent is a retransmission ending
+    // exactly at our last ACK (Linux accepts it against rcv_wup); with an ACK outside
+    // RFC 5961's range it is a forgery and must not.
+    let (mut f, c) = reach(State::Established, Config::default());
+    f.advance(ms(10));
+    let mut forged = f.seg(Flags::ACK, c.rcv_nxt - 5u32, c.snd_nxt + 1000u32, EARLY);
+    let ts = forged.options.timestamps.as_mut().unwrap();
+    ts.0 = ts.0.wrapping_add(1 << 30);
+    f.inject(&forged);
+    let a = expect_ack(&mut f, &c, "duplicate");
+    assert_eq!(a.options.timestamps.map(|t| t.1), Some(f.peer_tsval() - 10));
+    finish(&mut f, &c, "after the forged duplicate");
+    assert_eq!(f.cx.paws_estab_rejected, 0);
+}

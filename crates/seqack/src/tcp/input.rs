@@ -164,7 +164,9 @@ impl Connection {
                 // the duplicate ACK echoes its TSval and the sender's RTT sample is not
                 // inflated by the wait for the retransmission (Linux: tcp_sequence()
                 // accepts it against rcv_wup, then tcp_replace_ts_recent()).
-                if seg.seq + seg.seq_len() == self.last_ack_sent {
+                // Only with an acceptable ACK, or a blind forgery could plant a TSval.
+                let ends_at_ack = seg.seq + seg.seq_len() == self.last_ack_sent;
+                if ends_at_ack && f.ack() && self.ack_in_range(seg.ack) {
                     self.update_ts_recent(now, seg);
                 }
                 self.dupack(now, seg, cx);
@@ -195,7 +197,17 @@ impl Connection {
         if !f.ack() {
             return;
         }
-        self.update_ts_recent(now, seg);
+        // RFC 7323 4.3: TS.Recent, but only from a segment whose ACK passes RFC 5961
+        // 5.2 (in SYN_RECEIVED: acknowledges our SYN), as Linux records it only once
+        // tcp_ack has accepted the ACK. Otherwise one blind in-window segment with a
+        // TSval far ahead would make PAWS reject every segment of the real peer.
+        let ack_ok = match self.state {
+            State::SynReceived => self.snd_una < seg.ack && seg.ack <= self.snd_max,
+            _ => self.ack_in_range(seg.ack),
+        };
+        if ack_ok {
+            self.update_ts_recent(now, seg);
+        }
         if self.state == State::SynReceived {
             if self.snd_una < seg.ack && seg.ack <= self.snd_max {
                 self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
@@ -456,16 +468,17 @@ impl Connection {
         true
     }
 
+    /// RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX] (SND.MAX
+    /// is the RFC's SND.NXT: the highest sequence number sent).
+    fn ack_in_range(&self, ack: Seq) -> bool {
+        ack <= self.snd_max && ack >= self.snd_una - self.max_snd_wnd.max(1)
+    }
+
     /// RFC 9293 3.10.7.4 fifth, for the synchronized states. Returns false when the
     /// segment must be dropped here.
     fn process_ack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> bool {
         let ack = seg.ack;
-        // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX].
-        if ack > self.snd_max {
-            self.challenge_ack(now, cx);
-            return false;
-        }
-        if ack < self.snd_una - self.max_snd_wnd.max(1) {
+        if !self.ack_in_range(ack) {
             self.challenge_ack(now, cx);
             return false;
         }
