@@ -39,6 +39,9 @@ counters! {
     attempt_fails => "TcpAttemptFails",
     /// ESTABLISHED or CLOSE_WAIT connections reset.
     estab_resets => "TcpEstabResets",
+    /// Half-open (passively opened SYN_RECEIVED) connections reset by an RST or a new
+    /// SYN in the window.
+    embryonic_rsts => "TcpExtEmbryonicRsts",
     /// Segments received (including erroneous ones).
     in_segs => "TcpInSegs",
     /// Segments sent, excluding retransmissions.
@@ -73,9 +76,16 @@ counters! {
     challenge_acks => "TcpExtTCPChallengeACK",
     /// SYNs in a synchronized state answered with a challenge ACK.
     syn_challenge => "TcpExtTCPSYNChallenge",
-    /// Out-of-window ACKs not sent because of the rate limit.
+    /// Challenge ACKs not sent because of the per-connection rate limit.
     ack_skipped_challenge => "TcpExtTCPACKSkippedChallenge",
-    /// ACKs from TIME_WAIT records not sent because of the rate limit.
+    /// ACKs for out-of-window segments not sent because of the rate limit.
+    ack_skipped_seq => "TcpExtTCPACKSkippedSeq",
+    /// ACKs for segments failing PAWS not sent because of the rate limit.
+    ack_skipped_paws => "TcpExtTCPACKSkippedPAWS",
+    /// ACKs (or SYN-ACK retransmissions) of a half-open connection not sent because of
+    /// the rate limit.
+    ack_skipped_syn_recv => "TcpExtTCPACKSkippedSynRecv",
+    /// ACKs from TIME_WAIT not sent because of the rate limit.
     ack_skipped_time_wait => "TcpExtTCPACKSkippedTimeWait",
     /// Segments rejected by PAWS (RFC 7323).
     paws_estab_rejected => "TcpExtPAWSEstab",

@@ -460,3 +460,50 @@ fn window_update_is_sent_once_reading_opens_the_window_by_an_mss() {
         (Flags::ACK, irs(4001), 2500)
     );
 }
+
+#[test]
+fn data_segments_shrink_by_the_sack_blocks_they_carry() {
+    // RFC 9293 3.7.1 (and RFC 6691): the peer's MSS counts data only, so the sender
+    // must take the TCP options it sends out of it, or the packet outgrows the MTU
+    // (Linux: tcp_current_mss). SMSS already allows for timestamps; SACK blocks come
+    // and go with holes in what we received.
+    let mut f = conn_established_with(Config::default());
+    let smss = f.conn.smss();
+    assert_eq!(smss, u32::from(PEER_MSS) - 12);
+    let mtu = usize::from(f.conn.config().mtu);
+    for (holes, sack_len) in [(1u32, 12u32), (2, 20), (3, 28), (4, 28)] {
+        // Out-of-order data from the peer: `holes` islands above a hole at RCV.NXT.
+        let base = f.conn.sequence().4;
+        for i in 0..holes {
+            f.inject(&f.seg(Flags::ACK, base + (100 + 200 * i), iss(1), &[1u8; 10]));
+            f.transmit();
+        }
+        let una = f.conn.sequence().1;
+        f.send(&vec![7u8; 2 * smss as usize]);
+        let sent = f.transmit();
+        assert!(!sent.is_empty());
+        for s in &sent {
+            let blocks = s.options.sack_blocks().len() as u32;
+            assert_eq!(blocks, holes.min(3), "{holes} holes");
+            let opts = s.options.len(f.conn.config().option_layout);
+            assert_eq!(opts as u32, 12 + sack_len);
+            assert!(s.payload.len() as u32 <= smss - sack_len, "{holes} holes");
+            assert!(40 + opts + s.payload.len() <= mtu, "{holes} holes: too big");
+        }
+        assert_eq!(sent[0].payload.len() as u32, smss - sack_len);
+        // The peer fills every hole and acknowledges everything.
+        let end = base + (110 + 200 * (holes - 1));
+        let nxt = f.conn.sequence().2;
+        f.inject(&f.seg(Flags::ACK, base, nxt, &vec![2u8; end.since(base) as usize]));
+        f.transmit();
+        assert_eq!(f.conn.sequence().4, end, "no hole left");
+        assert_eq!(f.conn.sequence().1, nxt);
+        assert!(nxt > una);
+        f.read_all();
+    }
+    // No SACK blocks: full segments again.
+    f.send(&vec![9u8; smss as usize]);
+    let s = f.expect_one();
+    assert_eq!(s.options.sack_blocks().len(), 0);
+    assert_eq!(s.payload.len() as u32, smss);
+}

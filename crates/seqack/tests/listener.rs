@@ -361,3 +361,85 @@ fn cookies_carry_window_scale_and_sack_in_the_timestamp() {
     // MSS 1400 was rounded down to the table's 1300, less 12 bytes of timestamps.
     assert_eq!(s.conn(id).unwrap().smss(), 1300 - 12);
 }
+
+#[test]
+fn ipv6_cookies_use_the_ipv6_mss_table() {
+    let mut s = stack_with(SynCookies::Always);
+    s.add_address("2001:db8::2".parse().unwrap());
+    let server: SocketAddr = "[2001:db8::2]:80".parse().unwrap();
+    let peer: SocketAddr = "[2001:db8::1]:50001".parse().unwrap();
+    let l = s.listen(server, 4).unwrap();
+    let t0 = Instant::from_secs(5);
+    let send = |s: &mut Stack, flags: Flags, seq: u32, ack: u32, mss: Option<u16>| {
+        let hdr = Header {
+            src_port: peer.port(),
+            dst_port: server.port(),
+            seq: Seq(seq),
+            ack: Seq(ack),
+            flags,
+            window: 65535,
+            options: Options {
+                mss,
+                ..Default::default()
+            },
+        };
+        let mut buf = vec![0u8; 200];
+        let n = write_packet(
+            &mut buf,
+            peer,
+            server,
+            &hdr,
+            OptionLayout::Linux,
+            (&[], &[]),
+            64,
+        )
+        .unwrap();
+        s.handle_packet(t0, &buf[..n]);
+    };
+    // 1420 is an entry of Linux's IPv6 table (1480 - 60); IPv4's table would round it
+    // down to 1300.
+    send(&mut s, Flags::SYN, 100, 0, Some(1420));
+    let sent = drain(&mut s, t0);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (port, flags, cookie, ack) = sent[0];
+    assert_eq!((port, flags, ack), (50001, Flags::SYN | Flags::ACK, 101));
+    assert_eq!(s.counters().syncookies_sent, 1);
+    send(&mut s, Flags::ACK, 101, cookie.wrapping_add(1), None);
+    assert_eq!(s.counters().syncookies_recv, 1);
+    let id = s.accept(l).expect("established from the cookie");
+    assert_eq!(s.conn(id).unwrap().remote(), peer);
+    assert_eq!(s.conn(id).unwrap().smss(), 1420);
+}
+
+#[test]
+fn a_new_syn_in_the_window_of_a_half_open_connection_resets_and_frees_it() {
+    // Linux's tcp_check_req: RST, the request dropped, TcpAttemptFails. The SYN queue
+    // slot is free again and the listener carries on.
+    let mut s = stack();
+    let t0 = Instant::ZERO;
+    let l = s.listen(SERVER.parse().unwrap(), 1).unwrap();
+    let a = client(1);
+    s.handle_packet(t0, &packet(a, Flags::SYN, 100, 0));
+    let isn = synack_seq(&drain(&mut s, t0), a);
+    assert_eq!(s.connection_count(), 1);
+    s.handle_packet(t0, &packet(a, Flags::SYN, 5000, 0));
+    assert_eq!(
+        drain(&mut s, t0),
+        vec![(a.port(), Flags::RST | Flags::ACK, 0, 5001)]
+    );
+    assert_eq!(s.connection_count(), 0, "the half-open connection is gone");
+    assert_eq!(s.counters().attempt_fails, 1);
+    assert_eq!(s.counters().embryonic_rsts, 1);
+    // Its final ACK now finds only the listener: RST (no cookies were sent).
+    s.handle_packet(t0, &packet(a, Flags::ACK, 101, isn.wrapping_add(1)));
+    assert_eq!(
+        drain(&mut s, t0),
+        vec![(a.port(), Flags::RST, isn.wrapping_add(1), 0)]
+    );
+    // The backlog-1 SYN queue has room: a new SYN from the peer is a new connection.
+    s.handle_packet(t0, &packet(a, Flags::SYN, 9000, 0));
+    let isn2 = synack_seq(&drain(&mut s, t0), a);
+    s.handle_packet(t0, &packet(a, Flags::ACK, 9001, isn2.wrapping_add(1)));
+    let id = s.accept(l).expect("the new connection");
+    assert_eq!(s.state(id), State::Established);
+}

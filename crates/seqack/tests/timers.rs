@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use seqack::tcp::{Config, Error, Event, Reason, State, Timer};
 use seqack::wire::tcp::{Flags, Segment};
-use seqack::{Duration, Instant};
+use seqack::{Duration, Instant, Seq};
 
 /// Fires timers until the connection closes (or `limit` expiries), recording when each
 /// segment went out.
@@ -507,4 +507,49 @@ fn duplicate_acks_after_an_rto_do_not_start_fast_retransmit() {
     }
     f.expect_nothing();
     assert_eq!(f.cx.fast_retrans, 0);
+}
+
+#[test]
+fn acks_sent_while_resending_carry_the_highest_sequence_number_sent() {
+    // After an RTO SND.NXT goes back to SND.UNA to resend, but the peer may hold
+    // everything up to SND.MAX: an ACK numbered below that falls outside its window and
+    // is dropped, acknowledgment and all (RFC 9293 3.10.7.4 first check). When both
+    // ends resend at once neither ever learns what the other has. Linux numbers its
+    // ACKs with the highest sequence number sent (tcp_acceptable_seq).
+    let mut f = conn_established();
+    f.send(&[1u8; 2920]);
+    assert_eq!(f.transmit().len(), 2);
+    let max = iss(2921);
+    f.fire_next();
+    let r = f.expect_one();
+    assert_eq!((r.seq, r.payload.len()), (iss(1), 1460), "go-back-N resend");
+    assert_eq!(f.conn.sequence().2, iss(1461), "SND.NXT moved back");
+    // The peer's data, acknowledging none of ours: the ACK for it says SND.MAX.
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"ping"));
+    let a = f.expect_one();
+    assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, max, irs(5)));
+    // So does a challenge ACK (RFC 5961's SND.NXT is the highest number sent).
+    f.advance(ms(10));
+    f.inject(&seg(Flags::RST, irs(100), Seq(0), b""));
+    let c = f.expect_one();
+    assert_eq!((c.flags, c.seq, c.ack), (Flags::ACK, max, irs(5)));
+}
+
+#[test]
+fn an_ack_into_a_window_the_peer_shrank_to_zero_is_numbered_at_its_edge() {
+    // Linux's tcp_acceptable_seq: with SND.MAX beyond SND.UNA + SND.WND, the ACK
+    // carries the window's right edge, the one number a zero window accepts.
+    let mut f = conn_established();
+    f.send(&[1u8; 1000]);
+    f.transmit();
+    let mut zero = seg(Flags::ACK, irs(1), iss(1), b"");
+    zero.window = 0;
+    f.inject(&zero);
+    f.expect_nothing();
+    let mut ping = seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"ping");
+    ping.window = 0;
+    f.inject(&ping);
+    assert_eq!(f.conn.snd_wnd(), 0);
+    let a = f.expect_one();
+    assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, iss(1), irs(5)));
 }

@@ -14,7 +14,8 @@
 //!
 //! M = SipHash-2-4(key; local, remote, peer ISN)                 32 bits, no counter
 //! T = counter = (Instant since the driver's origin) / 64 s      only T mod 256 is kept
-//! i = MSS index, 2 bits, into MSS_TABLE = [536, 1300, 1440, 1460]
+//! i = MSS index, 2 bits, into the family's table: MSS_TABLE = [536, 1300, 1440, 1460]
+//!     for IPv4, MSS_TABLE_V6 = [1220, 1420, 1440, 8940] for IPv6
 //! H = SipHash-2-4(key; local, remote, peer ISN, T (all 32 bits), i)
 //!
 //! cookie - M:   31        24 23                              2 1   0
@@ -78,8 +79,9 @@
 //! Linux's trick (`cookie_init_timestamp`) keeps three of them in the low 6 bits of the
 //! SYN-ACK's TSval, which the ACK echoes in its TSecr: see [`encode_ts`] and
 //! [`decode_ts`]. Without timestamps, the connection runs with no window scaling and
-//! no SACK. MSS values below 536 are announced as 536 (as Linux does); values between
-//! table entries lose the difference. Data the peer sends on the ACK that completes
+//! no SACK. MSS values below the table's first entry are announced as that entry (536
+//! over IPv4, 1220 over IPv6, as Linux does); values between table entries lose the
+//! difference. Data the peer sends on the ACK that completes
 //! the handshake is fine, but if that first segment is lost and a later one arrives
 //! first, its `seq - 1` is not the ISN and the cookie fails, as in Linux. Our own
 //! window scale for the connection must be recomputed the same way as for the SYN-ACK
@@ -92,9 +94,25 @@ use core::hash::Hasher;
 use core::net::SocketAddr;
 use siphasher::sip::SipHasher24;
 
-/// MSS values a cookie can carry (Linux's `msstab`), in increasing order. 536 is the
-/// IPv4 default, 1300 covers tunnels, 1440 PPPoE and 1460 Ethernet.
+/// MSS values a cookie can carry over IPv4 (Linux's `msstab` in
+/// `net/ipv4/syncookies.c`), in increasing order. 536 is the IPv4 default, 1300 covers
+/// tunnels, 1440 PPPoE and 1460 Ethernet.
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+
+/// MSS values a cookie can carry over IPv6 (Linux's `msstab` in
+/// `net/ipv6/syncookies.c`): the IPv6 minimum MTU, a tunnel inside Ethernet, Ethernet
+/// and jumbo frames, each less 60 bytes of IPv6 and TCP headers (1280, 1480, 1500 and
+/// 9000 - 60). IPv4's 536 would waste most of every IPv6 path: IPv6 guarantees 1280.
+pub const MSS_TABLE_V6: [u16; 4] = [1220, 1420, 1440, 8940];
+
+/// The MSS table of the address family (`ipv6`, or IPv4).
+pub const fn mss_table(ipv6: bool) -> &'static [u16; 4] {
+    if ipv6 {
+        &MSS_TABLE_V6
+    } else {
+        &MSS_TABLE
+    }
+}
 
 /// How often the cookie counter ticks.
 pub const COUNTER_PERIOD: Duration = Duration::from_secs(64);
@@ -149,7 +167,10 @@ impl CookieJar {
 
     /// The cookie (our ISN for the SYN-ACK) for a SYN from `remote` to `local` with
     /// sequence number `peer_isn` announcing `mss`, and the MSS the cookie carries:
-    /// the largest [`MSS_TABLE`] entry not above `mss`, or 536 when `mss` is smaller.
+    /// the largest entry of the family's table ([`MSS_TABLE`] for IPv4,
+    /// [`MSS_TABLE_V6`] for IPv6, chosen by `remote`) not above `mss`, or the table's
+    /// smallest entry when `mss` is below them all (536 for IPv4, 1220 for IPv6: the
+    /// IPv6 minimum MTU guarantees it; Linux does the same).
     pub fn encode(
         &self,
         now: Instant,
@@ -158,14 +179,15 @@ impl CookieJar {
         peer_isn: Seq,
         mss: u16,
     ) -> (Seq, u16) {
-        let index = mss_index(mss);
+        let table = mss_table(remote.is_ipv6());
+        let index = mss_index(table, mss);
         let count = counter(now);
         let key = &self.current;
         let low = (check_hash(key, local, remote, peer_isn, count, index) & HASH_BITS) | index;
         let cookie = mask_hash(key, local, remote, peer_isn)
             .wrapping_add(count << COUNTER_SHIFT)
             .wrapping_add(low);
-        (Seq(cookie), MSS_TABLE[index as usize & 3])
+        (Seq(cookie), table[index as usize & 3])
     }
 
     /// Checks the cookie of a handshake's final ACK from `remote` to `local`:
@@ -194,9 +216,10 @@ fn counter(now: Instant) -> u32 {
     (now.total_micros() / PERIOD_MICROS) as u32
 }
 
-/// Index of the largest table entry not above `mss` (0 when `mss` is below them all).
-fn mss_index(mss: u16) -> u32 {
-    MSS_TABLE
+/// Index of the largest entry of `table` not above `mss` (0 when `mss` is below them
+/// all).
+fn mss_index(table: &[u16; 4], mss: u16) -> u32 {
+    table
         .iter()
         .rposition(|&m| m <= mss)
         .map_or(0, |i| i as u32)
@@ -219,7 +242,7 @@ fn check(
     let index = c & INDEX_MASK;
     let want = (check_hash(key, local, remote, peer_isn, count, index) & HASH_BITS) | index;
     if c & LOW_MASK == want {
-        MSS_TABLE.get(index as usize).copied()
+        mss_table(remote.is_ipv6()).get(index as usize).copied()
     } else {
         None
     }
@@ -397,7 +420,7 @@ mod tests {
             let (local, remote) = random_tuple(&mut rng, i % 2 == 1);
             let isn = Seq(rng.next_u32());
             let now = Instant::from_micros(rng.next_u64() >> 8);
-            for &mss in &MSS_TABLE {
+            for &mss in mss_table(i % 2 == 1) {
                 let (cookie, got) = jar.encode(now, local, remote, isn, mss);
                 assert_eq!(got, mss);
                 assert_eq!(jar.decode(now, local, remote, isn, cookie), Some(mss));
@@ -410,7 +433,7 @@ mod tests {
             ("[::1]:443", "[fe80::1]:1"),
             ("[::]:0", "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"),
         ] {
-            for &mss in &MSS_TABLE {
+            for &mss in mss_table(sa(r).is_ipv6()) {
                 let (c, _) = jar.encode(Instant::ZERO, sa(l), sa(r), Seq(0), mss);
                 assert_eq!(
                     jar.decode(Instant::ZERO, sa(l), sa(r), Seq(0), c),
@@ -447,6 +470,79 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_uses_linux_ipv6_table() {
+        // net/ipv6/syncookies.c: IPv6 minimum MTU, 1480, Ethernet and 9000 byte jumbo
+        // frames, each less 60 bytes of headers.
+        assert_eq!(MSS_TABLE_V6, [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60]);
+        assert_eq!(mss_table(true), &MSS_TABLE_V6);
+        assert_eq!(mss_table(false), &MSS_TABLE);
+        let jar = CookieJar::new(KEY);
+        let (l, r) = (sa("[2001:db8::1]:443"), sa("[2001:db8::2]:50000"));
+        for (mss, want) in [
+            (0, 1220),
+            (536, 1220),
+            (1219, 1220),
+            (1220, 1220),
+            (1300, 1220),
+            (1419, 1220),
+            (1420, 1420),
+            (1439, 1420),
+            (1440, 1440),
+            (1460, 1440),
+            (8939, 1440),
+            (8940, 8940),
+            (9000, 8940),
+            (u16::MAX, 8940),
+        ] {
+            let (c, got) = jar.encode(Instant::ZERO, l, r, Seq(7), mss);
+            assert_eq!(got, want, "mss {mss}");
+            assert_eq!(jar.decode(Instant::ZERO, l, r, Seq(7), c), Some(want));
+        }
+    }
+
+    #[test]
+    fn the_family_picks_the_table() {
+        // The same peer MSS rounds differently over IPv4 and IPv6, and each family's
+        // cookie decodes to its own table's entry.
+        let jar = CookieJar::new(KEY);
+        let v4 = (sa("192.0.2.1:80"), sa("198.51.100.7:40000"));
+        let v6 = (sa("[2001:db8::1]:80"), sa("[2001:db8::7]:40000"));
+        for (mss, want4, want6) in [
+            (536, 536, 1220),
+            (1300, 1300, 1220),
+            (1420, 1300, 1420),
+            (1460, 1460, 1440),
+            (9000, 1460, 8940),
+        ] {
+            let (c4, got4) = jar.encode(Instant::ZERO, v4.0, v4.1, Seq(1), mss);
+            let (c6, got6) = jar.encode(Instant::ZERO, v6.0, v6.1, Seq(1), mss);
+            assert_eq!((got4, got6), (want4, want6), "mss {mss}");
+            assert_eq!(
+                jar.decode(Instant::ZERO, v4.0, v4.1, Seq(1), c4),
+                Some(want4)
+            );
+            assert_eq!(
+                jar.decode(Instant::ZERO, v6.0, v6.1, Seq(1), c6),
+                Some(want6)
+            );
+        }
+        // Every index round-trips in both families, and the entry never exceeds the MSS
+        // that selected it.
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for v6 in [false, true] {
+            let table = mss_table(v6);
+            for i in 0..200 {
+                let (l, r) = random_tuple(&mut rng, v6);
+                let mss = table[i % 4] + (rng.next_u32() % 16) as u16;
+                let (c, got) = jar.encode(Instant::ZERO, l, r, Seq(i as u32), mss);
+                assert_eq!(got, table[i % 4], "v6 {v6} mss {mss}");
+                assert!(got <= mss);
+                assert_eq!(jar.decode(Instant::ZERO, l, r, Seq(i as u32), c), Some(got));
+            }
+        }
+    }
+
+    #[test]
     fn wrong_tuple_isn_or_bits_are_rejected() {
         let jar = CookieJar::new(KEY);
         let now = Instant::from_secs(1000);
@@ -456,8 +552,9 @@ mod tests {
         ] {
             let (l, r) = (sa(l), sa(r));
             let isn = Seq(0xdead_beef);
-            let (c, _) = jar.encode(now, l, r, isn, 1460);
-            assert_eq!(jar.decode(now, l, r, isn, c), Some(1460));
+            let (c, mss) = jar.encode(now, l, r, isn, 1460);
+            assert_eq!(mss, if r.is_ipv6() { 1440 } else { 1460 });
+            assert_eq!(jar.decode(now, l, r, isn, c), Some(mss));
             let bump_ip = |a: SocketAddr| match a.ip() {
                 IpAddr::V4(v4) => SocketAddr::new(
                     IpAddr::from(core::net::Ipv4Addr::from(u32::from(v4) ^ 1)),
@@ -555,18 +652,19 @@ mod tests {
         let mut jar = CookieJar::new(KEY);
         let (l, r) = (sa("[2001:db8::10]:443"), sa("[2001:db8::20]:33333"));
         let now = Instant::from_secs(5000);
-        let (old, _) = jar.encode(now, l, r, Seq(1), 1300);
+        // IPv6: 1420 and 1440 are entries of its table.
+        let (old, _) = jar.encode(now, l, r, Seq(1), 1420);
         jar.rotate([1; 16]);
-        assert_eq!(jar.decode(now, l, r, Seq(1), old), Some(1300));
-        let (mid, _) = jar.encode(now, l, r, Seq(1), 1460);
+        assert_eq!(jar.decode(now, l, r, Seq(1), old), Some(1420));
+        let (mid, _) = jar.encode(now, l, r, Seq(1), 1440);
         assert_ne!(mid, old);
-        assert_eq!(jar.decode(now, l, r, Seq(1), mid), Some(1460));
+        assert_eq!(jar.decode(now, l, r, Seq(1), mid), Some(1440));
         // The previous key is still bound by the age window.
         let later = now + Duration::from_secs(4 * 64);
         assert_eq!(jar.decode(later, l, r, Seq(1), old), None);
         jar.rotate([2; 16]);
         assert_eq!(jar.decode(now, l, r, Seq(1), old), None);
-        assert_eq!(jar.decode(now, l, r, Seq(1), mid), Some(1460));
+        assert_eq!(jar.decode(now, l, r, Seq(1), mid), Some(1440));
         jar.rotate([3; 16]);
         assert_eq!(jar.decode(now, l, r, Seq(1), mid), None);
         assert!(
@@ -703,8 +801,11 @@ mod tests {
             let jar = CookieJar::new(key);
             let now = Instant::from_micros(t);
             let (c, enc) = jar.encode(now, local, remote, Seq(isn), mss);
-            prop_assert!(MSS_TABLE.contains(&enc));
-            prop_assert!(enc <= mss || enc == MSS_TABLE[0]);
+            let table = mss_table(remote.is_ipv6());
+            prop_assert!(table.contains(&enc));
+            // The largest entry not above the peer's MSS; the smallest below them all.
+            prop_assert!(enc <= mss || enc == table[0]);
+            prop_assert!(table.iter().all(|&m| m <= enc || m > mss));
             let later = now + Duration::from_micros(age);
             prop_assert_eq!(jar.decode(later, local, remote, Seq(isn), c), Some(enc));
             // A random value is accepted with p <= 2.8e-9 (see the module docs), so

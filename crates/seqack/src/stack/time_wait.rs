@@ -446,15 +446,17 @@ impl<A: Addr> Family<A> {
                 hit.reply = Some(ack);
             }
             TimeWaitAction::Ack => {
-                // Data and FIN segments are always answered (they cannot form an ACK
-                // loop); ACKs to pure ACKs are rate-limited, as Linux does.
-                let pure = seg.payload.is_empty() && !seg.flags.fin() && !seg.flags.syn();
+                // Linux's tcp_oow_rate_limited: a segment occupying sequence space
+                // (data, FIN) without SYN is always answered, as it cannot be one side
+                // of an ACK loop; pure ACKs and SYNs are rate-limited.
+                let limited = seg.flags.syn() || seg.seq_len() == 0;
                 let rec = self.rec_mut(i);
                 let since = u64::from((now_ms as u32).wrapping_sub(rec.last_ack));
-                if pure && rec.flags & ACKED != 0 && u128::from(since) < ack_interval.as_millis() {
+                if limited && rec.flags & ACKED != 0 && u128::from(since) < ack_interval.as_millis()
+                {
                     hit.ack_skipped = true;
                 } else {
-                    if pure {
+                    if limited {
                         rec.last_ack = now_ms as u32;
                         rec.flags |= ACKED;
                     }

@@ -739,7 +739,8 @@ impl Connection {
                 self.events.push_back(Event::Error(e));
             }
         }
-        let to = if self.passive && self.state == State::SynReceived && why == Reason::RcvRst {
+        let back_to_listen = matches!(why, Reason::RcvRst | Reason::RcvSyn);
+        let to = if self.passive && self.state == State::SynReceived && back_to_listen {
             // RFC 9293 3.10.7.4: a passively opened connection returns to LISTEN.
             State::Listen
         } else {

@@ -121,55 +121,52 @@ impl Connection {
     /// Synchronized states and SYN_RECEIVED (RFC 9293 3.10.7.4, "Otherwise").
     fn on_synchronized(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
         let f = seg.flags;
-        // A retransmitted SYN in SYN_RECEIVED: our SYN-ACK was lost; send it again
-        // (Linux's tcp_check_req does the same).
-        if self.state == State::SynReceived
-            && f.syn()
-            && !f.ack()
-            && !f.rst()
-            && seg.seq == self.irs
-        {
-            self.snd_nxt = self.iss;
-            return;
-        }
-        // Simultaneous open, RFC 9293 figure 7 line 6: the peer's SYN-ACK repeats its SYN,
-        // already taken, and acknowledges ours. The sequence test would drop it as a
-        // duplicate and leave us waiting for an ACK the peer will not send; Linux lets it
-        // through (tcp_validate_incoming). Process it as the ACK after that SYN.
         let stripped;
-        let seg = if self.state == State::SynReceived
-            && !self.passive
-            && f.syn()
-            && f.ack()
-            && !f.rst()
-            && seg.seq == self.irs
-            && seg.ack == self.iss + 1u32
-        {
-            stripped = Segment {
-                seq: seg.seq + 1u32,
-                flags: Flags(f.0 & !Flags::SYN.0),
-                ..*seg
-            };
-            &stripped
+        let seg = if self.state == State::SynReceived && f.syn() && !f.rst() {
+            match self.syn_in_syn_received(now, seg, cx) {
+                SynInSynReceived::Done => return,
+                SynInSynReceived::Continue => seg,
+                SynInSynReceived::AsAck => {
+                    // The SYN is the one already taken: what follows it is processed as
+                    // an ordinary segment (Linux truncates the SYN the same way).
+                    stripped = Segment {
+                        seq: seg.seq + 1u32,
+                        flags: Flags(f.0 & !Flags::SYN.0),
+                        ..*seg
+                    };
+                    &stripped
+                }
+            }
         } else {
             seg
         };
         let f = seg.flags;
-        // First: sequence number, with PAWS before it (RFC 7323 5.3 R1).
+        // First: sequence number, with PAWS before it (RFC 7323 5.3 R1). RST is exempt
+        // from PAWS; a SYN that fails either test still draws the challenge ACK that RFC
+        // 5961 4.2 asks for "irrespective of the sequence number" (Linux:
+        // tcp_validate_incoming goes to syn_challenge from both tests).
         if self.paws_rejects(now, seg) {
-            cx.paws_estab_rejected += 1;
-            if !f.rst() {
-                self.dupack(now, seg, cx);
+            if f.syn() {
+                self.syn_challenge(now, cx);
+                return;
             }
+            cx.paws_estab_rejected += 1;
+            self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_paws);
             return;
         }
         if !self.acceptable(seg) {
+            if f.syn() && !f.rst() {
+                self.syn_challenge(now, cx);
+                return;
+            }
             if !f.rst() {
                 // A retransmission ending exactly at our last ACK refreshes TS.Recent, so
                 // the duplicate ACK echoes its TSval and the sender's RTT sample is not
                 // inflated by the wait for the retransmission (Linux: tcp_sequence()
                 // accepts it against rcv_wup, then tcp_replace_ts_recent()).
-                if seg.seq + seg.seq_len() == self.last_ack_sent {
+                // Only with an acceptable ACK, or a blind forgery could plant a TSval.
+                let ends_at_ack = seg.seq + seg.seq_len() == self.last_ack_sent;
+                if ends_at_ack && f.ack() && self.ack_in_range(seg.ack) {
                     self.update_ts_recent(now, seg);
                 }
                 self.dupack(now, seg, cx);
@@ -193,15 +190,24 @@ impl Connection {
         }
         // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
         if f.syn() {
-            cx.syn_challenge += 1;
-            self.challenge_ack(now, cx);
+            self.syn_challenge(now, cx);
             return;
         }
         // Fifth: ACK.
         if !f.ack() {
             return;
         }
-        self.update_ts_recent(now, seg);
+        // RFC 7323 4.3: TS.Recent, but only from a segment whose ACK passes RFC 5961
+        // 5.2 (in SYN_RECEIVED: acknowledges our SYN), as Linux records it only once
+        // tcp_ack has accepted the ACK. Otherwise one blind in-window segment with a
+        // TSval far ahead would make PAWS reject every segment of the real peer.
+        let ack_ok = match self.state {
+            State::SynReceived => self.snd_una < seg.ack && seg.ack <= self.snd_max,
+            _ => self.ack_in_range(seg.ack),
+        };
+        if ack_ok {
+            self.update_ts_recent(now, seg);
+        }
         if self.state == State::SynReceived {
             if self.snd_una < seg.ack && seg.ack <= self.snd_max {
                 self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
@@ -235,6 +241,90 @@ impl Connection {
             self.set_state(State::FinWait2, Reason::RcvAckOfFin);
             self.arm_fin_wait2(now);
         }
+    }
+
+    /// A SYN (without RST) in SYN_RECEIVED.
+    ///
+    /// Passive open, as Linux's `tcp_check_req` (RFC 9293 3.10.7.4 fourth agrees: "If
+    /// the connection was initiated with a passive OPEN, then return this connection to
+    /// the LISTEN state"), in its order:
+    /// 1. the peer's SYN again (same ISN, no ACK, not failing PAWS): our SYN-ACK was
+    ///    lost; send it again (rate-limited) and restart its timer;
+    /// 2. an ACK of anything but our SYN: RST <SEQ=SEG.ACK>, the connection stays;
+    /// 3. outside the window or failing PAWS: ACK (rate-limited) and drop;
+    /// 4. the peer's ISN with an acceptable ACK and data reaching into the window: the
+    ///    SYN is truncated and the rest processed;
+    /// 5. any other SYN in the window: RST built from the segment, and the half-open
+    ///    connection is dropped (back to LISTEN; TcpAttemptFails, TcpExtEmbryonicRsts).
+    ///
+    /// Active open (simultaneous open): the peer's SYN again draws our SYN-ACK again
+    /// (our SYN-ACK was lost), its SYN-ACK (RFC 9293 figure 7 line 6) is processed as
+    /// the ACK after its SYN (the sequence test would drop it as a duplicate and leave
+    /// us waiting for an ACK the peer will not send; Linux lets it through in
+    /// tcp_validate_incoming), and any other SYN goes through the synchronized states'
+    /// rules (RFC 9293 3.10.7.4 fourth, RFC 5961 4.2: challenge ACK).
+    fn syn_in_syn_received(
+        &mut self,
+        now: Instant,
+        seg: &Segment<'_>,
+        cx: &mut Counters,
+    ) -> SynInSynReceived {
+        let f = seg.flags;
+        let paws = self.paws_rejects(now, seg);
+        if seg.seq == self.irs && !f.ack() && !paws {
+            if self.ratelimit_ok(now) {
+                self.snd_nxt = self.iss;
+                // Linux restarts the SYN-ACK timer after such a retransmission.
+                self.timers
+                    .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            } else {
+                cx.ack_skipped_syn_recv += 1;
+            }
+            return SynInSynReceived::Done;
+        }
+        let acks_our_syn = f.ack() && seg.ack == self.iss + 1u32;
+        if !self.passive {
+            if seg.seq == self.irs && acks_our_syn {
+                return SynInSynReceived::AsAck;
+            }
+            return SynInSynReceived::Continue;
+        }
+        if f.ack() && !acks_our_syn {
+            self.control = Some(Control {
+                seq: seg.ack,
+                ack: None,
+                rst: true,
+            });
+            return SynInSynReceived::Done;
+        }
+        if paws || !self.acceptable(seg) {
+            if paws {
+                cx.paws_estab_rejected += 1;
+            }
+            self.dupack(now, seg, cx);
+            return SynInSynReceived::Done;
+        }
+        if seg.seq == self.irs {
+            return SynInSynReceived::AsAck;
+        }
+        cx.attempt_fails += 1;
+        cx.embryonic_rsts += 1;
+        // RFC 9293 3.10.7.1's reply to the offending segment (Linux: tcp_v4_send_reset).
+        self.control = Some(if f.ack() {
+            Control {
+                seq: seg.ack,
+                ack: None,
+                rst: true,
+            }
+        } else {
+            Control {
+                seq: Seq(0),
+                ack: Some(seg.seq + seg.seq_len()),
+                rst: true,
+            }
+        });
+        self.enter_closed(Reason::RcvSyn, None);
+        SynInSynReceived::Done
     }
 
     /// RFC 9293 3.10.7.4 first check: is any of the segment inside the receive window?
@@ -295,6 +385,9 @@ impl Connection {
         match self.state {
             State::SynReceived => {
                 cx.attempt_fails += 1;
+                if self.passive {
+                    cx.embryonic_rsts += 1;
+                }
                 let err = if self.passive {
                     None
                 } else {
@@ -313,28 +406,61 @@ impl Connection {
         }
     }
 
-    /// Sends an ACK for an unacceptable segment, with Linux's rate limit for pure ACKs
-    /// (data and FIN segments are always answered; they cannot form an ACK loop).
+    /// Sends an ACK for an unacceptable segment, with Linux's rate limit
+    /// (`tcp_oow_rate_limited`): a segment that occupies sequence space (data or FIN)
+    /// without SYN is always answered, since it cannot be one side of an ACK loop; pure
+    /// ACKs and SYNs share the connection's limit with challenge ACKs. Suppressed ACKs
+    /// are counted by where they arose, as Linux counts them.
     fn dupack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
-        let pure = seg.payload.is_empty() && !seg.flags.fin() && !seg.flags.syn();
-        if pure && !self.ratelimit_ok(now, cx) {
+        match self.state {
+            State::TimeWait => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_time_wait),
+            State::SynReceived if self.passive => {
+                self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_syn_recv)
+            }
+            _ => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_seq),
+        }
+    }
+
+    /// [`Connection::dupack`] with the counter of suppressed ACKs given.
+    fn oow_ack(
+        &mut self,
+        now: Instant,
+        seg: &Segment<'_>,
+        cx: &mut Counters,
+        skipped: fn(&mut Counters) -> &mut u64,
+    ) {
+        let limited = seg.flags.syn() || seg.seq_len() == 0;
+        if limited && !self.ratelimit_ok(now) {
+            *skipped(cx) += 1;
             return;
         }
         self.ack_now = true;
     }
 
-    /// RFC 5961 challenge ACK: SEQ=SND.NXT, ACK=RCV.NXT, rate-limited per connection.
+    /// A SYN in a synchronized state, or one that an actively opened SYN_RECEIVED does
+    /// not expect (RFC 5961 4.2): counted, and answered with a challenge ACK.
+    fn syn_challenge(&mut self, now: Instant, cx: &mut Counters) {
+        cx.syn_challenge += 1;
+        self.challenge_ack(now, cx);
+    }
+
+    /// RFC 5961 challenge ACK: SEQ=SND.NXT, ACK=RCV.NXT, rate-limited per connection
+    /// (RFC 5961 section 7).
     fn challenge_ack(&mut self, now: Instant, cx: &mut Counters) {
-        if self.ratelimit_ok(now, cx) {
+        if self.ratelimit_ok(now) {
             cx.challenge_acks += 1;
             self.ack_now = true;
+        } else {
+            cx.ack_skipped_challenge += 1;
         }
     }
 
-    fn ratelimit_ok(&mut self, now: Instant, cx: &mut Counters) -> bool {
+    /// The per-connection limit on replies to unacceptable segments: at most one per
+    /// `challenge_ack_interval` (Linux's `tcp_invalid_ratelimit`, one timestamp shared
+    /// by challenge ACKs and out-of-window duplicate ACKs). True when one may go now.
+    fn ratelimit_ok(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last_challenge {
             if now - last < self.cfg.challenge_ack_interval {
-                cx.ack_skipped_challenge += 1;
                 return false;
             }
         }
@@ -342,16 +468,17 @@ impl Connection {
         true
     }
 
+    /// RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX] (SND.MAX
+    /// is the RFC's SND.NXT: the highest sequence number sent).
+    fn ack_in_range(&self, ack: Seq) -> bool {
+        ack <= self.snd_max && ack >= self.snd_una - self.max_snd_wnd.max(1)
+    }
+
     /// RFC 9293 3.10.7.4 fifth, for the synchronized states. Returns false when the
     /// segment must be dropped here.
     fn process_ack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> bool {
         let ack = seg.ack;
-        // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX].
-        if ack > self.snd_max {
-            self.challenge_ack(now, cx);
-            return false;
-        }
-        if ack < self.snd_una - self.max_snd_wnd.max(1) {
+        if !self.ack_in_range(ack) {
             self.challenge_ack(now, cx);
             return false;
         }
@@ -683,22 +810,8 @@ impl Connection {
                 self.timers
                     .set(Timer::TimeWait, now + self.cfg.time_wait_len());
             }
-            TimeWaitAction::Ack => {
-                // As a compact record does: pure ACKs rate-limited, counted as Linux
-                // counts TIME_WAIT's (TcpExtTCPACKSkippedTimeWait).
-                let pure = seg.payload.is_empty() && !seg.flags.fin() && !seg.flags.syn();
-                let limited = self
-                    .last_challenge
-                    .is_some_and(|last| now - last < self.cfg.challenge_ack_interval);
-                if pure && limited {
-                    cx.ack_skipped_time_wait += 1;
-                } else {
-                    if pure {
-                        self.last_challenge = Some(now);
-                    }
-                    self.ack_now = true;
-                }
-            }
+            // Rate-limited as a compact record does (TcpExtTCPACKSkippedTimeWait).
+            TimeWaitAction::Ack => self.dupack(now, seg, cx),
         }
         Disposition::Consumed
     }
@@ -837,4 +950,14 @@ impl Connection {
             self.enter_closed(why, None);
         }
     }
+}
+
+/// What [`Connection::syn_in_syn_received`] decided.
+enum SynInSynReceived {
+    /// The segment was answered (or dropped): nothing more to do.
+    Done,
+    /// Process it by the rules of the synchronized states.
+    Continue,
+    /// Process it without its SYN, which is the peer's ISN already taken.
+    AsAck,
 }

@@ -52,7 +52,8 @@ impl Connection {
         if self.handshake_ack {
             self.handshake_ack = false;
             if self.ack_now {
-                return self.emit(now, buf, self.snd_nxt, Flags::ACK, 0, 0, false, cx);
+                let seq = self.ack_seq();
+                return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
             }
         }
         if let Some(n) = self.transmit_data(now, buf, cx) {
@@ -65,9 +66,25 @@ impl Connection {
             return self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
         }
         if self.ack_now {
-            return self.emit(now, buf, self.snd_nxt, Flags::ACK, 0, 0, false, cx);
+            let seq = self.ack_seq();
+            return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
         }
         None
+    }
+
+    /// The sequence number of a bare ACK (a challenge ACK included): the RFC's SND.NXT,
+    /// which is our SND.MAX, since a retransmission moves `snd_nxt` back to SND.UNA while
+    /// the peer may hold everything up to SND.MAX; an ACK below that would be outside
+    /// the peer's window, and dropped with the acknowledgment it carries (two ends
+    /// retransmitting at once then deadlock). If the peer's window has shrunk below
+    /// SND.MAX, its right edge (Linux: tcp_acceptable_seq).
+    fn ack_seq(&self) -> Seq {
+        let wnd_end = self.snd_una + self.snd_wnd;
+        if self.snd_max <= wnd_end {
+            self.snd_max
+        } else {
+            wnd_end
+        }
     }
 
     fn emit_syn(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
@@ -124,6 +141,10 @@ impl Connection {
         if self.snd_nxt >= end {
             return None;
         }
+        // RFC 9293 3.7.1: the data shrinks by the options the segment carries beyond
+        // those SMSS already allows for (timestamps), so the packet stays within the
+        // MTU the peer's MSS stands for (Linux: tcp_current_mss).
+        let mss = self.smss.saturating_sub(self.sack_option_len()).max(1);
         let wnd = self.snd_wnd.min(self.cc.cwnd());
         let right = self.snd_una + wnd;
         let unsent = if self.snd_nxt < data_end {
@@ -136,17 +157,17 @@ impl Connection {
         } else {
             0
         };
-        let len = unsent.min(self.smss).min(room);
+        let len = unsent.min(mss).min(room);
         let retransmission = self.snd_nxt < self.snd_max;
         let in_flight = self.snd_max > self.snd_una;
-        if len < unsent.min(self.smss) && !retransmission {
+        if len < unsent.min(mss) && !retransmission {
             // Window-limited: send a runt only when nothing is in flight or it is a
             // good share of the largest window the peer offered (sender SWS avoidance).
             if len == 0 || (in_flight && len < self.max_snd_wnd / 2) {
                 self.maybe_arm_persist(now);
                 return None;
             }
-        } else if len < self.smss && len == unsent && !retransmission && in_flight {
+        } else if len < mss && len == unsent && !retransmission && in_flight {
             // Nagle: one small segment in flight at a time, unless disabled or closing.
             if !self.opts.nodelay && !self.fin_queued {
                 return None;
@@ -236,6 +257,21 @@ impl Connection {
         self.ack_now = false;
         self.unacked_bytes = 0;
         self.timers.stop(Timer::DelayedAck);
+    }
+
+    /// The bytes the SACK blocks of our next segment add to its options.
+    fn sack_option_len(&self) -> u32 {
+        if !self.sack_ok || !self.recv_buf.has_out_of_order() {
+            return 0;
+        }
+        let mut base = Options::default();
+        if self.ts.enabled {
+            base.timestamps = Some((0, 0));
+        }
+        let mut with = base;
+        self.fill_sack(&mut with);
+        let layout = self.cfg.option_layout;
+        (with.len(layout) - base.len(layout)) as u32
     }
 
     /// SACK blocks (RFC 2018 section 4): the block holding the latest out-of-order

@@ -138,7 +138,8 @@ pub fn rfc9293_allows(from: State, to: State, why: super::Reason) -> bool {
         (SynSent, Closed) => why == R::Close || dies,
         (SynReceived, Established) => matches!(why, R::RcvAckOfSyn | R::RcvCookieAck),
         (SynReceived, FinWait1) => why == R::Close,
-        (SynReceived, Listen) => why == R::RcvRst,
+        // RFC 9293 3.10.7.4 second (RST) and fourth (SYN in the window) checks.
+        (SynReceived, Listen) => matches!(why, R::RcvRst | R::RcvSyn),
         (SynReceived, Closed) => dies,
         (Established, FinWait1) => matches!(why, R::Close | R::ShutdownWrite),
         (Established, CloseWait) => why == R::RcvFin,
