@@ -526,6 +526,28 @@ fn abort_in_established_sends_rst_and_reports_aborted() {
     );
 }
 
+/// An abort while a retransmission timeout has moved SND.NXT back to SND.UNA: the RST
+/// carries the highest sequence number sent, which the peer (holding everything up to
+/// it) finds at its RCV.NXT; one at the rewound SND.NXT would be below its window and
+/// ignored (Linux: tcp_acceptable_seq).
+#[test]
+fn abort_during_go_back_n_resets_at_the_highest_sequence_number_sent() {
+    let mut f = conn_established();
+    f.send(&[7u8; 3000]);
+    let sent = f.transmit();
+    let last = sent.last().expect("data sent");
+    let snd_max = last.seq + last.payload.len() as u32;
+    assert!(snd_max > iss(1) + 1000u32);
+    f.fire_next(); // RTO: back to SND.UNA, one segment resent
+    let resent = f.transmit();
+    assert_eq!(resent[0].seq, iss(1), "go-back-N from SND.UNA");
+    let now = f.now;
+    f.conn.abort(now, &mut f.cx);
+    let rst = f.expect_one();
+    assert!(rst.flags.rst());
+    assert_eq!(rst.seq, snd_max);
+}
+
 #[test]
 fn shutdown_write_before_the_handshake_sends_the_fin_after_it() {
     let mut f = conn_syn_sent();

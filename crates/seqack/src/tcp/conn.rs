@@ -667,7 +667,7 @@ impl Connection {
                 | State::FinWait2
         ) {
             self.control = Some(Control {
-                seq: self.snd_nxt,
+                seq: self.ack_seq(),
                 ack: Some(self.rcv_nxt),
                 rst: true,
             });

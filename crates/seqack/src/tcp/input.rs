@@ -916,7 +916,7 @@ impl Connection {
             cx.abort_on_timeout += 1;
             // Linux resets a peer that stopped answering keepalives (tcp_keepalive_timer).
             self.control = Some(Control {
-                seq: self.snd_nxt,
+                seq: self.ack_seq(),
                 ack: Some(self.rcv_nxt),
                 rst: true,
             });

@@ -78,7 +78,7 @@ impl Connection {
     /// the peer's window, and dropped with the acknowledgment it carries (two ends
     /// retransmitting at once then deadlock). If the peer's window has shrunk below
     /// SND.MAX, its right edge (Linux: tcp_acceptable_seq).
-    fn ack_seq(&self) -> Seq {
+    pub(super) fn ack_seq(&self) -> Seq {
         let wnd_end = self.snd_una + self.snd_wnd;
         if self.snd_max <= wnd_end {
             self.snd_max
