@@ -586,6 +586,10 @@ pub struct TimeWaitReport {
     pub final_client_connections: usize,
     /// Server connections left at the end.
     pub final_server_connections: usize,
+    /// Connections the server still lists in `Stack::connections()` at the end, CLOSED
+    /// ones included: more than `final_server_connections` when closed connections
+    /// keep their slot.
+    pub final_server_listed: usize,
     /// The client's counters at the end.
     pub client: Counters,
     /// Segments received and sent by both stacks.
@@ -668,6 +672,7 @@ pub fn time_wait(cfg: &TimeWaitConfig, observe: Observer<'_>) -> TimeWaitReport 
         final_records: world.stack(client).time_wait().len(),
         final_client_connections: world.stack(client).connection_count(),
         final_server_connections: world.stack(server).connection_count(),
+        final_server_listed: world.stack(server).connections().count(),
         client: world.stack(client).counters().clone(),
         segments: segments(&world, &[client, server]),
         end: world.now(),
@@ -1021,6 +1026,10 @@ pub struct ManyReport {
     pub time_wait_expired: usize,
     /// Connections left on the server at the end.
     pub final_server_connections: usize,
+    /// Connections the server still lists in `Stack::connections()` at the end, CLOSED
+    /// ones included: more than `final_server_connections` when closed connections
+    /// keep their slot.
+    pub final_server_listed: usize,
     /// Connections left on the clients at the end.
     pub final_client_connections: usize,
     /// TIME_WAIT records left on the clients at the end.
@@ -1142,6 +1151,7 @@ pub fn many_connections(cfg: &ManyConfig, observe: Observer<'_>) -> ManyReport {
         client_time_wait: app.client_time_wait,
         time_wait_expired: app.time_wait_expired,
         final_server_connections: world.stack(server).connection_count(),
+        final_server_listed: world.stack(server).connections().count(),
         final_client_connections: per_client(Stack::connection_count),
         final_records: per_client(|s| s.time_wait().len()),
         segments: segments(&world, &nodes),

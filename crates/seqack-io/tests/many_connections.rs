@@ -20,8 +20,14 @@ fn a_hundred_thousand_concurrent_connections() {
     let r = workload::many_connections(&cfg, &mut |_, _| {});
     eprintln!(
         "many connections: {} connections from {} clients, server peak {}, {} bytes \
-         delivered, {} segments, ended at {}",
-        r.conns, cfg.clients, r.server_peak_connections, r.bytes_delivered, r.segments, r.end,
+         delivered, {} segments, ended at {}; the server still lists {} connections",
+        r.conns,
+        cfg.clients,
+        r.server_peak_connections,
+        r.bytes_delivered,
+        r.segments,
+        r.end,
+        r.final_server_listed,
     );
     assert!(r.failures.is_empty(), "{}", r.failures);
     let n = cfg.conns;
@@ -40,6 +46,8 @@ fn a_hundred_thousand_concurrent_connections() {
     assert_eq!(r.client_time_wait, n);
     assert_eq!(r.time_wait_expired, n);
     assert_eq!(r.final_server_connections, 0);
+    // Not asserted yet: r.final_server_listed is n, not 0, because a connection closed
+    // from LAST_ACK keeps its slot in the stack (a stack bug, reported); it must be 0.
     assert_eq!(r.final_client_connections, 0);
     assert_eq!(r.final_records, 0);
 }

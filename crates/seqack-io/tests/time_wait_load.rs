@@ -31,7 +31,8 @@ fn a_million_connections_through_time_wait() {
     let r = workload::time_wait(&cfg, &mut |_, _| {});
     eprintln!(
         "time-wait: {} connections, peak {} records ({} expected) entered over {:?}, \
-         {} B per record at the peak ({} B table), {} segments, ended at {}",
+         {} B per record at the peak ({} B table), {} segments, ended at {}; the server \
+         still lists {} connections",
         r.conns,
         r.peak_records,
         r.expected_peak,
@@ -40,6 +41,7 @@ fn a_million_connections_through_time_wait() {
         r.memory_at_peak,
         r.segments,
         r.end,
+        r.final_server_listed,
     );
     assert!(r.failures.is_empty(), "{}", r.failures);
     let n = cfg.conns;
@@ -60,6 +62,8 @@ fn a_million_connections_through_time_wait() {
     assert_eq!(r.final_records, 0);
     assert_eq!(r.final_client_connections, 0);
     assert_eq!(r.final_server_connections, 0);
+    // Not asserted yet: r.final_server_listed is n, not 0, because a connection closed
+    // from LAST_ACK keeps its slot in the stack (a stack bug, reported); it must be 0.
 }
 
 const SERVER: &str = "10.0.0.2:80";
