@@ -46,8 +46,8 @@ fn a_hundred_thousand_concurrent_connections() {
     assert_eq!(r.client_time_wait, n);
     assert_eq!(r.time_wait_expired, n);
     assert_eq!(r.final_server_connections, 0);
-    // Not asserted yet: r.final_server_listed is n, not 0, because a connection closed
-    // from LAST_ACK keeps its slot in the stack (a stack bug, reported); it must be 0.
+    // A connection closed from LAST_ACK frees its slot too (it once did not).
+    assert_eq!(r.final_server_listed, 0);
     assert_eq!(r.final_client_connections, 0);
     assert_eq!(r.final_records, 0);
 }

@@ -452,3 +452,25 @@ fn a_full_table_closes_the_connection_without_time_wait() {
     assert_eq!(out.len(), 1);
     assert!(out[0].flags.rst());
 }
+
+/// The passive closer's connection is freed once LAST_ACK ends: it is not listed among
+/// the stack's connections any more (it once lingered there, CLOSED, for ever).
+#[test]
+fn a_connection_closed_from_last_ack_is_freed() {
+    let mut h = Harness::new(config(false, true));
+    let out = h.send(Flags::SYN, PEER_ISN, 0, b"");
+    h.iss = out[0].seq;
+    h.send(Flags::ACK, PEER_ISN + 1, h.iss + 1, b"");
+    let id = h.stack.accept(h.listener).expect("accepted");
+    // The peer closes first; the application then closes: LAST_ACK.
+    let ack = h.send(Flags::FIN | Flags::ACK, PEER_ISN + 1, h.iss + 1, b"");
+    assert_eq!(ack[0].ack, PEER_ISN + 2);
+    h.stack.close(h.now, id);
+    let fin = h.drain();
+    assert!(fin[0].flags.fin());
+    assert_eq!(h.stack.state(id), State::LastAck);
+    h.send(Flags::ACK, PEER_ISN + 2, h.iss + 2, b"");
+    assert_eq!(h.stack.connection_count(), 0);
+    assert_eq!(h.stack.connections().count(), 0, "the slot is released");
+    assert!(h.stack.conn(id).is_none());
+}

@@ -1179,6 +1179,7 @@ impl Stack {
             });
         }
         let deadline = conn.poll_timeout();
+        let is_closed = conn.state() == State::Closed;
         let orphaned = conn.is_orphaned();
         let pending_output = slot.dirty;
         // An orphan in TIME_WAIT whose last ACK has gone out becomes a compact record.
@@ -1216,11 +1217,13 @@ impl Stack {
                     lst.accept_queue.retain(|&x| x != id);
                 }
             }
-            // An orphan (or a connection nobody accepted) is freed once its last
-            // segment (an RST, say) has gone out.
-            if (orphaned || listener.is_some()) && !pending_output {
-                self.release(id);
-            }
+        }
+        // An orphan (or a connection nobody accepted) is freed once it is CLOSED and its
+        // last segment (an RST, say) has gone out: decided on the state, not on the
+        // one-off Closed event, since output is usually still pending when that event
+        // comes and the release then happens on the pass that finds none.
+        if is_closed && (orphaned || listener.is_some()) && !pending_output {
+            self.release(id);
         }
         if let Some(tw) = time_wait {
             self.hand_over_to_time_wait(id, &tw);
