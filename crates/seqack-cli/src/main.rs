@@ -2,6 +2,7 @@
 
 mod demo;
 mod ladder;
+mod packetdrill;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,11 +20,15 @@ enum Command {
     /// Run a client and a server on the simulated link and draw the connection's
     /// lifecycle as a ladder diagram (virtual time: no root, no setup, deterministic).
     Demo(demo::DemoArgs),
+    /// Run packetdrill-syntax scripts, each against a fresh stack in virtual time:
+    /// prints `ok FILE` or `FAIL FILE: line N: ...` per script, then `N passed, M failed`.
+    Packetdrill(packetdrill::PacketdrillArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => demo::run(&a),
+        Command::Packetdrill(a) => packetdrill::run(&a),
     }
 }

@@ -9,5 +9,13 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod kernel;
 pub mod lexer;
 pub mod parser;
+pub mod runner;
+mod shell;
+pub mod symbols;
+mod syscalls;
+pub mod wire;
+
+pub use runner::{run_script, Failure, Profile, Report, RunOptions, Skipped};
