@@ -250,10 +250,24 @@ pub fn profile_config(p: Profile) -> Config {
         c.initial_window_cap = 65535;
         c.option_layout = OptionLayout::FreeBsd;
         c.wscale = Some(6);
-        c.recv_buffer = 65536;
+        c.recv_buffer = FREEBSD_RECVSPACE;
         c.send_buffer = 32768;
+        // FreeBSD delays every ACK it can (no quick-ACK phase), by 40 ms.
+        c.quickack_segments = 0;
+        c.delayed_ack = seqack::Duration::from_millis(40);
     }
     c
+}
+
+/// FreeBSD's `net.inet.tcp.recvspace` default.
+pub const FREEBSD_RECVSPACE: usize = 65536;
+
+/// FreeBSD's tcp_mss() rounds the socket buffers up to a multiple of the MSS once it
+/// is known (65536 becomes 65700 with a 1460 MSS, 66240 with 1440): the receive window
+/// a FreeBSD host offers comes from that rounded buffer.
+pub fn freebsd_round(buf: usize, mss: usize) -> usize {
+    let m = mss.max(1);
+    buf.div_ceil(m) * m
 }
 
 fn fail<T>(line: u32, msg: impl Into<String>) -> Res<T> {

@@ -364,7 +364,11 @@ impl Runner<'_> {
             }
             "recv" | "recvfrom" => (|| {
                 let flags = spec.args.get(3).map_or(Ok(0), eval_int)?;
-                Ok(self.sys_read(int_arg(spec, 0)?, len_arg(spec, 2)?, flags & 0x40 != 0))
+                let (fd, len) = (int_arg(spec, 0)?, len_arg(spec, 2)?);
+                if flags & 2 != 0 {
+                    return Ok(self.sys_peek(fd, len, flags & 0x40 != 0));
+                }
+                Ok(self.sys_read(fd, len, flags & 0x40 != 0))
             })(),
             "readv" => (|| Ok(self.sys_read(int_arg(spec, 0)?, iov_len(arg(spec, 1)?)?, false)))(),
             "recvmsg" => (|| {
@@ -653,6 +657,29 @@ impl Runner<'_> {
         }
     }
 
+    /// recv(MSG_PEEK): what a read would return, leaving the data where it is.
+    fn sys_peek(&mut self, fd: i64, len: usize, dontwait: bool) -> Step {
+        let s = match self.fds.get(fd) {
+            Ok(s) => s.clone(),
+            Err(x) => return Step::Done(Err(x)),
+        };
+        let Some(c) = s.conn().and_then(|id| self.stack.conn(id)) else {
+            return Step::Done(Err(e("ENOTCONN")));
+        };
+        let n = c.recv_queue().min(len);
+        if n > 0 || len == 0 || c.peer_closed() {
+            return Step::Done(Ok(n as i64));
+        }
+        if let Some(x) = s.sk_err {
+            return Step::Done(Err(x));
+        }
+        if s.nonblock || dontwait {
+            Step::Done(Err(e("EAGAIN")))
+        } else {
+            Step::Block(Op::Read { fd, len })
+        }
+    }
+
     /// A read: `None` when it would block.
     fn try_read(&mut self, fd: i64, len: usize) -> Option<Ret> {
         let s = match self.fds.get(fd) {
@@ -789,6 +816,13 @@ impl Runner<'_> {
             let mtu = (m + hdr).min(i64::from(c.mtu));
             c.mtu = mtu as u16;
         }
+        if self.opts.profile == crate::runner::Profile::FreeBsd {
+            // The buffer FreeBSD ends up with once the MSS is known (by its own MSS,
+            // the smaller one in every script that does not offer less).
+            let mss = usize::from(c.mss(s.ipv6));
+            c.recv_buffer = crate::runner::freebsd_round(c.recv_buffer, mss);
+            c.send_buffer = crate::runner::freebsd_round(c.send_buffer, mss);
+        }
         if o.noopt {
             c.timestamps = false;
             c.sack = false;
@@ -906,13 +940,13 @@ impl Runner<'_> {
         let o = &s.opts;
         let conn = s.conn().and_then(|id| self.stack.conn(id));
         let freebsd = self.opts.profile == crate::runner::Profile::FreeBsd;
-        let buf = |set: Option<i64>, cfg_len: usize, conn_len: Option<usize>| -> i64 {
+        let buf = |set: Option<i64>, cfg_len: usize, unrounded: usize| -> i64 {
             match (freebsd, set) {
                 // Linux doubles what the application asks for.
                 (false, Some(v)) => (2 * v).max(2304),
-                (false, None) => conn_len.unwrap_or(cfg_len) as i64,
+                (false, None) => cfg_len as i64,
                 (true, v) => {
-                    let b = v.unwrap_or(cfg_len as i64);
+                    let b = v.unwrap_or(unrounded as i64);
                     // FreeBSD rounds the buffers up to a multiple of the MSS once the
                     // connection knows it.
                     match conn {
@@ -935,8 +969,8 @@ impl Runner<'_> {
             (1, 9) => Ok(i64::from(
                 conn.map_or(cfg.keepalive, |c| c.sockopts().keepalive),
             )),
-            (1, 8) => Ok(buf(o.rcvbuf, cfg.recv_buffer, None)),
-            (1, 7) => Ok(buf(o.sndbuf, cfg.send_buffer, None)),
+            (1, 8) => Ok(buf(o.rcvbuf, cfg.recv_buffer, self.base.recv_buffer)),
+            (1, 7) => Ok(buf(o.sndbuf, cfg.send_buffer, self.base.send_buffer)),
             (1, 3) => Ok(1),
             (1, 30) => Ok(i64::from(matches!(s.kind, SockKind::Listener(_)))),
             (1, 13) => {
