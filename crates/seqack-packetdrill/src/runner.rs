@@ -115,10 +115,27 @@ pub fn run_script(src: &str, opts: &RunOptions) -> Report {
             }
         }
     };
-    let result = r.run(&script);
-    Report {
-        result,
-        skipped: r.skipped,
+    // A panic in the stack (or the runner) fails this script, not the whole run.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let result = r.run(&script);
+        (result, std::mem::take(&mut r.skipped))
+    }));
+    match outcome {
+        Ok((result, skipped)) => Report { result, skipped },
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Report {
+                result: Err(Failure {
+                    line: r.line,
+                    msg: format!("panic while running this line: {what}"),
+                }),
+                skipped: r.skipped,
+            }
+        }
     }
 }
 

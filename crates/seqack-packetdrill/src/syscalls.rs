@@ -11,6 +11,9 @@ use core::net::SocketAddr;
 use seqack::tcp::{RecvError, SendError, Shutdown};
 use seqack::{Config, ConnId, Duration, State};
 
+/// A private errno: the call needs TCP Fast Open.
+const TFO: i64 = -1000;
+
 /// What starting a call did.
 pub(crate) enum Step {
     /// It returned.
@@ -348,6 +351,17 @@ impl Runner<'_> {
     // ----- the calls ----------------------------------------------------------------
 
     fn start_call(&mut self, line: u32, spec: &SyscallSpec) -> Res<Step> {
+        let step = self.start_call_inner(line, spec)?;
+        if matches!(step, Step::Done(Err(TFO))) {
+            return fail(
+                line,
+                format!("{}(): TCP Fast Open is not supported by seqack", spec.name),
+            );
+        }
+        Ok(step)
+    }
+
+    fn start_call_inner(&mut self, line: u32, spec: &SyscallSpec) -> Res<Step> {
         let r = match spec.name.as_str() {
             "socket" => self.sys_socket(spec),
             "bind" => self.sys_bind(spec),
@@ -383,7 +397,7 @@ impl Runner<'_> {
             "send" | "sendto" => (|| {
                 let flags = spec.args.get(3).map_or(Ok(0), eval_int)?;
                 if flags & 0x2000_0000 != 0 {
-                    return Err("MSG_FASTOPEN is not supported".to_string());
+                    return Err("TCP Fast Open (MSG_FASTOPEN) is not supported by seqack".into());
                 }
                 Ok(self.sys_write(int_arg(spec, 0)?, len_arg(spec, 2)?, flags & 0x40 != 0))
             })(),
@@ -730,6 +744,10 @@ impl Runner<'_> {
             Ok(s) => s.clone(),
             Err(x) => return Some(Err(x)),
         };
+        if s.kind == SockKind::Fresh && s.opts.other.contains_key(&(6, 23)) {
+            // sendto() on a TCP_FASTOPEN socket that is not connected: a TFO connect.
+            return Some(Err(TFO));
+        }
         let id = match s.kind {
             SockKind::Conn(id) => id,
             _ => return Some(Err(e("EPIPE"))),
