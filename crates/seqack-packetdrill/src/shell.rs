@@ -134,7 +134,10 @@ impl Runner<'_> {
             }
             return Ok(());
         }
-        if cmd.contains("sockstat") && cmd.contains("grep -c") {
+        let lister = ["sockstat", "netstat", "ss "]
+            .iter()
+            .any(|t| cmd.contains(t));
+        if lister && cmd.contains("grep -c") {
             return self.sockstat(line, cmd);
         }
         let w = words(cmd);
@@ -277,8 +280,15 @@ impl Runner<'_> {
         });
         let want = stages
             .last()
-            .filter(|w| w.first().map(String::as_str) == Some("grep") && w.len() == 2)
-            .map(|w| w[1].clone());
+            .filter(|w| w.first().map(String::as_str) == Some("grep"))
+            .and_then(|w| w.iter().skip(1).find(|a| !a.starts_with('-')).cloned());
+        // ss(8) writes states with dashes (TIME-WAIT, SYN-RECV, ESTAB).
+        let state = state.map(|s| match s.replace('-', "_").as_str() {
+            "SYN_RECV" => "SYN_RCVD".to_string(),
+            "FIN_WAIT1" => "FIN_WAIT_1".to_string(),
+            "FIN_WAIT2" => "FIN_WAIT_2".to_string(),
+            other => other.to_string(),
+        });
         let (Some(state), Some(want)) = (state, want) else {
             self.skip(line, &format!("`{cmd}`"));
             return Ok(());
