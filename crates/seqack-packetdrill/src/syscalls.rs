@@ -110,6 +110,17 @@ impl Runner<'_> {
         end: Option<i64>,
         last: Option<i64>,
     ) -> Res<()> {
+        // As packetdrill's main thread does, give a call still blocked in the system-call
+        // thread up to a second to finish before starting another call.
+        if self.pending.is_some() {
+            let limit = self.now + 1_000_000;
+            while self.pending.is_some() {
+                match self.next_wakeup() {
+                    Some(w) if w <= limit => self.advance_to(w.max(self.now))?,
+                    _ => break,
+                }
+            }
+        }
         if end.is_some() {
             if let Some(p) = &self.pending {
                 return fail(

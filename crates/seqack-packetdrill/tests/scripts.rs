@@ -209,3 +209,26 @@ fn blocking_calls_return_at_their_scripted_time() {
     assert_eq!(line, 8);
     assert!(msg.contains("system call return"), "{msg}");
 }
+
+#[test]
+fn poll_readv_writev_and_ioctl() {
+    let src = format!(
+        "{OPEN}\
++0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 poll([{{fd=4, events=POLLIN, revents=0}}], 1, 0) = 0
++0...0.05 poll([{{fd=4, events=POLLIN}}], 1, 50) = 0
++.05...0.15 poll([{{fd=4, events=POLLIN, revents=POLLIN}}], 1, 1000) = 1
++.1 < P. 1:31(30) ack 1 win 512
++0 > . 1:1(0) ack 31 win 2047
++0 poll([{{fd=4, events=POLLIN|POLLOUT, revents=POLLIN|POLLOUT}}], 1, 0) = 1
++0 ioctl(4, FIONREAD, [30]) = 0
++0 readv(4, [{{..., 10}}, {{..., 5}}], 2) = 15
++0 recv(4, ..., 100, MSG_PEEK) = 15
++0 read(4, ..., 100) = 15
++0 writev(4, [{{..., 10}}, {{..., 20}}], 2) = 30
++0 > P. 1:31(30) ack 31 win 2048
+"
+    );
+    let r = run(&src);
+    assert_eq!(r.result, Ok(()), "{src}");
+}
