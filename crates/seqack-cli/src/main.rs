@@ -2,6 +2,7 @@
 
 mod demo;
 mod ladder;
+mod packetdrill;
 mod stack_bench;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Command {
     /// figures (memory per record and per connection, peak memory, success rate under
     /// flood, segments per CPU second) as JSON lines.
     StackBench(stack_bench::StackBenchArgs),
+    /// Run packetdrill-syntax scripts, each against a fresh stack in virtual time:
+    /// prints `ok FILE` or `FAIL FILE: line N: ...` per script, then `N passed, M failed`.
+    Packetdrill(packetdrill::PacketdrillArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +36,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::StackBench(a) => stack_bench::run(&a),
+        Command::Packetdrill(a) => packetdrill::run(&a),
     }
 }

@@ -318,9 +318,13 @@ impl Connection {
         let free = self.recv_buf.window() as u32;
         let ws = self.rcv_wscale;
         let current = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
-        let mut wnd = free.min(65535 << ws);
+        let max = (self.recv_buf.capacity() as u32).min(65535 << ws);
+        let mut wnd = free.min(max);
         let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
-        if wnd > current && wnd - current < threshold && wnd < self.recv_buf.capacity() as u32 {
+        // Hold the right edge for a small opening, unless the window is now as large
+        // as it can be (the whole buffer, or all the field can carry): a maximal
+        // window is never a silly one.
+        if wnd > current && wnd - current < threshold && wnd < max {
             wnd = current;
         }
         let wnd = wnd.max(current);

@@ -1,0 +1,283 @@
+//! Symbolic constants scripts use, with Linux's values (the fake kernel speaks Linux's
+//! ABI; FreeBSD-only names get values of their own that do not collide).
+
+/// The value of a symbol, if known.
+pub fn lookup(name: &str) -> Option<i64> {
+    if let Some(e) = errno(name) {
+        return Some(e);
+    }
+    Some(match name {
+        // socket(2)
+        "AF_INET" | "PF_INET" => 2,
+        "AF_INET6" | "PF_INET6" => 10,
+        "AF_UNSPEC" => 0,
+        "SOCK_STREAM" => 1,
+        "SOCK_DGRAM" => 2,
+        "SOCK_RAW" => 3,
+        "SOCK_NONBLOCK" => 0o4000,
+        "SOCK_CLOEXEC" => 0o2000000,
+        "IPPROTO_IP" => 0,
+        "IPPROTO_TCP" | "SOL_TCP" => 6,
+        "IPPROTO_UDP" => 17,
+        "IPPROTO_IPV6" => 41,
+        "SOL_SOCKET" => 1,
+        "SOL_IP" => 0,
+        "SOL_IPV6" => 41,
+        // fcntl(2)
+        "F_GETFD" => 1,
+        "F_SETFD" => 2,
+        "F_GETFL" => 3,
+        "F_SETFL" => 4,
+        "FD_CLOEXEC" => 1,
+        "O_RDONLY" => 0,
+        "O_WRONLY" => 1,
+        "O_RDWR" => 2,
+        "O_NONBLOCK" | "O_NDELAY" => 0o4000,
+        // shutdown(2)
+        "SHUT_RD" => 0,
+        "SHUT_WR" => 1,
+        "SHUT_RDWR" => 2,
+        // send/recv flags
+        "MSG_OOB" => 1,
+        "MSG_PEEK" => 2,
+        "MSG_DONTROUTE" => 4,
+        "MSG_DONTWAIT" => 0x40,
+        "MSG_EOR" => 0x80,
+        "MSG_WAITALL" => 0x100,
+        "MSG_NOSIGNAL" => 0x4000,
+        "MSG_MORE" => 0x8000,
+        "MSG_ZEROCOPY" => 0x4000000,
+        "MSG_FASTOPEN" => 0x20000000,
+        // poll(2)
+        "POLLIN" => 0x1,
+        "POLLPRI" => 0x2,
+        "POLLOUT" => 0x4,
+        "POLLERR" => 0x8,
+        "POLLHUP" => 0x10,
+        "POLLNVAL" => 0x20,
+        "POLLRDNORM" => 0x40,
+        "POLLRDBAND" => 0x80,
+        "POLLWRNORM" => 0x100,
+        "POLLWRBAND" => 0x200,
+        "POLLMSG" => 0x400,
+        "POLLRDHUP" => 0x2000,
+        // SOL_SOCKET options
+        "SO_DEBUG" => 1,
+        "SO_REUSEADDR" => 2,
+        "SO_TYPE" => 3,
+        "SO_ERROR" => 4,
+        "SO_DONTROUTE" => 5,
+        "SO_BROADCAST" => 6,
+        "SO_SNDBUF" => 7,
+        "SO_RCVBUF" => 8,
+        "SO_KEEPALIVE" => 9,
+        "SO_OOBINLINE" => 10,
+        "SO_NO_CHECK" => 11,
+        "SO_PRIORITY" => 12,
+        "SO_LINGER" => 13,
+        "SO_REUSEPORT" => 15,
+        "SO_RCVLOWAT" => 18,
+        "SO_SNDLOWAT" => 19,
+        "SO_RCVTIMEO" => 20,
+        "SO_SNDTIMEO" => 21,
+        "SO_ACCEPTCONN" => 30,
+        "SO_SNDBUFFORCE" => 32,
+        "SO_RCVBUFFORCE" => 33,
+        "SO_PROTOCOL" => 38,
+        "SO_DOMAIN" => 39,
+        "SO_ZEROCOPY" => 60,
+        // IPPROTO_TCP options
+        "TCP_NODELAY" => 1,
+        "TCP_MAXSEG" => 2,
+        "TCP_CORK" => 3,
+        "TCP_KEEPIDLE" => 4,
+        "TCP_KEEPINTVL" => 5,
+        "TCP_KEEPCNT" => 6,
+        "TCP_SYNCNT" => 7,
+        "TCP_LINGER2" => 8,
+        "TCP_DEFER_ACCEPT" => 9,
+        "TCP_WINDOW_CLAMP" => 10,
+        "TCP_INFO" => 11,
+        "TCP_QUICKACK" => 12,
+        "TCP_CONGESTION" => 13,
+        "TCP_MD5SIG" => 14,
+        "TCP_THIN_LINEAR_TIMEOUTS" => 16,
+        "TCP_USER_TIMEOUT" => 18,
+        "TCP_REPAIR" => 19,
+        "TCP_FASTOPEN" => 23,
+        "TCP_TIMESTAMP" => 24,
+        "TCP_NOTSENT_LOWAT" => 25,
+        "TCP_FASTOPEN_CONNECT" => 30,
+        // FreeBSD-only TCP options: values outside Linux's range.
+        "TCP_NOPUSH" => 1004,
+        "TCP_NOOPT" => 1008,
+        "TCP_KEEPINIT" => 1128,
+        "TCP_FASTOPEN_PSK" => 1027,
+        // IP-level options
+        "IP_TOS" => 1,
+        "IP_TTL" => 2,
+        "IPV6_UNICAST_HOPS" => 16,
+        "IPV6_TCLASS" => 67,
+        "IPV6_V6ONLY" => 26,
+        // TCP_INFO states (Linux numbering).
+        "TCP_ESTABLISHED" => 1,
+        "TCP_SYN_SENT" => 2,
+        "TCP_SYN_RECV" => 3,
+        "TCP_FIN_WAIT1" => 4,
+        "TCP_FIN_WAIT2" => 5,
+        "TCP_TIME_WAIT" => 6,
+        "TCP_CLOSE" => 7,
+        "TCP_CLOSE_WAIT" => 8,
+        "TCP_LAST_ACK" => 9,
+        "TCP_LISTEN" => 10,
+        "TCP_CLOSING" => 11,
+        // TCP_INFO option bits.
+        "TCPI_OPT_TIMESTAMPS" => 1,
+        "TCPI_OPT_SACK" => 2,
+        "TCPI_OPT_WSCALE" => 4,
+        "TCPI_OPT_ECN" => 8,
+        "TCPI_OPT_ECN_SEEN" => 16,
+        "TCPI_OPT_SYN_DATA" => 32,
+        // ioctl
+        "SIOCINQ" | "FIONREAD" => 0x541b,
+        "SIOCOUTQ" | "TIOCOUTQ" => 0x5411,
+        "FIONBIO" => 0x5421,
+        // IP TOS values
+        "IPTOS_LOWDELAY" => 0x10,
+        "IPTOS_THROUGHPUT" => 0x08,
+        "IPTOS_RELIABILITY" => 0x04,
+        "IPTOS_DSCP_CS0" => 0x00,
+        "IPTOS_DSCP_CS1" => 0x20,
+        "IPTOS_DSCP_CS2" => 0x40,
+        "IPTOS_DSCP_CS3" => 0x60,
+        "IPTOS_DSCP_CS4" => 0x80,
+        "IPTOS_DSCP_CS5" => 0xa0,
+        "IPTOS_DSCP_CS6" => 0xc0,
+        "IPTOS_DSCP_CS7" => 0xe0,
+        "IPTOS_ECN_ECT0" => 0x02,
+        "IPTOS_ECN_ECT1" => 0x01,
+        "IPTOS_ECN_CE" => 0x03,
+        "NULL" => 0,
+        _ => return None,
+    })
+}
+
+/// Linux's errno values.
+pub fn errno(name: &str) -> Option<i64> {
+    Some(match name {
+        "EPERM" => 1,
+        "ENOENT" => 2,
+        "EINTR" => 4,
+        "EIO" => 5,
+        "EBADF" => 9,
+        "EAGAIN" | "EWOULDBLOCK" => 11,
+        "ENOMEM" => 12,
+        "EACCES" => 13,
+        "EFAULT" => 14,
+        "EBUSY" => 16,
+        "EEXIST" => 17,
+        "EINVAL" => 22,
+        "ENFILE" => 23,
+        "EMFILE" => 24,
+        "ENOSPC" => 28,
+        "EPIPE" => 32,
+        "ERANGE" => 34,
+        "ENOSYS" => 38,
+        "ENOPROTOOPT" => 92,
+        "EPROTONOSUPPORT" => 93,
+        "ESOCKTNOSUPPORT" => 94,
+        "EOPNOTSUPP" | "ENOTSUP" => 95,
+        "EAFNOSUPPORT" => 97,
+        "EADDRINUSE" => 98,
+        "EADDRNOTAVAIL" => 99,
+        "ENETDOWN" => 100,
+        "ENETUNREACH" => 101,
+        "ENETRESET" => 102,
+        "ECONNABORTED" => 103,
+        "ECONNRESET" => 104,
+        "ENOBUFS" => 105,
+        "EISCONN" => 106,
+        "ENOTCONN" => 107,
+        "ESHUTDOWN" => 108,
+        "ETIMEDOUT" => 110,
+        "ECONNREFUSED" => 111,
+        "EHOSTDOWN" => 112,
+        "EHOSTUNREACH" => 113,
+        "EALREADY" => 114,
+        "EINPROGRESS" => 115,
+        "EMSGSIZE" => 90,
+        "EDESTADDRREQ" => 89,
+        "ENOTSOCK" => 88,
+        "EPROTOTYPE" => 91,
+        _ => return None,
+    })
+}
+
+/// The name of an errno value (the first name of that value).
+pub fn errno_name(v: i64) -> &'static str {
+    const NAMES: &[&str] = &[
+        "EPERM",
+        "ENOENT",
+        "EINTR",
+        "EIO",
+        "EBADF",
+        "EAGAIN",
+        "ENOMEM",
+        "EACCES",
+        "EFAULT",
+        "EBUSY",
+        "EEXIST",
+        "EINVAL",
+        "ENFILE",
+        "EMFILE",
+        "ENOSPC",
+        "EPIPE",
+        "ERANGE",
+        "ENOSYS",
+        "ENOPROTOOPT",
+        "EPROTONOSUPPORT",
+        "ESOCKTNOSUPPORT",
+        "EOPNOTSUPP",
+        "EAFNOSUPPORT",
+        "EADDRINUSE",
+        "EADDRNOTAVAIL",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "ENETRESET",
+        "ECONNABORTED",
+        "ECONNRESET",
+        "ENOBUFS",
+        "EISCONN",
+        "ENOTCONN",
+        "ESHUTDOWN",
+        "ETIMEDOUT",
+        "ECONNREFUSED",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "EALREADY",
+        "EINPROGRESS",
+        "EMSGSIZE",
+        "EDESTADDRREQ",
+        "ENOTSOCK",
+        "EPROTOTYPE",
+    ];
+    NAMES
+        .iter()
+        .copied()
+        .find(|n| errno(n) == Some(v))
+        .unwrap_or("E?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values() {
+        assert_eq!(lookup("O_NONBLOCK"), Some(0o4000));
+        assert_eq!(lookup("EWOULDBLOCK"), lookup("EAGAIN"));
+        assert_eq!(errno_name(115), "EINPROGRESS");
+        assert_eq!(errno_name(11), "EAGAIN");
+        assert_eq!(lookup("NOPE"), None);
+    }
+}
