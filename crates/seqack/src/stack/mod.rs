@@ -345,8 +345,8 @@ impl Stack {
         Some(id)
     }
 
-    /// Closes a listener. Connections it holds that were not accepted yet are reset, as
-    /// Linux does.
+    /// Closes a listener, as Linux does: established connections not accepted yet are
+    /// reset, half-open ones dropped silently.
     pub fn close_listener(&mut self, now: Instant, l: ListenerId) {
         let Some(lst) = self.listeners.get_mut(l.0 as usize).and_then(Option::take) else {
             return;
@@ -361,12 +361,13 @@ impl Stack {
                 why: Reason::Close,
             },
         });
-        for id in lst
-            .syn_queue
-            .iter()
-            .copied()
-            .chain(lst.accept_queue.iter().copied())
-        {
+        // Linux's inet_csk_listen_stop: established connections nobody accepted are
+        // reset; half-open ones are dropped silently (the peer's final ACK then finds no
+        // socket and draws an RST).
+        for &id in &lst.syn_queue {
+            self.with_conn(now, id, |c, _, _| c.forget(Reason::ListenerClosed));
+        }
+        for &id in &lst.accept_queue {
             self.with_conn(now, id, |c, now, cx| c.abort(now, cx));
         }
     }

@@ -680,6 +680,16 @@ impl Connection {
         }
     }
 
+    /// Drops the connection without a word to the peer: what Linux does to a closed
+    /// listener's half-open connections.
+    pub fn forget(&mut self, why: Reason) {
+        self.orphaned = true;
+        self.control = None;
+        if self.state != State::Closed {
+            self.enter_closed(why, None);
+        }
+    }
+
     /// Marks the sending half closed and moves to the closing state the RFC names.
     fn queue_fin(&mut self, why: Reason) {
         if self.fin_queued {
