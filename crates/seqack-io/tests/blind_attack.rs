@@ -119,6 +119,12 @@ fn run(seed: u64, loss: f64) -> Outcome {
                 StackEvent::Incoming(_) if node == server => {
                     sid = world.with_stack(server, |s, _| s.accept(l));
                 }
+                // A closed connection ends its TIME_WAIT as a compact record, without a
+                // handle: only the client holds TIME_WAIT here.
+                StackEvent::TimeWait {
+                    event: Event::StateChange { from, to, why },
+                    ..
+                } if node == client => client_path.push((t, from, to, why)),
                 StackEvent::Conn { id, event, .. } => {
                     let path = if node == client && id == cid {
                         &mut client_path
@@ -215,7 +221,10 @@ fn run(seed: u64, loss: f64) -> Outcome {
         }
         world.flush();
 
-        let client_done = world.stack(client).state(cid) == State::Closed;
+        // A stale handle reads CLOSED once the connection is a TIME_WAIT record: done
+        // when that record has ended too.
+        let client_done = world.stack(client).state(cid) == State::Closed
+            && world.stack(client).time_wait().is_empty();
         let server_done = sid.is_some_and(|id| world.stack(server).state(id) == State::Closed);
         if client_done && server_done {
             break;
