@@ -72,6 +72,15 @@ impl fmt::Display for Failures {
     }
 }
 
+/// A workload size from the environment variable `name` (as the load tests let a
+/// developer scale them), or `default` when it is unset or not a number.
+pub fn size_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Segments received and sent by every stack of a world (TcpInSegs + TcpOutSegs).
 pub fn segments(world: &World, nodes: &[NodeId]) -> u64 {
     nodes

@@ -2,19 +2,12 @@
 //! moves 4 KiB each way while all are open, then all close, the clients first.
 //! `SEQACK_MANY_CONNS` sets the number (the default is the 100,000).
 
-use seqack_io::workload::{self, ManyConfig};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use seqack_io::workload::{self, size_from_env, ManyConfig};
 
 #[test]
 fn a_hundred_thousand_concurrent_connections() {
     let cfg = ManyConfig {
-        conns: env("SEQACK_MANY_CONNS", 100_000),
+        conns: size_from_env("SEQACK_MANY_CONNS", 100_000),
         ..ManyConfig::default()
     };
     let r = workload::many_connections(&cfg, &mut |_, _| {});

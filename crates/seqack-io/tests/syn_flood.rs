@@ -5,21 +5,14 @@
 //! `SEQACK_FLOOD_SYNS` and `SEQACK_FLOOD_CLIENTS` change it. The workload itself is
 //! `seqack_io::workload::syn_flood`, which `seqack stack-bench` runs too.
 
-use seqack_io::workload::{syn_flood, FloodConfig};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use seqack_io::workload::{size_from_env, syn_flood, FloodConfig};
 
 #[test]
 fn legitimate_clients_connect_through_a_syn_flood() {
     let defaults = FloodConfig::default();
     let cfg = FloodConfig {
-        syns: env("SEQACK_FLOOD_SYNS", defaults.syns),
-        clients: env("SEQACK_FLOOD_CLIENTS", defaults.clients),
+        syns: size_from_env("SEQACK_FLOOD_SYNS", defaults.syns),
+        clients: size_from_env("SEQACK_FLOOD_CLIENTS", defaults.clients),
         ..defaults
     };
     let r = syn_flood(&cfg, &mut |_, _| {});

@@ -12,20 +12,13 @@
 use seqack::stack::{StackConfig, StackError, StackEvent};
 use seqack::{Event, Reason, Stack, State};
 use seqack_io::sim::{LinkConfig, World};
-use seqack_io::workload::{self, TimeWaitConfig};
+use seqack_io::workload::{self, size_from_env, TimeWaitConfig};
 use std::net::SocketAddr;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[test]
 fn a_million_connections_through_time_wait() {
     let cfg = TimeWaitConfig {
-        conns: env("SEQACK_TW_CONNS", 1_000_000),
+        conns: size_from_env("SEQACK_TW_CONNS", 1_000_000),
         ..TimeWaitConfig::default()
     };
     let r = workload::time_wait(&cfg, &mut |_, _| {});
