@@ -1,0 +1,455 @@
+//! The real-time driver and the socket APIs over it.
+//!
+//! A [`NetStack`] owns a [`Stack`] and a [`Device`] and runs the driver loop on a
+//! thread of its own: it reads packets in batches, feeds them and the clock to the
+//! stack, sends what the stack has to send, and sleeps in `poll(2)` on the device and
+//! on a wake-up descriptor until the next packet or the stack's next deadline. It never
+//! spins.
+//!
+//! Sockets ([`TcpListener`], [`TcpStream`], and with the `tokio` feature their async
+//! twins in [`tokio`](crate::net::tokio)) share the stack behind one mutex. A socket
+//! call locks it, runs its command at the current time, sends the resulting segments
+//! itself (no hand-off to the driver thread), and wakes the driver only when the
+//! stack's next deadline moved earlier than the one the driver sleeps towards. Blocked
+//! calls wait on a condition variable that the stack's events signal; async calls
+//! register wakers that the same events wake.
+
+mod stream;
+
+pub use stream::{TcpListener, TcpStream};
+
+use crate::device::Device;
+use crate::pcap::PcapTap;
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
+use seqack::stack::{ConnId, ListenerId, Stack, StackConfig, StackEvent};
+use seqack::tcp::Error as TcpError;
+use seqack::{Counters, Instant};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Packets read from the device per batch, before the stack's lock is taken.
+const RX_BATCH: usize = 64;
+
+/// A callback that sees every stack event, with the time it happened.
+pub type EventHook = Box<dyn FnMut(Instant, &StackEvent) + Send>;
+
+/// Settings of a [`NetStack`].
+pub struct NetConfig {
+    /// The stack's settings. Its `seed` is replaced by real entropy unless
+    /// `deterministic_seed` is set.
+    pub stack: StackConfig,
+    /// The stack's own addresses.
+    pub addrs: Vec<IpAddr>,
+    /// Keep `stack.seed` as given (for tests that want reproducible ISNs).
+    pub deterministic_seed: bool,
+}
+
+impl NetConfig {
+    /// Linux-like defaults with these addresses.
+    pub fn new(addrs: Vec<IpAddr>) -> NetConfig {
+        NetConfig {
+            stack: StackConfig::default(),
+            addrs,
+            deterministic_seed: false,
+        }
+    }
+}
+
+/// A seqack stack running on a device in real time.
+///
+/// Dropping it stops the driver thread; sockets still open then fail with
+/// `io::ErrorKind::NotConnected`.
+pub struct NetStack {
+    shared: Arc<Shared>,
+    driver: Option<JoinHandle<()>>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) cond: Condvar,
+    wake: OwnedFd,
+}
+
+pub(crate) struct Inner {
+    pub(crate) stack: Stack,
+    origin: std::time::Instant,
+    /// Microseconds since the Unix epoch at `origin`, for pcap timestamps.
+    epoch_us: u64,
+    dev: Arc<dyn Device>,
+    tx: Vec<u8>,
+    pcap: Option<(PcapTap<SharedWriter>, SharedWriter)>,
+    hooks: Vec<EventHook>,
+    pub(crate) conn_wakers: HashMap<ConnId, Vec<Waker>>,
+    pub(crate) listener_wakers: HashMap<ListenerId, Vec<Waker>>,
+    /// The deadline the driver sleeps towards; `None` while it sleeps without one.
+    driver_wake_at: Option<Instant>,
+    pub(crate) stopped: bool,
+    device_errors: u64,
+}
+
+impl Inner {
+    /// The current time on the stack's clock.
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+
+    /// Sends everything the stack has to send and hands out its events. Returns
+    /// whether there were events (blocked callers should look again).
+    pub(crate) fn pump(&mut self, now: Instant) -> bool {
+        while let Some(n) = self.stack.poll_transmit(now, &mut self.tx) {
+            if let Some((p, _)) = self.pcap.as_mut() {
+                let _ = p.write(
+                    Instant::from_micros(self.epoch_us + now.total_micros()),
+                    &self.tx[..n],
+                );
+            }
+            if self.dev.send(&self.tx[..n]).is_err() {
+                self.device_errors += 1;
+            }
+        }
+        let mut any = false;
+        while let Some(ev) = self.stack.poll_event() {
+            any = true;
+            for h in &mut self.hooks {
+                h(now, &ev);
+            }
+            match ev {
+                StackEvent::Conn { id, .. } => {
+                    if let Some(ws) = self.conn_wakers.remove(&id) {
+                        ws.into_iter().for_each(Waker::wake);
+                    }
+                }
+                StackEvent::Incoming(l) | StackEvent::Listener { id: l, .. } => {
+                    if let Some(ws) = self.listener_wakers.remove(&l) {
+                        ws.into_iter().for_each(Waker::wake);
+                    }
+                }
+                StackEvent::TimeWait { .. } => {}
+            }
+        }
+        any
+    }
+
+    fn wake_all(&mut self) {
+        for (_, ws) in self.conn_wakers.drain() {
+            ws.into_iter().for_each(Waker::wake);
+        }
+        for (_, ws) in self.listener_wakers.drain() {
+            ws.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a command on the stack at the current time, sends its output, signals its
+    /// events, and wakes the driver if the stack now needs it sooner.
+    pub(crate) fn op<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> R {
+        let mut g = self.lock();
+        let now = g.now();
+        let r = f(&mut g, now);
+        self.after_op(&mut g, now);
+        r
+    }
+
+    pub(crate) fn after_op(&self, g: &mut Inner, now: Instant) {
+        if g.pump(now) {
+            self.cond.notify_all();
+        }
+        let due = g.stack.poll_timeout();
+        if let Some(due) = due {
+            if g.driver_wake_at.is_none_or(|at| due < at) {
+                g.driver_wake_at = Some(due);
+                let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+            }
+        }
+    }
+
+    /// Calls `f` until it returns `Some`, waiting for stack events in between, up to
+    /// `deadline`. `f` runs with the lock held; its output is sent before waiting.
+    pub(crate) fn block<R>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        nonblocking: bool,
+        mut f: impl FnMut(&mut Inner, Instant) -> Option<io::Result<R>>,
+    ) -> io::Result<R> {
+        let mut g = self.lock();
+        loop {
+            if g.stopped {
+                return Err(stopped());
+            }
+            let now = g.now();
+            let r = f(&mut g, now);
+            self.after_op(&mut g, now);
+            if let Some(r) = r {
+                return r;
+            }
+            if nonblocking {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            g = match deadline {
+                None => self.cond.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    self.cond
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+pub(crate) fn stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the seqack stack has stopped")
+}
+
+/// The `io::ErrorKind` a std user expects for a connection's error.
+pub(crate) fn io_error(e: TcpError) -> io::Error {
+    let kind = match e {
+        TcpError::Refused => io::ErrorKind::ConnectionRefused,
+        TcpError::Reset => io::ErrorKind::ConnectionReset,
+        TcpError::TimedOut => io::ErrorKind::TimedOut,
+        TcpError::Aborted => io::ErrorKind::ConnectionAborted,
+    };
+    io::Error::new(kind, e)
+}
+
+impl NetStack {
+    /// Starts a stack on `dev` with its driver thread.
+    pub fn new(dev: impl Device, cfg: NetConfig) -> io::Result<NetStack> {
+        NetStack::with_device(Arc::new(dev), cfg)
+    }
+
+    /// [`NetStack::new`] with a shared device.
+    pub fn with_device(dev: Arc<dyn Device>, cfg: NetConfig) -> io::Result<NetStack> {
+        let mut sc = cfg.stack;
+        if !cfg.deterministic_seed {
+            sc.seed = entropy();
+        }
+        let mut stack = Stack::new(sc);
+        for a in cfg.addrs {
+            stack.add_address(a);
+        }
+        let epoch_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let inner = Inner {
+            stack,
+            origin: std::time::Instant::now(),
+            epoch_us,
+            tx: vec![0; dev.mtu().max(1280)],
+            dev: dev.clone(),
+            pcap: None,
+            hooks: Vec::new(),
+            conn_wakers: HashMap::new(),
+            listener_wakers: HashMap::new(),
+            driver_wake_at: None,
+            stopped: false,
+            device_errors: 0,
+        };
+        let wake = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            cond: Condvar::new(),
+            wake,
+        });
+        let s2 = shared.clone();
+        let driver = std::thread::Builder::new()
+            .name("seqack-driver".into())
+            .spawn(move || drive(&s2, &*dev))?;
+        Ok(NetStack {
+            shared,
+            driver: Some(driver),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Writes every packet sent and received from now on to a pcap file (raw IP,
+    /// timestamps of the driver's clock as wall-clock time).
+    pub fn set_pcap(&self, w: impl Write + Send + 'static) -> io::Result<()> {
+        let w = SharedWriter(Arc::new(Mutex::new(Box::new(w))));
+        let tap = PcapTap::new(w.clone())?;
+        self.shared.lock().pcap = Some((tap, w));
+        Ok(())
+    }
+
+    /// Calls `hook` for every stack event from now on (state changes of connections,
+    /// listeners and TIME_WAIT records), with the driver's time: microseconds since
+    /// the stack started.
+    pub fn on_event(&self, hook: impl FnMut(Instant, &StackEvent) + Send + 'static) {
+        self.shared.lock().hooks.push(Box::new(hook));
+    }
+
+    /// The stack's counters now.
+    pub fn counters(&self) -> Counters {
+        self.shared.lock().stack.counters().clone()
+    }
+
+    /// Writes that the device refused (an error other than a full queue).
+    pub fn device_errors(&self) -> u64 {
+        self.shared.lock().device_errors
+    }
+
+    /// Runs `f` on the stack (for snapshots: `ss`, TIME_WAIT records, counters).
+    pub fn with_stack<R>(&self, f: impl FnOnce(&Stack, Instant) -> R) -> R {
+        let g = self.shared.lock();
+        f(&g.stack, g.now())
+    }
+
+    /// Waits until the stack has no connections and no TIME_WAIT records left, or
+    /// `timeout` passed. Returns whether it is idle.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let r = self.shared.block(Some(deadline), false, |g, _| {
+            let idle = g.stack.connection_count() == 0 && g.stack.time_wait().len() == 0;
+            idle.then_some(Ok(()))
+        });
+        r.is_ok()
+    }
+
+    /// Stops the driver, flushes the pcap file and returns the final counters.
+    pub fn stop(mut self) -> Counters {
+        self.stop_driver();
+        self.counters()
+    }
+
+    fn stop_driver(&mut self) {
+        {
+            let mut g = self.shared.lock();
+            g.stopped = true;
+            g.wake_all();
+            if let Some((_, w)) = g.pcap.as_mut() {
+                let _ = w.flush();
+            }
+        }
+        self.shared.cond.notify_all();
+        let _ = rustix::io::write(&self.shared.wake, &1u64.to_ne_bytes());
+        if let Some(d) = self.driver.take() {
+            let _ = d.join();
+        }
+    }
+}
+
+impl Drop for NetStack {
+    fn drop(&mut self) {
+        self.stop_driver();
+    }
+}
+
+/// The driver loop: read a batch, run the stack, send, sleep until the device is
+/// readable, a socket call needs an earlier deadline, or the stack's deadline comes.
+fn drive(shared: &Shared, dev: &dyn Device) {
+    let size = dev.mtu().max(1280) + 64;
+    let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH).map(|_| vec![0; size]).collect();
+    let mut lens = [0usize; RX_BATCH];
+    let mut last_flush = std::time::Instant::now();
+    loop {
+        let mut n = 0;
+        while n < RX_BATCH {
+            match dev.recv(&mut bufs[n]) {
+                Ok(len) => {
+                    lens[n] = len;
+                    n += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let mut drain = [0u8; 8];
+        let _ = rustix::io::read(&shared.wake, &mut drain);
+        let timeout = {
+            let mut g = shared.lock();
+            if g.stopped {
+                return;
+            }
+            let now = g.now();
+            for (buf, &len) in bufs.iter().zip(&lens).take(n) {
+                let packet = &buf[..len];
+                let ts = Instant::from_micros(g.epoch_us + now.total_micros());
+                if let Some((p, _)) = g.pcap.as_mut() {
+                    let _ = p.write(ts, packet);
+                }
+                g.stack.handle_packet(now, packet);
+            }
+            if g.stack.poll_timeout().is_some_and(|t| t <= now) {
+                g.stack.handle_timeout(now);
+            }
+            if g.pump(now) {
+                shared.cond.notify_all();
+            }
+            let due = g.stack.poll_timeout();
+            g.driver_wake_at = due;
+            if last_flush.elapsed() >= Duration::from_millis(100) {
+                if let Some((_, w)) = g.pcap.as_mut() {
+                    let _ = w.flush();
+                }
+                last_flush = std::time::Instant::now();
+            }
+            if n == RX_BATCH {
+                Some(Duration::ZERO)
+            } else {
+                due.map(|t| t.saturating_since(now))
+            }
+        };
+        if timeout == Some(Duration::ZERO) {
+            continue;
+        }
+        let mut fds = [
+            PollFd::from_borrowed_fd(dev.fd(), PollFlags::IN),
+            PollFd::from_borrowed_fd(shared.wake.as_fd(), PollFlags::IN),
+        ];
+        let ts = timeout.map(|d| {
+            // Round up to the next microsecond so the deadline has passed on waking.
+            let d = d + Duration::from_micros(1);
+            Timespec {
+                tv_sec: d.as_secs() as _,
+                tv_nsec: d.subsec_nanos() as _,
+            }
+        });
+        let _ = poll(&mut fds, ts.as_ref());
+    }
+}
+
+/// A writer shared between the pcap tap and the driver, which flushes it.
+#[derive(Clone)]
+struct SharedWriter(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+}
+
+/// 64 bits of entropy for the stack's secrets (ISN key, port offsets), from the
+/// kernel's random source through std's hasher keys.
+fn entropy() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
