@@ -181,16 +181,17 @@ pub fn state_log(out: &Outcome) -> String {
     s
 }
 
-/// One line of `--state-log`, fields in the documented order.
+/// One line of `--state-log` (of `demo`, `serve` and `connect`), fields in the
+/// documented order.
 #[derive(serde::Serialize)]
-struct StateLogLine {
-    t_us: u64,
-    side: &'static str,
-    local: String,
-    remote: String,
-    from: &'static str,
-    to: &'static str,
-    why: &'static str,
+pub struct StateLogLine {
+    pub t_us: u64,
+    pub side: &'static str,
+    pub local: String,
+    pub remote: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub why: &'static str,
 }
 
 /// What each side's SYN told us: its ISN and window scale.

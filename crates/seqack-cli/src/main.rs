@@ -1,8 +1,11 @@
 //! The `seqack` command.
 
+mod connect;
 mod demo;
 mod ladder;
 mod packetdrill;
+mod realnet;
+mod serve;
 mod stack_bench;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +32,12 @@ enum Command {
     /// Run packetdrill-syntax scripts, each against a fresh stack in virtual time:
     /// prints `ok FILE` or `FAIL FILE: line N: ...` per script, then `N passed, M failed`.
     Packetdrill(packetdrill::PacketdrillArgs),
+    /// Serve TCP on a Linux TUN device (echo, discard, chargen:BYTES, http) until
+    /// SIGINT or SIGTERM, then close every connection cleanly and write the counters.
+    Serve(serve::ServeArgs),
+    /// Open one TCP connection from a TUN device, send and receive a pattern, print
+    /// the SHA-256 of what arrived, close it the chosen way and follow it to CLOSED.
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +46,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(&a),
         Command::StackBench(a) => stack_bench::run(&a),
         Command::Packetdrill(a) => packetdrill::run(&a),
+        Command::Serve(a) => serve::run(&a),
+        Command::Connect(a) => connect::run(&a),
     }
 }
