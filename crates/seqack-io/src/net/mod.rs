@@ -15,6 +15,8 @@
 //! register wakers that the same events wake.
 
 mod stream;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use stream::{TcpListener, TcpStream};
 
