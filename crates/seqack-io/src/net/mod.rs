@@ -7,7 +7,7 @@
 //! spins.
 //!
 //! Sockets ([`TcpListener`], [`TcpStream`], and with the `tokio` feature their async
-//! twins in [`tokio`](crate::net::tokio)) share the stack behind one mutex. A socket
+//! twins in `seqack_io::net::tokio`) share the stack behind one mutex. A socket
 //! call locks it, runs its command at the current time, sends the resulting segments
 //! itself (no hand-off to the driver thread), and wakes the driver only when the
 //! stack's next deadline moved earlier than the one the driver sleeps towards. Blocked
@@ -320,7 +320,7 @@ impl NetStack {
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         let r = self.shared.block(Some(deadline), false, |g, _| {
-            let idle = g.stack.connection_count() == 0 && g.stack.time_wait().len() == 0;
+            let idle = g.stack.connection_count() == 0 && g.stack.time_wait().is_empty();
             idle.then_some(Ok(()))
         });
         r.is_ok()
