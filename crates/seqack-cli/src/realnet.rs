@@ -45,6 +45,23 @@ pub struct NetArgs {
     /// Linux's 60 s TIME_WAIT).
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_secs)]
     pub msl: f64,
+    /// Fault injection for tests: hold every packet from the device this many
+    /// milliseconds before the stack sees it, like a link with that one-way delay
+    /// towards seqack (for kernels without `tc netem`).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub rx_delay: u64,
+    /// Fault injection for tests: drop each packet from the device with this
+    /// probability (0.0 to 1.0) before the stack sees it, like a lossy link towards
+    /// seqack whose loss the sender cannot see.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub rx_loss: f64,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a probability (0.0 to 1.0)")),
+    }
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -206,6 +223,8 @@ pub fn start(a: &NetArgs, side: &'static str) -> Result<Running, String> {
     }
     let mut cfg = NetConfig::new(vec![addr]);
     cfg.stack.tcp.msl = Duration::from_secs_f64(a.msl);
+    cfg.rx_delay = Duration::from_millis(a.rx_delay);
+    cfg.rx_loss = a.rx_loss;
     cfg.stack.tcp.mtu = u16::try_from(seqack_io::device::Device::mtu(&dev)).unwrap_or(u16::MAX);
     let net = NetStack::new(dev, cfg).map_err(|e| format!("starting the stack: {e}"))?;
     if let Some(p) = &a.pcap {

@@ -22,11 +22,13 @@ pub use stream::{TcpListener, TcpStream};
 
 use crate::device::Device;
 use crate::pcap::PcapTap;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 use seqack::stack::{ConnId, ListenerId, Stack, StackConfig, StackEvent};
 use seqack::tcp::Error as TcpError;
 use seqack::{Counters, Instant};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,6 +52,14 @@ pub struct NetConfig {
     pub addrs: Vec<IpAddr>,
     /// Keep `stack.seed` as given (for tests that want reproducible ISNs).
     pub deterministic_seed: bool,
+    /// Fault injection: hold every packet read from the device this long before the
+    /// stack sees it, as a link with that one-way delay would (zero: none). For tests
+    /// on machines whose kernel has no `sch_netem`.
+    pub rx_delay: Duration,
+    /// Fault injection: drop each packet read from the device with this probability
+    /// (0.0 to 1.0) before the stack sees it, as a lossy link would; the sender is not
+    /// told (unlike an nftables drop on the kernel's own output).
+    pub rx_loss: f64,
 }
 
 impl NetConfig {
@@ -59,6 +69,8 @@ impl NetConfig {
             stack: StackConfig::default(),
             addrs,
             deterministic_seed: false,
+            rx_delay: Duration::ZERO,
+            rx_loss: 0.0,
         }
     }
 }
@@ -136,6 +148,14 @@ impl Inner {
             }
         }
         any
+    }
+
+    /// One packet from the device into the stack (and the pcap file).
+    fn input(&mut self, now: Instant, ts: Instant, packet: &[u8]) {
+        if let Some((p, _)) = self.pcap.as_mut() {
+            let _ = p.write(ts, packet);
+        }
+        self.stack.handle_packet(now, packet);
     }
 
     fn wake_all(&mut self) {
@@ -270,9 +290,14 @@ impl NetStack {
             wake,
         });
         let s2 = shared.clone();
+        let faults = Faults {
+            delay: cfg.rx_delay,
+            loss: cfg.rx_loss.clamp(0.0, 1.0),
+            rng: ChaCha8Rng::seed_from_u64(entropy()),
+        };
         let driver = std::thread::Builder::new()
             .name("seqack-driver".into())
-            .spawn(move || drive(&s2, &*dev))?;
+            .spawn(move || drive(&s2, &*dev, faults))?;
         Ok(NetStack {
             shared,
             driver: Some(driver),
@@ -356,16 +381,21 @@ impl Drop for NetStack {
 }
 
 /// The driver loop: read a batch, run the stack, send, sleep until the device is
-/// readable, a socket call needs an earlier deadline, or the stack's deadline comes.
-fn drive(shared: &Shared, dev: &dyn Device) {
+/// readable, a socket call needs an earlier deadline, the stack's deadline comes, or
+/// (with `rx_delay`) a held packet is due.
+fn drive(shared: &Shared, dev: &dyn Device, mut faults: Faults) {
+    let rx_delay = faults.delay;
     let size = dev.mtu().max(1280) + 64;
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH).map(|_| vec![0; size]).collect();
     let mut lens = [0usize; RX_BATCH];
+    // Packets held back by `rx_delay`, with the time the stack may see them.
+    let mut held: VecDeque<(std::time::Instant, Vec<u8>)> = VecDeque::new();
     let mut last_flush = std::time::Instant::now();
     loop {
         let mut n = 0;
         while n < RX_BATCH {
             match dev.recv(&mut bufs[n]) {
+                Ok(_) if faults.lose() => {}
                 Ok(len) => {
                     lens[n] = len;
                     n += 1;
@@ -373,6 +403,14 @@ fn drive(shared: &Shared, dev: &dyn Device) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
+        }
+        let batch_full = n == RX_BATCH;
+        if !rx_delay.is_zero() {
+            let due = std::time::Instant::now() + rx_delay;
+            for (buf, &len) in bufs.iter().zip(&lens).take(n) {
+                held.push_back((due, buf[..len].to_vec()));
+            }
+            n = 0;
         }
         let mut drain = [0u8; 8];
         let _ = rustix::io::read(&shared.wake, &mut drain);
@@ -382,13 +420,15 @@ fn drive(shared: &Shared, dev: &dyn Device) {
                 return;
             }
             let now = g.now();
-            for (buf, &len) in bufs.iter().zip(&lens).take(n) {
-                let packet = &buf[..len];
-                let ts = Instant::from_micros(g.epoch_us + now.total_micros());
-                if let Some((p, _)) = g.pcap.as_mut() {
-                    let _ = p.write(ts, packet);
+            let ts = Instant::from_micros(g.epoch_us + now.total_micros());
+            let real_now = std::time::Instant::now();
+            while held.front().is_some_and(|(t, _)| *t <= real_now) {
+                if let Some((_, packet)) = held.pop_front() {
+                    g.input(now, ts, &packet);
                 }
-                g.stack.handle_packet(now, packet);
+            }
+            for (buf, &len) in bufs.iter().zip(&lens).take(n) {
+                g.input(now, ts, &buf[..len]);
             }
             if g.stack.poll_timeout().is_some_and(|t| t <= now) {
                 g.stack.handle_timeout(now);
@@ -404,10 +444,17 @@ fn drive(shared: &Shared, dev: &dyn Device) {
                 }
                 last_flush = std::time::Instant::now();
             }
-            if n == RX_BATCH {
+            let stack_wait = due.map(|t| t.saturating_since(now));
+            let held_wait = held
+                .front()
+                .map(|(t, _)| t.saturating_duration_since(real_now));
+            if batch_full {
                 Some(Duration::ZERO)
             } else {
-                due.map(|t| t.saturating_since(now))
+                match (stack_wait, held_wait) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             }
         };
         if timeout == Some(Duration::ZERO) {
@@ -426,6 +473,22 @@ fn drive(shared: &Shared, dev: &dyn Device) {
             }
         });
         let _ = poll(&mut fds, ts.as_ref());
+    }
+}
+
+/// Impairments of the receive path (fault injection for tests).
+struct Faults {
+    delay: Duration,
+    loss: f64,
+    rng: ChaCha8Rng,
+}
+
+impl Faults {
+    /// Whether the next packet is lost.
+    fn lose(&mut self) -> bool {
+        // 53 random bits as a uniform number in [0, 1).
+        let uniform = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        self.loss > 0.0 && uniform < self.loss
     }
 }
 
