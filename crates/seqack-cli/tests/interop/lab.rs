@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 pub const KERNEL: &str = "10.0.0.1";
@@ -23,6 +24,16 @@ pub struct Lab {
     pub ns: String,
     pub dir: PathBuf,
     pids: Vec<u32>,
+    _turn: Turn,
+}
+
+/// Tests whose outcome hangs on a few milliseconds (an application closing inside the
+/// kernel's 40 ms delayed-ACK time) run alone; the others share the machine.
+static TURNS: RwLock<()> = RwLock::new(());
+
+enum Turn {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
 }
 
 /// A process started in the namespace, its output going to files.
@@ -69,6 +80,15 @@ fn have(tool: &str) -> bool {
 /// A fresh namespace for one test, or `None` (with the reason printed) where tests
 /// against the kernel cannot run: without root. As root, a missing tool is an error.
 pub fn lab(tag: &str, tools: &[&str]) -> Option<Lab> {
+    make_lab(tag, tools, false)
+}
+
+/// [`lab`] for a timing-sensitive test: no other lab runs meanwhile.
+pub fn lab_alone(tag: &str, tools: &[&str]) -> Option<Lab> {
+    make_lab(tag, tools, true)
+}
+
+fn make_lab(tag: &str, tools: &[&str], alone: bool) -> Option<Lab> {
     if !is_root() {
         eprintln!("SKIPPED {tag}: needs root (CAP_NET_ADMIN) to make a network namespace and a TUN device");
         return None;
@@ -84,10 +104,16 @@ pub fn lab(tag: &str, tools: &[&str]) -> Option<Lab> {
         .args(["netns", "del", &ns])
         .stderr(Stdio::null())
         .status();
+    let _turn = if alone {
+        Turn::Alone(TURNS.write().unwrap_or_else(|e| e.into_inner()))
+    } else {
+        Turn::Shared(TURNS.read().unwrap_or_else(|e| e.into_inner()))
+    };
     let lab = Lab {
         ns,
         dir,
         pids: Vec::new(),
+        _turn,
     };
     lab.host(&["ip", "netns", "add", &lab.ns]);
     lab.sh("ip link set lo up
