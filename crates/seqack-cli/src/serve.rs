@@ -49,7 +49,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub port: u16,
     /// What to do with each connection: echo, discard, chargen:BYTES (send BYTES of the
-    /// pattern `byte i = i mod 251`, then close), http (a tiny HTTP/1.1 server).
+    /// pattern `byte i = i mod 251`, then close), http (a tiny HTTP/1.1 server: GET /
+    /// is a page, GET /bytes/N is N bytes of the pattern; it closes after each reply).
     #[arg(long, value_parser = parse_app)]
     pub app: App,
     /// Established connections that may wait for accept (listen()'s backlog).
