@@ -63,7 +63,8 @@ pub struct ServeArgs {
 
 const SERVE_HELP: &str = "\
 Serves until SIGINT or SIGTERM. Then it stops listening, shuts down the sending half of
-every open connection (FIN after the data already queued), and waits until every
+every open connection (FIN after the data already queued), gives the peers 2*MSL (at
+least 5 s) to close their side, aborts with RST whoever has not, and waits until every
 connection has reached CLOSED, TIME_WAIT included (2*MSL, shorten with --msl), before
 it writes --stats and exits. A second SIGINT or SIGTERM exits at once.
 
@@ -133,10 +134,23 @@ fn serve(a: &ServeArgs) -> Result<ExitCode, String> {
     for s in lock(&open).values() {
         let _ = s.shutdown(Shutdown::Write);
     }
+    // Peers get a grace period to finish (their FIN ends echo and discard); whoever is
+    // still connected after it is aborted with RST, so that stopping always ends.
+    let msl = Duration::from_secs_f64(a.net.msl);
+    let grace = std::time::Instant::now() + (msl * 2).max(Duration::from_secs(5));
+    while workers.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stuck = lock(&open).len();
+    if stuck > 0 {
+        eprintln!("seqack serve: {stuck} peer(s) did not close in time: aborting with RST");
+        for s in lock(&open).values() {
+            s.abort();
+        }
+    }
     for h in workers {
         let _ = h.join();
     }
-    let msl = Duration::from_secs_f64(a.net.msl);
     let (conns, tw) = net.with_stack(|s, _| (s.connection_count(), s.time_wait().len()));
     if conns + tw > 0 {
         eprintln!(

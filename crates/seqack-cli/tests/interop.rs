@@ -1174,3 +1174,59 @@ fn ipv6_transfer_and_close() {
     );
     assert_eq!(srv.wait(SHORT).json()["sha256"], pattern_sha256(100_000));
 }
+
+// ----- stopping the server ------------------------------------------------------------
+
+#[test]
+fn sigint_closes_open_connections_and_aborts_peers_that_stay() {
+    let Some(mut lab) = lab("sigint", &[]) else {
+        return;
+    };
+    let srv = lab.serve(7, "echo", &[]);
+    // One client closes when seqack's FIN comes; the other never does.
+    let polite = lab.peer("polite", &["client", SEQACK, "7", "--read", "eof"]);
+    let stubborn = lab.peer(
+        "stubborn",
+        &[
+            "client",
+            SEQACK,
+            "7",
+            "--read",
+            "eof",
+            "--sleep-before-close",
+            "60",
+        ],
+    );
+    wait_until(SHORT, || {
+        lab.seqack_states("serve.jsonl", KERNEL)
+            .iter()
+            .filter(|(s, _)| s == "ESTABLISHED")
+            .count()
+            == 2
+    })
+    .expect("both clients connected");
+    let t0 = std::time::Instant::now();
+    let stats = stop_server(&lab, srv);
+    // 2MSL is 2 s here, so the grace is the 5 s minimum, then TIME_WAIT/LAST_ACK.
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(stats["TcpPassiveOpens"], 2);
+    let r = polite.wait(SHORT).json();
+    assert_eq!(r["eof"], true);
+    let log = lab.state_log("serve.jsonl");
+    let ends: Vec<&str> = log
+        .iter()
+        .filter(|v| v["to"] == "CLOSED" && v["remote"] != "0.0.0.0:0")
+        .map(|v| v["why"].as_str().unwrap())
+        .collect();
+    assert_eq!(ends.len(), 2, "{log:#?}");
+    assert!(ends.contains(&"abort: RST sent"), "{ends:?}");
+    assert!(
+        ends.contains(&"timer 2MSL") || ends.contains(&"rcv ACK of FIN"),
+        "{ends:?}"
+    );
+    drop(stubborn);
+}
