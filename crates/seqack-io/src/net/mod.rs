@@ -320,7 +320,7 @@ impl NetStack {
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         let r = self.shared.block(Some(deadline), false, |g, _| {
-            let idle = g.stack.connection_count() == 0 && g.stack.time_wait().len() == 0;
+            let idle = g.stack.connection_count() == 0 && g.stack.time_wait().is_empty();
             idle.then_some(Ok(()))
         });
         r.is_ok()
