@@ -113,7 +113,11 @@ fn passive_close_goes_through_close_wait_and_last_ack_to_closed() {
             },
         ]
     );
-    // The peer's FIN takes one sequence number: ACK = IRS+2.
+    // The peer's FIN takes one sequence number: ACK = IRS+2, delayed as Linux delays
+    // it (an application that closed now would send it with its FIN).
+    f.expect_nothing();
+    let delack = f.now + f.conn.config().delayed_ack;
+    assert_eq!(f.fire_next(), delack);
     let ack = f.expect_one();
     assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(2)));
     let mut buf = [0u8; 8];
