@@ -236,8 +236,9 @@ fn ss_snapshots_and_counters() {
     assert!(early.contains("SYN-SENT"), "{early}");
     assert!(early.contains("SYN-RECV"), "{early}");
     assert!(early.contains("LISTEN"), "{early}");
-    // The client closed first at about 60 ms and entered TIME_WAIT at 100 ms: 30.1 s
-    // later, 30 s of its 60 s are left.
+    // The client closed first at about 60 ms and entered TIME_WAIT at 180 ms (the
+    // server closes 100 ms after the client's FIN): 30.1 s later, 30 s of its 60 s
+    // are left.
     let tw = after("ss -tan -o at 30100.000 ms");
     let line = tw.lines().find(|l| l.contains("TIME-WAIT")).expect(&tw);
     assert!(line.contains("10.0.0.1:40000"), "{line}");

@@ -11,6 +11,7 @@ use crate::sim::{Filter, LinkConfig, PacketInfo, TraceEntry, World};
 use seqack::stack::ss::SocketInfo;
 use seqack::stack::{ConnId, ListenerId, StackConfig, StackEvent};
 use seqack::tcp::{Error, Event, RecvError, Shutdown};
+use seqack::wire::tcp::Flags;
 use seqack::{Duration, Instant, Stack, State};
 use std::fmt;
 use std::io::Write;
@@ -307,6 +308,13 @@ struct App {
 const CLIENT_PORT: u16 = 40000;
 const SERVER_PORT: u16 = 80;
 
+/// How long the side that closes second waits after end-of-file before it closes, in
+/// the scenarios that show the four-way close: longer than the delayed-ACK time
+/// (40 ms), so the ACK of the peer's FIN, which Linux delays, goes out on its own
+/// before our FIN. An application that closes sooner sends one FIN+ACK instead (the
+/// three-way close, `three-way-close`).
+const CLOSE_PAUSE: Duration = Duration::from_millis(100);
+
 /// The deterministic byte stream each side writes: byte `i` of side `salt`.
 fn pattern_byte(salt: u8, i: usize) -> u8 {
     ((i * 31 + usize::from(salt) * 7) % 251) as u8
@@ -320,13 +328,14 @@ fn scripts(o: &Options) -> (Vec<Step>, Vec<Step>) {
         remote_port: SERVER_PORT,
     };
     let think = Sleep(Duration::from_millis(20));
+    let linger = Sleep(CLOSE_PAUSE);
     match o.scenario {
         Scenario::ActiveClose | Scenario::LostFinalAck | Scenario::LostFin => (
             vec![connect, Send(req), Recv(resp), Close],
-            vec![Listen, Accept, Recv(req), Send(resp), Eof, think, Close],
+            vec![Listen, Accept, Recv(req), Send(resp), Eof, linger, Close],
         ),
         Scenario::PassiveClose => (
-            vec![connect, Send(req), Recv(resp), Eof, think, Close],
+            vec![connect, Send(req), Recv(resp), Eof, linger, Close],
             vec![Listen, Accept, Recv(req), Send(resp), Close],
         ),
         Scenario::ThreeWayClose => (
@@ -343,7 +352,7 @@ fn scripts(o: &Options) -> (Vec<Step>, Vec<Step>) {
                 Recv(req),
                 Send(resp),
                 Eof,
-                think,
+                linger,
                 Close,
             ],
         ),
@@ -1011,8 +1020,35 @@ fn scenario_specific(out: &mut Outcome) {
             .filter(|e| matches!(e, TraceEntry::Sent { info, .. } if info.from == node && info.flags.fin()))
             .count()
     };
+    // The segments from the first FIN on, as (sender, flags): the shape of the close.
+    let close: Vec<(usize, Flags)> = out
+        .trace
+        .iter()
+        .filter_map(|e| match e {
+            TraceEntry::Sent { info, .. } => Some((info.from, info.flags)),
+            _ => None,
+        })
+        .skip_while(|(_, f)| !f.fin())
+        .collect();
+    let (fin, ack) = (Flags::FIN | Flags::ACK, Flags::ACK);
     let mut msgs = Vec::new();
     match out.options.scenario {
+        // Four-way: the server's ACK of the client's FIN goes before its own FIN (the
+        // server closes after the delayed-ACK time).
+        Scenario::ActiveClose if out.options.trace => {
+            let want = [(client, fin), (server, ack), (server, fin), (client, ack)];
+            if close != want {
+                msgs.push(format!("not a four-way close: {close:?}"));
+            }
+        }
+        // Three-way: the server's FIN carries the ACK of the client's FIN, and no pure
+        // ACK goes before or after it.
+        Scenario::ThreeWayClose if out.options.trace => {
+            let want = [(client, fin), (server, fin), (client, ack)];
+            if close != want {
+                msgs.push(format!("not a three-way close: {close:?}"));
+            }
+        }
         Scenario::LostFinalAck if fins(server) < 2 => {
             msgs.push("server's FIN was not retransmitted".to_string())
         }

@@ -33,7 +33,7 @@ pub enum Profile {
     #[default]
     Linux,
     /// FreeBSD's: initial receive window 65535, window scale 6, SYN options in
-    /// FreeBSD's order, 64 KiB receive and 32 KiB send buffers.
+    /// FreeBSD's order, 64 KiB receive and 32 KiB send buffers, every FIN ACKed at once.
     FreeBsd,
 }
 
@@ -272,6 +272,9 @@ pub fn profile_config(p: Profile) -> Config {
         // FreeBSD delays every ACK it can (no quick-ACK phase), by 40 ms.
         c.quickack_segments = 0;
         c.delayed_ack = seqack::Duration::from_millis(40);
+        // FreeBSD ACKs a FIN at once in every state (TF_ACKNOW in tcp_input's FIN
+        // processing), where Linux delays the ACK of one that moves to CLOSE_WAIT.
+        c.delayed_fin_ack = false;
     }
     c
 }

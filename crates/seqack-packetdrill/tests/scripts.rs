@@ -186,6 +186,36 @@ fn state_checks_fail_with_the_state() {
 }
 
 #[test]
+fn the_freebsd_profile_acks_a_fin_at_once() {
+    // FreeBSD ACKs the FIN that moves to CLOSE_WAIT at once (TF_ACKNOW); Linux (the
+    // default profile, passive-close.pkt) delays that ACK by 40 ms.
+    let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+               +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+               +0 < S 0:0(0) win 65535 <mss 1460,nop,wscale 7>\n\
+               +0 > S. 0:0(0) ack 1 win 65535 <mss 1460,nop,wscale 6>\n\
+               +.1 < . 1:1(0) ack 1 win 512\n+0 accept(3, ..., ...) = 4\n\
+               +.1 < F. 1:1(0) ack 1 win 512\n\
+               +0 > . 1:1(0) ack 2 win 1026\n\
+               +.01 close(4) = 0\n\
+               +0 > F. 1:1(0) ack 2 win 1026\n";
+    let freebsd = RunOptions {
+        profile: Profile::FreeBsd,
+        ..RunOptions::default()
+    };
+    assert_eq!(run_script(src, &freebsd).result, Ok(()));
+    let linux = RunOptions {
+        ignore_win: true,
+        loose_options: true,
+        ..RunOptions::default()
+    };
+    let f = run_script(src, &linux)
+        .result
+        .expect_err("Linux delays the ACK of the FIN");
+    assert_eq!(f.line, 9);
+    assert!(f.msg.contains("got nothing"), "{}", f.msg);
+}
+
+#[test]
 fn unknown_commands_and_code_are_skipped_not_passed_silently() {
     let r = run("0 `echo hello`\n+0 %{ print(tcpi_rto) }%\n+0 `sysctl -w net.ipv4.tcp_sack=1`\n");
     assert_eq!(r.result, Ok(()));

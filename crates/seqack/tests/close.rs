@@ -113,7 +113,11 @@ fn passive_close_goes_through_close_wait_and_last_ack_to_closed() {
             },
         ]
     );
-    // The peer's FIN takes one sequence number: ACK = IRS+2.
+    // The peer's FIN takes one sequence number: ACK = IRS+2, delayed as Linux delays
+    // it (an application that closed now would send it with its FIN).
+    f.expect_nothing();
+    let delack = f.now + f.conn.config().delayed_ack;
+    assert_eq!(f.fire_next(), delack);
     let ack = f.expect_one();
     assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(2)));
     let mut buf = [0u8; 8];
@@ -601,4 +605,271 @@ fn time_wait_syn_with_an_old_timestamp_and_old_sequence_number_is_not_recycled()
     syn.options.timestamps = Some((PEER_TS_BASE - 10_000, 0));
     assert_eq!(f.inject(&syn), Disposition::Consumed);
     assert_eq!(f.conn.state(), State::TimeWait);
+}
+
+// ----- the ACK of a FIN that moves to CLOSE_WAIT (Config::delayed_fin_ack) -----------
+//
+// Linux's tcp_fin() schedules that ACK and enters pingpong mode: it waits for the
+// delayed-ACK timer (40 ms), so an application that closes at once on end-of-file
+// sends its FIN with it (FIN, FIN+ACK, ACK: the three-way close of Linux captures).
+// FIN_WAIT_1 and FIN_WAIT_2 ACK a FIN at once; FreeBSD ACKs every FIN at once.
+
+/// ESTABLISHED with Linux's defaults (timestamps on), the peer's FIN (IRS+1) just in.
+fn fin_arrived() -> Fixture {
+    let mut f = conn_established_with(Config::default());
+    f.advance(ms(5));
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    assert_eq!(
+        f.state_changes(),
+        vec![(State::Established, State::CloseWait, Reason::RcvFin)]
+    );
+    f
+}
+
+#[test]
+fn fin_in_established_is_acked_by_the_fin_of_an_application_that_closes_at_once() {
+    let mut f = fin_arrived();
+    let t0 = f.now;
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::DelayedAck), t0 + ms(40));
+    // The application reads end-of-file and closes 10 ms later: reading sends nothing.
+    f.advance(ms(10));
+    assert!(f.read_all().is_empty());
+    assert!(f.conn.peer_closed());
+    f.expect_nothing();
+    close(&mut f);
+    // One FIN+ACK that acknowledges the peer's FIN; the delayed ACK is cancelled.
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack, fin.payload.len()),
+        (Flags::FIN | Flags::ACK, iss(1), irs(2), 0)
+    );
+    assert_eq!(f.conn.state(), State::LastAck);
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+    // Past the old deadline the only timer is our FIN's retransmission: no pure ACK.
+    f.run_until(t0 + ms(100));
+    f.expect_nothing();
+    assert_eq!(f.conn.poll_timeout(), f.conn.timer(Timer::Retransmit));
+    // The peer's ACK of our FIN ends it: three segments in all.
+    f.inject(&f.seg(Flags::ACK, irs(2), iss(2), b""));
+    assert_eq!(f.conn.state(), State::Closed);
+    f.expect_nothing();
+    assert_eq!(f.cx.delayed_acks, 0);
+}
+
+#[test]
+fn shutdown_write_within_the_delay_also_carries_the_ack_of_the_fin() {
+    let mut f = fin_arrived();
+    f.expect_nothing();
+    f.advance(ms(39));
+    f.conn.shutdown(Shutdown::Write);
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack),
+        (Flags::FIN | Flags::ACK, iss(1), irs(2))
+    );
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+    assert_eq!(f.conn.state(), State::LastAck);
+}
+
+#[test]
+fn data_sent_within_the_delay_carries_the_ack_of_the_fin() {
+    let mut f = fin_arrived();
+    f.expect_nothing();
+    f.advance(ms(20));
+    f.send(b"last words");
+    let d = f.expect_one();
+    assert_eq!(
+        (d.seq, d.ack, &d.payload[..]),
+        (iss(1), irs(2), &b"last words"[..])
+    );
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+    f.run_until(f.now + ms(50));
+    f.expect_nothing();
+}
+
+#[test]
+fn fin_in_established_unanswered_is_acked_once_at_the_delayed_ack_deadline() {
+    let mut f = fin_arrived();
+    let t0 = f.now;
+    f.expect_nothing();
+    // Reading end-of-file and shutting down reading do not hurry the ACK.
+    f.advance(ms(10));
+    assert!(f.read_all().is_empty());
+    f.conn.shutdown(Shutdown::Read);
+    f.expect_nothing();
+    f.run_until(t0 + ms(39));
+    f.expect_nothing();
+    assert_eq!(f.fire_next(), t0 + ms(40));
+    let ack = f.expect_one();
+    assert!(ack.is_pure_ack());
+    assert_eq!((ack.seq, ack.ack), (iss(1), irs(2)));
+    assert_eq!(f.cx.delayed_acks, 1);
+    // Nothing else is due: the application holds CLOSE_WAIT as long as it likes.
+    assert_eq!(f.conn.poll_timeout(), None);
+    f.advance(secs(5));
+    f.expect_nothing();
+    // Its close() later sends the FIN alone: the four-way close.
+    close(&mut f);
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack),
+        (Flags::FIN | Flags::ACK, iss(1), irs(2))
+    );
+}
+
+#[test]
+fn without_delayed_fin_ack_a_fin_in_established_is_acked_at_once() {
+    let mut f = conn_established_with(Config {
+        delayed_fin_ack: false,
+        ..Config::default()
+    });
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    let ack = f.expect_one();
+    assert!(ack.is_pure_ack());
+    assert_eq!((ack.seq, ack.ack), (iss(1), irs(2)));
+    assert_eq!(f.conn.state(), State::CloseWait);
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+    // close() at once then sends the FIN on its own: four segments, as FreeBSD does.
+    close(&mut f);
+    let fin = f.expect_one();
+    assert_eq!(
+        (fin.flags, fin.seq, fin.ack),
+        (Flags::FIN | Flags::ACK, iss(1), irs(2))
+    );
+}
+
+#[test]
+fn fin_in_syn_received_is_acked_after_the_delay_too() {
+    // The ACK that completes a passive open carries the peer's FIN: SYN_RECEIVED ->
+    // ESTABLISHED -> CLOSE_WAIT, and the FIN's ACK waits as in ESTABLISHED.
+    let mut f = conn_syn_received_with(Config::default());
+    f.advance(RTT);
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    assert_eq!(f.conn.state(), State::CloseWait);
+    f.expect_nothing();
+    let due = f.now + ms(40);
+    assert_eq!(f.fire_next(), due);
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.ack), (Flags::ACK, irs(2)));
+}
+
+#[test]
+fn fin_in_fin_wait_2_is_acked_at_once_by_default() {
+    let mut f = conn_fin_wait_2_with(Config::default());
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(2), b""));
+    let ack = f.expect_one();
+    assert!(ack.is_pure_ack());
+    assert_eq!((ack.seq, ack.ack), (iss(2), irs(2)));
+    assert_eq!(f.conn.state(), State::TimeWait);
+}
+
+#[test]
+fn fin_in_fin_wait_1_is_acked_at_once_by_default() {
+    // Simultaneous close: the peer's FIN does not acknowledge ours (-> CLOSING).
+    let mut f = conn_fin_wait_1_with(Config::default());
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    let ack = f.expect_one();
+    assert!(ack.is_pure_ack());
+    assert_eq!((ack.seq, ack.ack), (iss(2), irs(2)));
+    assert_eq!(f.conn.state(), State::Closing);
+    // The peer's FIN with the ACK of ours (-> TIME_WAIT directly).
+    let mut f = conn_fin_wait_1_with(Config::default());
+    f.advance(RTT);
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(2), b""));
+    let ack = f.expect_one();
+    assert!(ack.is_pure_ack());
+    assert_eq!((ack.seq, ack.ack), (iss(2), irs(2)));
+    assert_eq!(f.conn.state(), State::TimeWait);
+}
+
+#[test]
+fn a_retransmitted_fin_is_acked_at_once_even_while_the_first_ack_waits() {
+    let mut f = fin_arrived();
+    f.expect_nothing();
+    f.advance(ms(20));
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b""));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.ack), (Flags::ACK, irs(2)));
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+}
+
+#[test]
+fn data_and_fin_in_one_segment_wait_even_in_quick_ack_mode() {
+    // A fresh connection ACKs data at once (quick-ACK mode), but a FIN in the same
+    // segment enters pingpong mode first, as in Linux: the ACK waits, and a reply
+    // plus close() within the delay carries it.
+    let mut f = conn_established_with(Config::default());
+    f.inject(&f.seg(
+        Flags::FIN | Flags::ACK | Flags::PSH,
+        irs(1),
+        iss(1),
+        b"request",
+    ));
+    assert_eq!(f.conn.state(), State::CloseWait);
+    f.expect_nothing();
+    assert_eq!(f.read_all(), b"request");
+    f.send(b"response");
+    close(&mut f);
+    let out = f.expect_one();
+    assert_eq!(
+        (out.flags, out.seq, out.ack, &out.payload[..]),
+        (
+            Flags::FIN | Flags::ACK | Flags::PSH,
+            iss(1),
+            irs(9),
+            &b"response"[..]
+        )
+    );
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+}
+
+#[test]
+fn data_of_a_full_segment_and_fin_are_acked_at_once() {
+    // More than one full segment unacknowledged, the FIN included (Linux's
+    // __tcp_ack_snd_check): the ACK goes at once.
+    let mut f = conn_established_with(Config::default());
+    let data = [7u8; 1460];
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(1), iss(1), &data));
+    let ack = f.expect_one();
+    assert!(ack.is_pure_ack());
+    assert_eq!(ack.ack, irs(1462));
+    assert_eq!(f.conn.state(), State::CloseWait);
+}
+
+#[test]
+fn a_fin_that_closes_a_hole_is_acked_at_once() {
+    // The FIN arrives beyond a gap (ACKed at once as out of order); the segment that
+    // fills the gap delivers it, and filling a hole is ACKed at once (RFC 5681 4.2).
+    let mut f = conn_established_with(Config::default());
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(6), iss(1), b"world"));
+    let dup = f.expect_one();
+    assert_eq!(dup.ack, irs(1));
+    assert_eq!(f.conn.state(), State::Established);
+    f.inject(&f.seg(Flags::ACK, irs(1), iss(1), b"hello"));
+    assert_eq!(f.conn.state(), State::CloseWait);
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.ack), (Flags::ACK, irs(12)));
+}
+
+#[test]
+fn a_fin_does_not_push_back_a_delayed_ack_already_running() {
+    // Data is waiting for its delayed ACK (quick-ACK mode over); the FIN 30 ms later
+    // keeps that deadline, and one ACK covers both.
+    let mut f = conn_established_with(Config {
+        quickack_segments: 0,
+        ..Config::default()
+    });
+    let t0 = f.now;
+    f.inject(&f.seg(Flags::ACK | Flags::PSH, irs(1), iss(1), b"data"));
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::DelayedAck), t0 + ms(40));
+    f.advance(ms(30));
+    f.inject(&f.seg(Flags::FIN | Flags::ACK, irs(5), iss(1), b""));
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::DelayedAck), t0 + ms(40));
+    assert_eq!(f.fire_next(), t0 + ms(40));
+    let ack = f.expect_one();
+    assert_eq!((ack.flags, ack.ack), (Flags::ACK, irs(6)));
+    assert_eq!(f.cx.delayed_acks, 1);
 }

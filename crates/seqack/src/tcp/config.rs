@@ -29,6 +29,16 @@ pub struct Config {
     pub orphan_retries: u32,
     /// Delayed-ACK timeout. Linux: 40 ms minimum.
     pub delayed_ack: Duration,
+    /// Delay the ACK of a FIN that moves the connection to CLOSE_WAIT (from
+    /// ESTABLISHED or SYN_RECEIVED) with the delayed-ACK timer, rather than sending it
+    /// at once. An application that closes as soon as it reads end-of-file then sends
+    /// its FIN with that ACK: the three-way close (FIN, FIN+ACK, ACK). The ACK still
+    /// goes at once when another rule asks for it (a filled hole, more than one full
+    /// segment unacknowledged). The ACK of a FIN in FIN_WAIT_1 or FIN_WAIT_2, and of a
+    /// retransmitted FIN, is always immediate. Linux: true (tcp_fin() schedules the ACK
+    /// and enters pingpong mode). FreeBSD: false (it ACKs every FIN at once,
+    /// TF_ACKNOW).
+    pub delayed_fin_ack: bool,
     /// Segments acknowledged at once at the start of a connection before delayed ACKs
     /// begin (Linux's quick-ACK mode).
     pub quickack_segments: u32,
@@ -88,6 +98,7 @@ impl Default for Config {
             retries2: 15,
             orphan_retries: 8,
             delayed_ack: Duration::from_millis(40),
+            delayed_fin_ack: true,
             quickack_segments: 16,
             nodelay: false,
             keepalive: false,

@@ -666,6 +666,7 @@ impl Connection {
         start: Seq,
         cx: &mut Counters,
     ) {
+        let mut quick = false;
         if !seg.payload.is_empty() && self.state.can_receive() {
             if self.orphaned && start + seg.payload.len() > self.rcv_nxt {
                 // Linux: new data for a connection the application closed is answered
@@ -685,7 +686,7 @@ impl Connection {
                 self.enter_closed(Reason::Abort, Some(Error::Aborted));
                 return;
             }
-            self.accept_text(now, start, seg.payload, cx);
+            quick = self.accept_text(now, start, seg.payload, cx);
         }
         if seg.flags.fin() && self.state.can_receive() {
             self.rcv_fin = Some(start + seg.payload.len());
@@ -693,17 +694,23 @@ impl Connection {
             // A retransmitted FIN in CLOSE_WAIT, CLOSING or LAST_ACK: acknowledge again.
             self.ack_now = true;
         }
-        self.try_take_fin(now, cx);
+        let pingpong = self.try_take_fin(now, cx);
+        if quick && !pingpong {
+            self.quickack -= 1;
+            self.ack_now = true;
+        }
     }
 
-    /// Places data into the receive buffer and decides when to acknowledge it.
-    fn accept_text(&mut self, now: Instant, start: Seq, payload: &[u8], cx: &mut Counters) {
+    /// Places data into the receive buffer and decides when to acknowledge it. Returns
+    /// true when quick-ACK mode asks for an immediate ACK of in-order data: the caller
+    /// sends it unless a FIN in the same segment leaves it to the delayed-ACK timer.
+    fn accept_text(&mut self, now: Instant, start: Seq, payload: &[u8], cx: &mut Counters) -> bool {
         // Trim what we already have (the left edge) before placing the rest.
         let skip = self.rcv_nxt.diff(start).max(0) as usize;
         if skip >= payload.len() {
             cx.dup_data += 1;
             self.ack_now = true;
-            return;
+            return false;
         }
         let data = &payload[skip..];
         let off = start.diff(self.rcv_nxt).max(0) as usize;
@@ -715,12 +722,12 @@ impl Connection {
                 self.rcv_nxt += n;
                 self.ack_now = true;
             }
-            return;
+            return false;
         }
         let Some(w) = self.recv_buf.write_at(off, data) else {
             cx.ofo_drop += 1;
             self.ack_now = true;
-            return;
+            return false;
         };
         self.rcv_nxt += w.advanced;
         if w.out_of_order {
@@ -735,8 +742,7 @@ impl Connection {
             self.events.push_back(Event::Readable);
             self.unacked_bytes = self.unacked_bytes.saturating_add(w.advanced as u32);
             if self.quickack > 0 {
-                self.quickack -= 1;
-                self.ack_now = true;
+                return true;
             } else if self.unacked_bytes >= 2 * self.rcv_mss {
                 // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
                 self.ack_now = true;
@@ -745,22 +751,32 @@ impl Connection {
                     .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
             }
         }
+        false
     }
 
-    /// Takes the peer's FIN once every byte before it has arrived.
-    fn try_take_fin(&mut self, now: Instant, cx: &mut Counters) {
+    /// Takes the peer's FIN once every byte before it has arrived. Returns true when
+    /// the FIN's ACK follows Linux's delayed-ACK ("pingpong") rule, under which
+    /// quick-ACK mode does not apply (see [`Connection::delay_fin_ack`]).
+    fn try_take_fin(&mut self, now: Instant, cx: &mut Counters) -> bool {
         if self.fin_rcvd || self.rcv_fin != Some(self.rcv_nxt) {
-            return;
+            return false;
         }
         self.fin_rcvd = true;
         self.rcv_nxt += 1u32;
-        self.ack_now = true;
         self.events.push_back(Event::Readable);
         match self.state {
             State::SynReceived | State::Established => {
-                self.set_state(State::CloseWait, Reason::RcvFin)
+                self.set_state(State::CloseWait, Reason::RcvFin);
+                if self.cfg.delayed_fin_ack {
+                    self.delay_fin_ack(now);
+                    return true;
+                }
+                self.ack_now = true;
             }
+            // The active closer's ACK of the peer's FIN goes at once (Linux:
+            // tcp_send_ack from tcp_fin in FIN_WAIT_1 and FIN_WAIT_2).
             State::FinWait1 => {
+                self.ack_now = true;
                 if self.fin_acked() {
                     // This very segment acknowledged our FIN and carried the peer's.
                     self.enter_time_wait(now, Reason::RcvFinAckOfFin, cx);
@@ -768,8 +784,31 @@ impl Connection {
                     self.set_state(State::Closing, Reason::RcvFin);
                 }
             }
-            State::FinWait2 => self.enter_time_wait(now, Reason::RcvFin, cx),
-            _ => {}
+            State::FinWait2 => {
+                self.ack_now = true;
+                self.enter_time_wait(now, Reason::RcvFin, cx);
+            }
+            _ => self.ack_now = true,
+        }
+        false
+    }
+
+    /// The ACK of a FIN that moved the connection to CLOSE_WAIT, as Linux's tcp_fin()
+    /// schedules it (inet_csk_schedule_ack, then pingpong mode, so no quick ACK): left
+    /// to the delayed-ACK timer, so that an application that closes at once on EOF
+    /// sends its FIN with this ACK (the three-way close). An ACK goes at once when
+    /// another rule already asks for one (the segment filled a hole, for one), or when
+    /// more than one full segment, the FIN included, is unacknowledged
+    /// (__tcp_ack_snd_check). A delayed-ACK timer already running keeps its deadline.
+    fn delay_fin_ack(&mut self, now: Instant) {
+        if self.ack_now {
+            return;
+        }
+        if self.rcv_nxt.diff(self.last_ack_sent) > self.rcv_mss as i32 {
+            self.ack_now = true;
+        } else if !self.timers.is_set(Timer::DelayedAck) {
+            self.timers
+                .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
         }
     }
 

@@ -409,15 +409,24 @@ pub fn conn_fin_wait_2_with(cfg: Config) -> Fixture {
     f
 }
 
-/// ESTABLISHED, then the peer's FIN (seq IRS+1) arrived and we acknowledged it.
+/// ESTABLISHED, then the peer's FIN (seq IRS+1) arrived and we acknowledged it. With
+/// `delayed_fin_ack` (the default, Linux's) the ACK waits for the delayed-ACK timer, so
+/// the clock ends `cfg.delayed_ack` after the FIN's arrival; without it the ACK is
+/// immediate.
 pub fn conn_close_wait() -> Fixture {
     conn_close_wait_with(plain_config())
 }
 
 pub fn conn_close_wait_with(cfg: Config) -> Fixture {
+    let delayed = cfg.delayed_fin_ack.then_some(cfg.delayed_ack);
     let mut f = conn_established_with(cfg);
     let fin = f.seg(Flags::FIN | Flags::ACK, irs(1), iss(1), b"");
     f.inject(&fin);
+    if let Some(d) = delayed {
+        f.expect_nothing();
+        let due = f.now + d;
+        assert_eq!(f.fire_next(), due, "the delayed ACK of the FIN");
+    }
     let ack = f.expect_one();
     assert_eq!((ack.flags, ack.seq, ack.ack), (Flags::ACK, iss(1), irs(2)));
     assert_eq!(f.conn.state(), State::CloseWait);
