@@ -412,6 +412,68 @@ fn three_way_close_seqack_client_kernel_server() {
     assert_three_way(&segments(&lab, "connect.pcap"), seqack_ip());
 }
 
+#[test]
+fn three_way_close_seqack_server_merges_its_fin_with_the_ack() {
+    let Some(mut lab) = lab_alone("3way-ss", &[]) else {
+        return;
+    };
+    // The kernel closes first; seqack delays the ACK of that FIN (as Linux does), the
+    // discard app closes on EOF within the delay, and its FIN carries the ACK.
+    let srv = lab.serve(9, "discard", &[]);
+    let r = lab
+        .peer(
+            "client",
+            &[
+                "client",
+                SEQACK,
+                "9",
+                "--send",
+                "1000",
+                "--read",
+                "none",
+                "--wait-acked",
+            ],
+        )
+        .wait(SHORT)
+        .json();
+    assert_eq!(r["error"], Value::Null);
+    stop_server(&lab, srv);
+    let st = lab.seqack_states("serve.jsonl", KERNEL);
+    assert_eq!(
+        states(&st),
+        [
+            "SYN_RECEIVED",
+            "ESTABLISHED",
+            "CLOSE_WAIT",
+            "LAST_ACK",
+            "CLOSED"
+        ]
+    );
+    assert_three_way(&segments(&lab, "serve.pcap"), kernel_ip());
+}
+
+#[test]
+fn three_way_close_seqack_client_merges_its_fin_with_the_ack() {
+    let Some(mut lab) = lab_alone("3way-sc", &[]) else {
+        return;
+    };
+    let srv = lab.peer_server(9012, &["--send", "1000", "--read", "none", "--wait-acked"]);
+    run_connect(&mut lab, "10.0.0.1:9012", &["--close", "passive"], true);
+    srv.wait(SHORT);
+    let st = lab.seqack_states("connect.jsonl", KERNEL);
+    assert_eq!(
+        states(&st),
+        [
+            "SYN_SENT",
+            "ESTABLISHED",
+            "CLOSE_WAIT",
+            "LAST_ACK",
+            "CLOSED"
+        ]
+    );
+    assert_three_way(&segments(&lab, "connect.pcap"), kernel_ip());
+}
+
 /// Both FINs in flight at once needs a slow link: seqack holds every packet from the
 /// kernel 200 ms (`--rx-delay`, the same on the wire as netem delaying the kernel's
 /// egress, which this machine's kernel lacks), so both sides go FIN_WAIT_1 -> CLOSING
