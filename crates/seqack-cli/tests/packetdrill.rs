@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn scripts() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../seqack-packetdrill/tests/scripts")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/packetdrill/basics")
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The project's own scripts (tests/scripts/*.pkt) pass; deliberately wrong
-//! expectations fail, on the right line, saying what was expected and what happened.
+//! The project's own corpus (tests/packetdrill/**/*.pkt at the repository root) passes,
+//! every script saying first what it checks; deliberately wrong expectations fail, on
+//! the right line, saying what was expected and what happened.
 
 use seqack_packetdrill::{run_script, Profile, RunOptions};
 use std::path::Path;
@@ -15,19 +16,42 @@ fn failure(src: &str) -> (u32, String) {
     (f.line, f.msg)
 }
 
+/// Every `.pkt` file under `dir`, sorted.
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "pkt") {
+            out.push(p);
+        }
+    }
+}
+
+fn corpus_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/packetdrill")
+}
+
 #[test]
 fn own_scripts_pass() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/scripts")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pkt"))
-        .collect();
-    files.sort();
+    let mut files = Vec::new();
+    collect(&corpus_dir(), &mut files);
     assert!(files.len() >= 7, "scripts: {files:?}");
     let mut failed = Vec::new();
     for f in &files {
         let src = std::fs::read_to_string(f).expect("read");
+        // Each script opens with a comment naming the RFC section or Linux behaviour
+        // it checks.
+        let first = src.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        assert!(
+            first.trim_start().starts_with("//"),
+            "{}: the first line must be a comment naming what the script checks",
+            f.display()
+        );
         let r = run(&src);
         assert!(
             r.skipped.is_empty(),
