@@ -5,7 +5,7 @@ use crate::demo::StateLogLine;
 use seqack::stack::StackEvent;
 use seqack::tcp::Event;
 use seqack::{Duration, Reason, State};
-use seqack_io::device::{TunDevice, TunOptions};
+use seqack_io::device::{default_kernel_addr, parse_cidr, TunDevice, TunOptions};
 use seqack_io::net::{NetConfig, NetStack};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -71,27 +71,6 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `IP[/PREFIX]`.
-pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
-    let (ip, prefix) = match s.split_once('/') {
-        Some((ip, p)) => (ip, Some(p)),
-        None => (s, None),
-    };
-    let ip: IpAddr = ip
-        .parse()
-        .map_err(|_| format!("'{ip}' is not an IPv4 or IPv6 address"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let prefix = match prefix {
-        Some(p) => match p.parse::<u8>() {
-            Ok(p) if p <= max => p,
-            _ => return Err(format!("'/{p}' is not a prefix length (0 to {max})")),
-        },
-        None if ip.is_ipv4() => 24,
-        None => 64,
-    };
-    Ok((ip, prefix))
-}
-
 /// Parses a byte count: digits with an optional suffix K, M, G (powers of 1024; KiB,
 /// MiB, GiB too) or KB, MB, GB (powers of 1000).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -130,42 +109,6 @@ pub fn pattern_byte(i: u64) -> u8 {
 pub fn fill_pattern(offset: u64, buf: &mut [u8]) {
     for (k, b) in buf.iter_mut().enumerate() {
         *b = pattern_byte(offset + k as u64);
-    }
-}
-
-/// The kernel-side address: the first host of `addr`'s prefix that is not `addr`.
-fn default_kernel_addr(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let bits = u32::from(a);
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix)
-            };
-            let first = (bits & mask).wrapping_add(1);
-            let pick = if first == bits {
-                first.wrapping_add(1)
-            } else {
-                first
-            };
-            IpAddr::V4(pick.into())
-        }
-        IpAddr::V6(a) => {
-            let bits = u128::from(a);
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix)
-            };
-            let first = (bits & mask).wrapping_add(1);
-            let pick = if first == bits {
-                first.wrapping_add(1)
-            } else {
-                first
-            };
-            IpAddr::V6(pick.into())
-        }
     }
 }
 
@@ -299,20 +242,6 @@ pub fn counters_json(net: &NetStack) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cidr_and_kernel_address() {
-        let (ip, p) = parse_cidr("10.0.0.2/24").unwrap();
-        assert_eq!(p, 24);
-        assert_eq!(default_kernel_addr(ip, p).to_string(), "10.0.0.1");
-        let (ip, p) = parse_cidr("10.0.0.1/24").unwrap();
-        assert_eq!(default_kernel_addr(ip, p).to_string(), "10.0.0.2");
-        let (ip, p) = parse_cidr("fd00::2").unwrap();
-        assert_eq!(p, 64);
-        assert_eq!(default_kernel_addr(ip, p).to_string(), "fd00::1");
-        assert!(parse_cidr("10.0.0.1/33").is_err());
-        assert!(parse_cidr("nonsense").is_err());
-    }
 
     #[test]
     fn byte_counts() {

@@ -23,6 +23,11 @@ const MB: u64 = 1_000_000;
 const LONG: Duration = Duration::from_secs(240);
 const SHORT: Duration = Duration::from_secs(30);
 
+/// Command-line words from one string (for arguments without spaces).
+fn args(s: &str) -> Vec<&str> {
+    s.split_whitespace().collect()
+}
+
 fn states(v: &[(String, String)]) -> Vec<&str> {
     v.iter().map(|(s, _)| s.as_str()).collect()
 }
@@ -124,16 +129,9 @@ fn bulk_100mb_each_way_kernel_client_seqack_server() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK,
-                "7",
-                "--send",
-                &n,
-                "--shut-wr",
-                "--read",
-                "eof",
-            ],
+            &args(&format!(
+                "client 10.0.0.2 7 --send {n} --shut-wr --read eof"
+            )),
         )
         .wait(LONG)
         .json();
@@ -155,13 +153,7 @@ fn bulk_100mb_each_way_kernel_client_seqack_server() {
     let st = lab.seqack_states("serve.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_RECEIVED",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSED"
-        ]
+        args("SYN_RECEIVED ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
     let stats = stop_server(&lab, srv);
     assert_eq!(stats["TcpPassiveOpens"], 1);
@@ -174,11 +166,11 @@ fn bulk_100mb_each_way_seqack_client_kernel_server() {
         return;
     };
     let n = (100 * MB).to_string();
-    let srv = lab.peer_server(9000, &["--send", &n, "--read", "eof"]);
+    let srv = lab.peer_server(9000, &args(&format!("--send {n} --read eof")));
     let done = run_connect(
         &mut lab,
         "10.0.0.1:9000",
-        &["--send", &n, "--expect", &n],
+        &args(&format!("--send {n} --expect {n}")),
         true,
     );
     assert_eq!(
@@ -208,15 +200,7 @@ fn active_close_by_seqack_server() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK,
-                "19",
-                "--read",
-                "eof",
-                "--sleep-before-close",
-                "0.2",
-            ],
+            &args("client 10.0.0.2 19 --read eof --sleep-before-close 0.2"),
         )
         .wait(SHORT)
         .json();
@@ -228,14 +212,7 @@ fn active_close_by_seqack_server() {
     let st = lab.seqack_states("serve.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_RECEIVED",
-            "ESTABLISHED",
-            "FIN_WAIT_1",
-            "FIN_WAIT_2",
-            "TIME_WAIT",
-            "CLOSED"
-        ]
+        args("SYN_RECEIVED ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 TIME_WAIT CLOSED")
     );
     assert_eq!(st[5].1, "timer 2MSL");
 }
@@ -245,11 +222,11 @@ fn active_close_by_seqack_client() {
     let Some(mut lab) = lab("active-c", &[]) else {
         return;
     };
-    let srv = lab.peer_server(9001, &["--read", "eof", "--sleep-before-close", "0.2"]);
+    let srv = lab.peer_server(9001, &args("--read eof --sleep-before-close 0.2"));
     run_connect(
         &mut lab,
         "10.0.0.1:9001",
-        &["--send", "5000", "--close", "active"],
+        &args("--send 5000 --close active"),
         true,
     );
     let r = srv.wait(SHORT).json();
@@ -258,14 +235,7 @@ fn active_close_by_seqack_client() {
     let st = lab.seqack_states("connect.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_SENT",
-            "ESTABLISHED",
-            "FIN_WAIT_1",
-            "FIN_WAIT_2",
-            "TIME_WAIT",
-            "CLOSED"
-        ]
+        args("SYN_SENT ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 TIME_WAIT CLOSED")
     );
 }
 
@@ -276,10 +246,7 @@ fn passive_close_by_seqack_server() {
     };
     let srv = lab.serve(9, "discard", &[]);
     let r = lab
-        .peer(
-            "client",
-            &["client", SEQACK, "9", "--send", "3000", "--read", "none"],
-        )
+        .peer("client", &args("client 10.0.0.2 9 --send 3000 --read none"))
         .wait(SHORT)
         .json();
     assert_eq!(r["error"], Value::Null);
@@ -291,13 +258,7 @@ fn passive_close_by_seqack_server() {
     let st = lab.seqack_states("serve.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_RECEIVED",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSED"
-        ]
+        args("SYN_RECEIVED ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
     stop_server(&lab, srv);
 }
@@ -307,7 +268,7 @@ fn passive_close_by_seqack_client() {
     let Some(mut lab) = lab("passive-c", &[]) else {
         return;
     };
-    let srv = lab.peer_server(9002, &["--send", "70000", "--read", "none"]);
+    let srv = lab.peer_server(9002, &args("--send 70000 --read none"));
     let done = run_connect(&mut lab, "10.0.0.1:9002", &["--close", "passive"], true);
     assert_eq!(
         connect_received(&done.stdout),
@@ -319,13 +280,7 @@ fn passive_close_by_seqack_client() {
     let st = lab.seqack_states("connect.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_SENT",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSED"
-        ]
+        args("SYN_SENT ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
 }
 
@@ -371,7 +326,7 @@ fn three_way_close_kernel_client_seqack_server() {
     // inside its delayed-ACK time, so its FIN carries the ACK.
     let srv = lab.serve(19, "chargen:1000", &[]);
     let r = lab
-        .peer("client", &["client", SEQACK, "19", "--read", "eof"])
+        .peer("client", &args("client 10.0.0.2 19 --read eof"))
         .wait(SHORT)
         .json();
     assert_eq!(r["received"], 1000);
@@ -397,7 +352,7 @@ fn three_way_close_seqack_client_kernel_server() {
     run_connect(
         &mut lab,
         "10.0.0.1:9003",
-        &["--send", "1000", "--close", "active"],
+        &args("--send 1000 --close active"),
         true,
     );
     srv.wait(SHORT);
@@ -423,16 +378,7 @@ fn three_way_close_seqack_server_merges_its_fin_with_the_ack() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK,
-                "9",
-                "--send",
-                "1000",
-                "--read",
-                "none",
-                "--wait-acked",
-            ],
+            &args("client 10.0.0.2 9 --send 1000 --read none --wait-acked"),
         )
         .wait(SHORT)
         .json();
@@ -441,13 +387,7 @@ fn three_way_close_seqack_server_merges_its_fin_with_the_ack() {
     let st = lab.seqack_states("serve.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_RECEIVED",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSED"
-        ]
+        args("SYN_RECEIVED ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
     assert_three_way(&segments(&lab, "serve.pcap"), kernel_ip());
 }
@@ -457,19 +397,13 @@ fn three_way_close_seqack_client_merges_its_fin_with_the_ack() {
     let Some(mut lab) = lab_alone("3way-sc", &[]) else {
         return;
     };
-    let srv = lab.peer_server(9012, &["--send", "1000", "--read", "none", "--wait-acked"]);
+    let srv = lab.peer_server(9012, &args("--send 1000 --read none --wait-acked"));
     run_connect(&mut lab, "10.0.0.1:9012", &["--close", "passive"], true);
     srv.wait(SHORT);
     let st = lab.seqack_states("connect.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_SENT",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSED"
-        ]
+        args("SYN_SENT ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
     assert_three_way(&segments(&lab, "connect.pcap"), kernel_ip());
 }
@@ -484,7 +418,7 @@ fn assert_simultaneous(lab: &Lab, log: &str) {
     let st = lab.seqack_states(log, KERNEL);
     let s = states(&st);
     assert!(
-        s.ends_with(&["FIN_WAIT_1", "CLOSING", "TIME_WAIT", "CLOSED"]),
+        s.ends_with(&args("FIN_WAIT_1 CLOSING TIME_WAIT CLOSED")),
         "seqack did not close simultaneously: {st:?}"
     );
 }
@@ -501,17 +435,7 @@ fn simultaneous_close_kernel_client_seqack_server() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK,
-                "19",
-                "--read",
-                "none",
-                "--sleep-before-close",
-                "0.1",
-                "--linger-after",
-                "1.0",
-            ],
+            &args("client 10.0.0.2 19 --read none --sleep-before-close 0.1 --linger-after 1.0"),
         )
         .wait(SHORT)
         .json();
@@ -535,16 +459,7 @@ fn simultaneous_close_seqack_client_kernel_server() {
     // arrives (200 ms after it left), before the kernel's FIN (300 ms) arrives.
     let srv = lab.peer_server(
         9004,
-        &[
-            "--send",
-            "1",
-            "--read",
-            "none",
-            "--sleep-before-close",
-            "0.1",
-            "--linger-after",
-            "1.0",
-        ],
+        &args("--send 1 --read none --sleep-before-close 0.1 --linger-after 1.0"),
     );
     run_connect(
         &mut lab,
@@ -582,16 +497,9 @@ fn half_close_by_kernel_client_seqack_keeps_sending() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK,
-                "7",
-                "--send",
-                &n,
-                "--shut-wr",
-                "--read",
-                "eof",
-            ],
+            &args(&format!(
+                "client 10.0.0.2 7 --send {n} --shut-wr --read eof"
+            )),
         )
         .wait(SHORT)
         .json();
@@ -601,13 +509,7 @@ fn half_close_by_kernel_client_seqack_keeps_sending() {
     let st = lab.seqack_states("serve.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_RECEIVED",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSED"
-        ]
+        args("SYN_RECEIVED ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
     stop_server(&lab, srv);
     let segs = segments(&lab, "serve.pcap");
@@ -622,11 +524,11 @@ fn half_close_by_seqack_client_kernel_keeps_sending() {
     let Some(mut lab) = lab("half-sk", &[]) else {
         return;
     };
-    let srv = lab.peer_server(9005, &["--read", "eof", "--then-send", "300000"]);
+    let srv = lab.peer_server(9005, &args("--read eof --then-send 300000"));
     let done = run_connect(
         &mut lab,
         "10.0.0.1:9005",
-        &["--send", "100000", "--close", "half"],
+        &args("--send 100000 --close half"),
         true,
     );
     assert_eq!(
@@ -640,14 +542,7 @@ fn half_close_by_seqack_client_kernel_keeps_sending() {
     let st = lab.seqack_states("connect.jsonl", KERNEL);
     assert_eq!(
         states(&st),
-        [
-            "SYN_SENT",
-            "ESTABLISHED",
-            "FIN_WAIT_1",
-            "FIN_WAIT_2",
-            "TIME_WAIT",
-            "CLOSED"
-        ]
+        args("SYN_SENT ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 TIME_WAIT CLOSED")
     );
     assert_eq!(st[2].1, "shutdown(WR)");
     let segs = segments(&lab, "connect.pcap");
@@ -668,7 +563,7 @@ fn rst_abort_by_seqack_client() {
     run_connect(
         &mut lab,
         "10.0.0.1:9006",
-        &["--send", "1000", "--close", "rst"],
+        &args("--send 1000 --close rst"),
         true,
     );
     let r = srv.wait(SHORT).json();
@@ -694,18 +589,7 @@ fn rst_abort_by_kernel_client() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK,
-                "9",
-                "--send",
-                "1000",
-                "--read",
-                "none",
-                "--wait-acked",
-                "--close",
-                "rst",
-            ],
+            &args("client 10.0.0.2 9 --send 1000 --read none --wait-acked --close rst"),
         )
         .wait(SHORT)
         .json();
@@ -730,17 +614,7 @@ fn rst_abort_by_kernel_server_is_reported_by_seqack_client() {
     };
     let srv = lab.peer_server(
         9007,
-        &[
-            "--send",
-            "500",
-            "--read",
-            "none",
-            "--wait-acked",
-            "--sleep-before-close",
-            "0.2",
-            "--close",
-            "rst",
-        ],
+        &args("--send 500 --read none --wait-acked --sleep-before-close 0.2 --close rst"),
     );
     let done = run_connect(&mut lab, "10.0.0.1:9007", &["--close", "passive"], false);
     assert!(done.stderr.contains("reset"), "{}", done.stderr);
@@ -772,7 +646,7 @@ fn connection_refused_both_ways() {
     // The kernel -> a seqack port nobody listens on (seqack serves another one).
     let srv = lab.serve(7, "echo", &[]);
     let r = lab
-        .peer("client", &["client", SEQACK, "8"])
+        .peer("client", &args("client 10.0.0.2 8"))
         .wait(SHORT)
         .json();
     assert_eq!(r["error"], "ECONNREFUSED", "{r}");
@@ -814,7 +688,7 @@ fn assert_last_ack_retransmitted(lab: &Lab, log: &str, pcap: &str) {
     assert_eq!(nft_drops(lab), 1, "the kernel's last ACK was not dropped");
     let st = lab.seqack_states(log, KERNEL);
     assert!(
-        states(&st).ends_with(&["CLOSE_WAIT", "LAST_ACK", "CLOSED"]),
+        states(&st).ends_with(&args("CLOSE_WAIT LAST_ACK CLOSED")),
         "{st:?}"
     );
     let segs = segments(lab, pcap);
@@ -956,7 +830,7 @@ fn lost_last_ack_seqack_client_time_wait_reacks_fin() {
     run_connect(
         &mut lab,
         "10.0.0.1:9009",
-        &["--expect", "1000", "--close", "active"],
+        &args("--expect 1000 --close active"),
         true,
     );
     srv.wait(SHORT);
@@ -1028,16 +902,9 @@ fn lossy_20mb_kernel_client_seqack_server() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK,
-                "7",
-                "--send",
-                &n,
-                "--shut-wr",
-                "--read",
-                "eof",
-            ],
+            &args(&format!(
+                "client 10.0.0.2 7 --send {n} --shut-wr --read eof"
+            )),
         )
         .wait(LONG)
         .json();
@@ -1055,7 +922,7 @@ fn lossy_20mb_kernel_client_seqack_server() {
     );
     let st = lab.seqack_states("serve.jsonl", KERNEL);
     assert!(
-        states(&st).ends_with(&["CLOSE_WAIT", "LAST_ACK", "CLOSED"]),
+        states(&st).ends_with(&args("CLOSE_WAIT LAST_ACK CLOSED")),
         "{st:?}"
     );
 }
@@ -1067,7 +934,7 @@ fn lossy_20mb_seqack_client_kernel_server() {
     };
     let mut extra = impair_kernel_side(&lab);
     let n = (20 * MB).to_string();
-    let srv = lab.peer_server(9010, &["--send", &n, "--read", "eof"]);
+    let srv = lab.peer_server(9010, &args(&format!("--send {n} --read eof")));
     extra.extend(["--send", &n, "--expect", &n]);
     let done = run_connect(&mut lab, "10.0.0.1:9010", &extra, true);
     assert_eq!(
@@ -1136,25 +1003,7 @@ fn ipv6_transfer_and_close() {
     );
     let srv = lab.seqack(
         "serve",
-        &[
-            "serve",
-            "--tun",
-            "tun0",
-            "--addr",
-            "fd00::2/64",
-            "--port",
-            "7",
-            "--app",
-            "echo",
-            "--state-log",
-            &sl,
-            "--pcap",
-            &pcap,
-            "--stats",
-            &stats,
-            "--msl",
-            "1",
-        ],
+        &args(&format!("serve --tun tun0 --addr fd00::2/64 --port 7 --app echo --state-log {sl} --pcap {pcap} --stats {stats} --msl 1")),
     );
     wait_until(SHORT, || {
         std::fs::read_to_string(&sl).is_ok_and(|s| s.contains("LISTEN"))
@@ -1164,16 +1013,7 @@ fn ipv6_transfer_and_close() {
     let r = lab
         .peer(
             "client",
-            &[
-                "client",
-                SEQACK6,
-                "7",
-                "--send",
-                &n,
-                "--shut-wr",
-                "--read",
-                "eof",
-            ],
+            &args(&format!("client fd00::2 7 --send {n} --shut-wr --read eof")),
         )
         .wait(LONG)
         .json();
@@ -1182,13 +1022,7 @@ fn ipv6_transfer_and_close() {
     let st = lab.seqack_states("serve.jsonl", KERNEL6);
     assert_eq!(
         states(&st),
-        [
-            "SYN_RECEIVED",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSED"
-        ]
+        args("SYN_RECEIVED ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
     stop_server(&lab, srv);
     let (_, bad) = lab.tshark_check("serve.pcap");
@@ -1196,9 +1030,7 @@ fn ipv6_transfer_and_close() {
     // And seqack as the IPv6 client.
     let srv = lab.peer(
         "server6",
-        &[
-            "server", KERNEL6, "9011", "--send", "200000", "--read", "eof",
-        ],
+        &args("server fd00::1 9011 --send 200000 --read eof"),
     );
     wait_until(SHORT, || {
         std::fs::read_to_string(&srv.out).is_ok_and(|s| s.contains("listening"))
@@ -1208,25 +1040,7 @@ fn ipv6_transfer_and_close() {
     let done = lab
         .seqack(
             "connect6",
-            &[
-                "connect",
-                "--tun",
-                "tun0",
-                "--addr",
-                "fd00::2/64",
-                "--to",
-                "[fd00::1]:9011",
-                "--send",
-                "100000",
-                "--expect",
-                "200000",
-                "--state-log",
-                &sl,
-                "--pcap",
-                &pcap,
-                "--msl",
-                "1",
-            ],
+            &args(&format!("connect --tun tun0 --addr fd00::2/64 --to [fd00::1]:9011 --send 100000 --expect 200000 --state-log {sl} --pcap {pcap} --msl 1")),
         )
         .wait(LONG);
     assert!(done.status.success(), "{}", done.stderr);
@@ -1246,18 +1060,10 @@ fn sigint_closes_open_connections_and_aborts_peers_that_stay() {
     };
     let srv = lab.serve(7, "echo", &[]);
     // One client closes when seqack's FIN comes; the other never does.
-    let polite = lab.peer("polite", &["client", SEQACK, "7", "--read", "eof"]);
+    let polite = lab.peer("polite", &args("client 10.0.0.2 7 --read eof"));
     let stubborn = lab.peer(
         "stubborn",
-        &[
-            "client",
-            SEQACK,
-            "7",
-            "--read",
-            "eof",
-            "--sleep-before-close",
-            "60",
-        ],
+        &args("client 10.0.0.2 7 --read eof --sleep-before-close 60"),
     );
     wait_until(SHORT, || {
         lab.seqack_states("serve.jsonl", KERNEL)

@@ -31,7 +31,7 @@
 //! ip netns del seqack
 //! ```
 
-use seqack_io::device::{TunDevice, TunOptions};
+use seqack_io::device::{default_kernel_addr, parse_cidr, TunDevice, TunOptions};
 use seqack_io::net::{NetConfig, NetStack, TcpListener};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -56,11 +56,7 @@ fn parse_args() -> Result<Args, String> {
     let [tun, cidr, port] = args.as_slice() else {
         return Err("expected three arguments".into());
     };
-    let (addr, prefix) = cidr
-        .split_once('/')
-        .ok_or_else(|| format!("{cidr}: expected <address>/<prefix>"))?;
-    let addr: IpAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let prefix: u8 = prefix.parse().map_err(|e| format!("{prefix}: {e}"))?;
+    let (addr, prefix) = parse_cidr(cidr)?;
     let port: u16 = port.parse().map_err(|e| format!("{port}: {e}"))?;
     Ok(Args {
         tun: tun.clone(),
@@ -68,33 +64,6 @@ fn parse_args() -> Result<Args, String> {
         prefix,
         port,
     })
-}
-
-/// The first host address of `addr/prefix` other than `addr`, for the kernel's side.
-fn kernel_side(addr: IpAddr, prefix: u8) -> Option<IpAddr> {
-    match addr {
-        IpAddr::V4(a) if prefix <= 30 => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            let net = u32::from(a) & mask;
-            let k = if net + 1 == u32::from(a) {
-                net + 2
-            } else {
-                net + 1
-            };
-            Some(IpAddr::V4(k.into()))
-        }
-        IpAddr::V6(a) if prefix <= 126 => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            let net = u128::from(a) & mask;
-            let k = if net + 1 == u128::from(a) {
-                net + 2
-            } else {
-                net + 1
-            };
-            Some(IpAddr::V6(k.into()))
-        }
-        _ => None,
-    }
 }
 
 fn main() -> ExitCode {
@@ -105,15 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Some(kernel) = kernel_side(args.addr, args.prefix) else {
-        eprintln!("blocking_echo: the prefix leaves no room for the kernel's address\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    let opts = TunOptions {
-        name: args.tun.clone(),
-        kernel_addr: Some((kernel, args.prefix)),
-        mtu: 1500,
-    };
+    let opts = TunOptions::for_address(&args.tun, args.addr, args.prefix);
     let dev = match TunDevice::open(&opts) {
         Ok(d) => d,
         Err(e) => {
@@ -127,8 +88,11 @@ fn main() -> ExitCode {
     };
     if dev.created() {
         println!(
-            "created {}: kernel side {kernel}/{}, seqack {}",
-            args.tun, args.prefix, args.addr
+            "created {}: kernel side {}/{}, seqack {}",
+            args.tun,
+            default_kernel_addr(args.addr, args.prefix),
+            args.prefix,
+            args.addr
         );
     } else {
         println!(

@@ -33,6 +33,68 @@ pub struct TunOptions {
     pub mtu: u16,
 }
 
+impl TunOptions {
+    /// Options for seqack at `addr` on a link of prefix length `prefix`: a device that
+    /// has to be created gets the first host address of the prefix other than `addr`
+    /// on the kernel's side, and MTU 1500.
+    pub fn for_address(name: &str, addr: IpAddr, prefix: u8) -> TunOptions {
+        TunOptions {
+            name: name.to_string(),
+            kernel_addr: Some((default_kernel_addr(addr, prefix), prefix)),
+            mtu: 1500,
+        }
+    }
+}
+
+/// Parses `IP[/PREFIX]` (the prefix defaults to 24 for IPv4 and 64 for IPv6).
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, prefix) = match s.split_once('/') {
+        Some((ip, p)) => (ip, Some(p)),
+        None => (s, None),
+    };
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("'{ip}' is not an IPv4 or IPv6 address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(p) => match p.parse::<u8>() {
+            Ok(p) if p < max - 1 => p,
+            _ => {
+                return Err(format!(
+                    "'/{p}' is not a prefix length with room for two hosts (0 to {})",
+                    max - 2
+                ))
+            }
+        },
+        None if ip.is_ipv4() => 24,
+        None => 64,
+    };
+    Ok((ip, prefix))
+}
+
+/// The first host address of `addr`'s prefix that is not `addr` itself: the kernel's
+/// side of a device seqack creates.
+pub fn default_kernel_addr(addr: IpAddr, prefix: u8) -> IpAddr {
+    fn pick(bits: u128, width: u32, prefix: u8) -> u128 {
+        let host_bits = width - u32::from(prefix).min(width);
+        let mask = if host_bits >= width {
+            0
+        } else {
+            (u128::MAX >> (128 - width)) & !((1u128 << host_bits) - 1)
+        };
+        let first = (bits & mask).wrapping_add(1);
+        if first == bits {
+            first.wrapping_add(1)
+        } else {
+            first
+        }
+    }
+    match addr {
+        IpAddr::V4(a) => IpAddr::V4((pick(u128::from(u32::from(a)), 32, prefix) as u32).into()),
+        IpAddr::V6(a) => IpAddr::V6(pick(u128::from(a), 128, prefix).into()),
+    }
+}
+
 /// A Linux TUN device (`/dev/net/tun`, IFF_TUN | IFF_NO_PI), opened by name.
 pub struct TunDevice {
     dev: tun_rs::SyncDevice,
@@ -155,5 +217,27 @@ impl Device for PairDevice {
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_and_kernel_address() {
+        let k = |s| {
+            let (ip, p) = parse_cidr(s).unwrap();
+            (p, default_kernel_addr(ip, p).to_string())
+        };
+        assert_eq!(k("10.0.0.2/24"), (24, "10.0.0.1".into()));
+        assert_eq!(k("10.0.0.1/24"), (24, "10.0.0.2".into()));
+        assert_eq!(k("10.0.0.1"), (24, "10.0.0.2".into()));
+        assert_eq!(k("192.168.7.9/16"), (16, "192.168.0.1".into()));
+        assert_eq!(k("fd00::2"), (64, "fd00::1".into()));
+        assert_eq!(k("fd00::1/120"), (120, "fd00::2".into()));
+        assert!(parse_cidr("10.0.0.1/31").is_err());
+        assert!(parse_cidr("10.0.0.1/x").is_err());
+        assert!(parse_cidr("nonsense").is_err());
     }
 }
