@@ -1,11 +1,11 @@
 //! `seqack connect`: one connection from a TUN device, closed the way the user says,
 //! followed until it reached CLOSED.
 
-use crate::realnet::{self, fill_pattern, parse_bytes, Change, NetArgs};
+use crate::realnet::{self, parse_bytes, send_pattern, Change, NetArgs};
 use seqack::{Reason, State};
 use seqack_io::net::TcpStream;
 use sha2::{Digest, Sha256};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -181,18 +181,6 @@ fn receive(s: &TcpStream, limit: Option<u64>) -> (u64, String, bool, Option<io::
     }
     let hash = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     (n, hash, eof, err)
-}
-
-fn send_pattern(w: &mut TcpStream, n: u64) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut off = 0u64;
-    while off < n {
-        let k = (n - off).min(buf.len() as u64) as usize;
-        fill_pattern(off, &mut buf[..k]);
-        w.write_all(&buf[..k])?;
-        off += k as u64;
-    }
-    Ok(())
 }
 
 /// What was not clean about the lifecycle, judged from the connection's state changes.

@@ -112,6 +112,19 @@ pub fn fill_pattern(offset: u64, buf: &mut [u8]) {
     }
 }
 
+/// Writes `n` bytes of the pattern.
+pub fn send_pattern(w: &mut impl Write, n: u64) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut off = 0u64;
+    while off < n {
+        let k = (n - off).min(buf.len() as u64) as usize;
+        fill_pattern(off, &mut buf[..k]);
+        w.write_all(&buf[..k])?;
+        off += k as u64;
+    }
+    Ok(())
+}
+
 /// One state change of a connection or listener, as recorded for the exit check.
 #[derive(Clone, Debug)]
 pub struct Change {

@@ -1,6 +1,6 @@
 //! `seqack serve`: a server on a TUN device, one thread per connection.
 
-use crate::realnet::{self, fill_pattern, parse_bytes, NetArgs};
+use crate::realnet::{self, parse_bytes, send_pattern, NetArgs};
 use seqack_io::net::{TcpListener, TcpStream};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -186,19 +186,6 @@ fn handle(app: App, mut s: TcpStream) -> io::Result<()> {
         }
         App::Chargen(n) => send_pattern(&mut s, n)?,
         App::Http => http(&mut s)?,
-    }
-    Ok(())
-}
-
-/// Writes `n` bytes of the pattern.
-fn send_pattern(s: &mut TcpStream, n: u64) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut off = 0u64;
-    while off < n {
-        let k = (n - off).min(buf.len() as u64) as usize;
-        fill_pattern(off, &mut buf[..k]);
-        s.write_all(&buf[..k])?;
-        off += k as u64;
     }
     Ok(())
 }
