@@ -1,60 +1,16 @@
 //! The blocking socket API in real time: two stacks in one process joined by a
 //! `PairDevice` (a Unix datagram socket pair), no privileges needed.
 
-use seqack::stack::StackEvent;
-use seqack::{Event, State};
-use seqack_io::device::PairDevice;
-use seqack_io::net::{NetConfig, NetStack, TcpListener, TcpStream};
+#[path = "common/pair.rs"]
+mod pair;
+
+use pair::*;
+use seqack::State;
+use seqack_io::net::{TcpListener, TcpStream};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::{Shutdown, SocketAddr};
 use std::thread;
 use std::time::Duration;
-
-const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1));
-const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2));
-
-type Log = Arc<Mutex<Vec<(SocketAddr, State, State)>>>;
-
-/// Two stacks joined back to back, each logging its state changes, with a short MSL
-/// so that TIME_WAIT ends within the test.
-fn pair() -> (NetStack, NetStack, Log, Log) {
-    let (da, db) = PairDevice::pair(1500).unwrap();
-    let mk = |d, a| {
-        let mut cfg = NetConfig::new(vec![a]);
-        cfg.stack.tcp.msl = Duration::from_millis(100);
-        let net = NetStack::new(d, cfg).unwrap();
-        let log: Log = Arc::default();
-        let l2 = log.clone();
-        net.on_event(move |_, ev| {
-            if let StackEvent::Conn {
-                local,
-                event: Event::StateChange { from, to, .. },
-                ..
-            }
-            | StackEvent::TimeWait {
-                local,
-                event: Event::StateChange { from, to, .. },
-                ..
-            } = *ev
-            {
-                l2.lock().unwrap().push((local, from, to));
-            }
-        });
-        (net, log)
-    };
-    let (na, la) = mk(da, A);
-    let (nb, lb) = mk(db, B);
-    (na, nb, la, lb)
-}
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8).collect()
-}
-
-fn states(log: &Log) -> Vec<State> {
-    log.lock().unwrap().iter().map(|&(_, _, to)| to).collect()
-}
 
 #[test]
 fn transfer_both_ways_and_four_way_close() {

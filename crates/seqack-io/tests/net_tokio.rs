@@ -4,60 +4,22 @@
 
 #![cfg(feature = "tokio")]
 
-use seqack::stack::StackEvent;
-use seqack::{Event, State};
-use seqack_io::device::PairDevice;
+#[path = "common/pair.rs"]
+mod pair;
+
+use pair::*;
+use seqack::State;
+use seqack_io::net;
 use seqack_io::net::tokio::{TcpListener, TcpStream};
-use seqack_io::net::{self, NetConfig, NetStack};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 use tokio::time::timeout;
 
-const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1));
-const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2));
-
 /// How long any one step may take before the test fails instead of hanging.
 const STEP: Duration = Duration::from_secs(20);
-
-type Log = Arc<Mutex<Vec<State>>>;
-
-/// Two stacks joined back to back, each logging the states its connections enter,
-/// with a short MSL so that TIME_WAIT ends within the test.
-fn pair() -> (NetStack, NetStack, Log, Log) {
-    let (da, db) = PairDevice::pair(1500).unwrap();
-    let mk = |d, a| {
-        let mut cfg = NetConfig::new(vec![a]);
-        cfg.stack.tcp.msl = Duration::from_millis(100);
-        let net = NetStack::new(d, cfg).unwrap();
-        let log: Log = Arc::default();
-        let l2 = log.clone();
-        net.on_event(move |_, ev| {
-            if let StackEvent::Conn {
-                event: Event::StateChange { to, .. },
-                ..
-            }
-            | StackEvent::TimeWait {
-                event: Event::StateChange { to, .. },
-                ..
-            } = *ev
-            {
-                l2.lock().unwrap().push(to);
-            }
-        });
-        (net, log)
-    };
-    let (na, la) = mk(da, A);
-    let (nb, lb) = mk(db, B);
-    (na, nb, la, lb)
-}
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8).collect()
-}
 
 fn multi_thread() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
