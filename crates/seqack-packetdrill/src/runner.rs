@@ -275,6 +275,10 @@ pub fn profile_config(p: Profile) -> Config {
         // FreeBSD ACKs a FIN at once in every state (TF_ACKNOW in tcp_input's FIN
         // processing), where Linux delays the ACK of one that moves to CLOSE_WAIT.
         c.delayed_fin_ack = false;
+        // FreeBSD's window: all free space in every segment, and segments accepted up
+        // to the buffer's space.
+        c.advertise_free_space = true;
+        c.accept_to_buffer_space = true;
     }
     c
 }

@@ -201,6 +201,8 @@ impl Runner<'_> {
                 c.wscale = (n == 1 || n == 2).then_some(ws);
             }
             "net.inet.tcp.sack.enable" => c.sack = n != 0,
+            "net.inet.tcp.insecure_rst" => c.rfc5961_rst = n == 0,
+            "net.inet.tcp.insecure_syn" => c.rfc5961_syn = n == 0,
             "net.inet.tcp.recvspace" => c.recv_buffer = n.max(1024) as usize,
             "net.inet.tcp.sendspace" => c.send_buffer = n.max(1024) as usize,
             "net.inet.tcp.syncookies" => {

@@ -56,6 +56,14 @@ pub struct Config {
     pub linger_zero: bool,
     /// Ignore RST in TIME_WAIT (RFC 1337). Linux's default is off; seqack's is on.
     pub rfc1337: bool,
+    /// RFC 5961 3.2 for RST: only an RST exactly at RCV.NXT resets, one elsewhere in
+    /// the window draws a challenge ACK (Linux, and FreeBSD's default). Off: RFC 793's
+    /// rule, any RST in the window resets (FreeBSD's `net.inet.tcp.insecure_rst=1`).
+    pub rfc5961_rst: bool,
+    /// RFC 5961 4.2 for SYN: a SYN in a synchronized state draws a challenge ACK (Linux,
+    /// and FreeBSD's default). Off: RFC 793's rule, a SYN in the window resets the
+    /// connection and an RST goes back (FreeBSD's `net.inet.tcp.insecure_syn=1`).
+    pub rfc5961_syn: bool,
     /// Minimum interval between challenge ACKs and out-of-window duplicate ACKs of one
     /// connection (RFC 5961 section 7; Linux `tcp_invalid_ratelimit`: 500 ms).
     pub challenge_ack_interval: Duration,
@@ -77,6 +85,18 @@ pub struct Config {
     pub timestamps: bool,
     /// Offer and use SACK (RFC 2018). Linux: on.
     pub sack: bool,
+    /// How the advertised window follows free receive space. Off (Linux-like, RFC 9293
+    /// 3.8.6.2.2): the right edge moves only when it can move by min(MSS, buffer/2).
+    /// On (FreeBSD's tcp_output): every segment offers all free space, except that a
+    /// window under min(MSS, buffer/4) is offered as zero; it never shrinks.
+    pub advertise_free_space: bool,
+    /// Accept segments up to the free buffer space even beyond the advertised window
+    /// (FreeBSD's tcp_input: RCV.WND = max(space, RCV.ADV - RCV.NXT)). Off (Linux, RFC
+    /// 9293): the advertised window bounds acceptability.
+    pub accept_to_buffer_space: bool,
+    /// Report duplicate segments in the first SACK block (D-SACK, RFC 2883) when SACK
+    /// is in use. Linux: on (`tcp_dsack`).
+    pub dsack: bool,
     /// Initial congestion window in segments (RFC 6928). Linux: 10.
     pub initial_cwnd: u32,
     /// Option order on outbound headers.
@@ -107,6 +127,8 @@ impl Default for Config {
             keepalive_count: 9,
             linger_zero: false,
             rfc1337: true,
+            rfc5961_rst: true,
+            rfc5961_syn: true,
             challenge_ack_interval: Duration::from_millis(500),
             mtu: 1500,
             default_peer_mss: 536,
@@ -116,6 +138,9 @@ impl Default for Config {
             wscale: Some(7),
             timestamps: true,
             sack: true,
+            dsack: true,
+            advertise_free_space: false,
+            accept_to_buffer_space: false,
             initial_cwnd: 10,
             option_layout: OptionLayout::Linux,
             hop_limit: 64,

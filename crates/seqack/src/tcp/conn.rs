@@ -186,8 +186,12 @@ pub struct Connection {
     pub(super) rcv_mss: u32,
     /// Bytes received since we last sent an ACK.
     pub(super) unacked_bytes: u32,
-    /// Sequence number of the most recent out-of-order segment (first SACK block).
-    pub(super) last_ooo: Option<Seq>,
+    /// A sequence number inside each of the most recently changed out-of-order blocks,
+    /// most recent first: the order of our SACK blocks (RFC 2018 section 4).
+    pub(super) sack_recent: [Option<Seq>; 4],
+    /// A duplicate segment to report in the first SACK block of the next ACK (D-SACK,
+    /// RFC 2883 section 4), once.
+    pub(super) dsack: Option<(Seq, Seq)>,
 
     // Options.
     /// Payload bytes per segment we send (the peer's MSS less our option overhead).
@@ -277,7 +281,8 @@ impl Connection {
             last_ack_sent: Seq(0),
             rcv_mss: mss,
             unacked_bytes: 0,
-            last_ooo: None,
+            sack_recent: [None; 4],
+            dsack: None,
             smss: mss,
             ts: TsState {
                 enabled: false,

@@ -31,6 +31,9 @@ pub enum Reason {
     RcvFinAckOfFin,
     /// An acceptable RST arrived.
     RcvRst,
+    /// A SYN arrived in the window of a synchronized connection and, without RFC 5961,
+    /// reset it (RFC 793).
+    RcvSynInWindow,
     /// The 2MSL timer of TIME_WAIT expired.
     Timer2Msl,
     /// An orphaned connection's FIN_WAIT_2 timer expired.
@@ -68,6 +71,7 @@ impl Reason {
             Reason::RcvFin => "rcv FIN",
             Reason::RcvFinAckOfFin => "rcv FIN+ACK of FIN",
             Reason::RcvRst => "rcv RST",
+            Reason::RcvSynInWindow => "rcv SYN in window: RST sent",
             Reason::Timer2Msl => "timer 2MSL",
             Reason::TimerFinWait2 => "timer FIN_WAIT_2",
             Reason::TimerRetries => "timer retransmissions exhausted",

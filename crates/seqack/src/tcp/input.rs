@@ -180,17 +180,23 @@ impl Connection {
                 .set(Timer::Keepalive, now + self.opts.keepalive_idle);
         }
         // Second: RST (RFC 5961 3.2): only an exact match resets; in-window, a challenge.
+        // Without RFC 5961, any RST in the window resets (RFC 793).
         if f.rst() {
-            if seg.seq == self.rcv_nxt {
+            if seg.seq == self.rcv_nxt || !self.cfg.rfc5961_rst {
                 self.on_rst(cx);
             } else {
                 self.challenge_ack(now, cx);
             }
             return;
         }
-        // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
+        // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK. Without
+        // RFC 5961, a SYN in the window is an error: reset (RFC 793 3.9, fourth check).
         if f.syn() {
-            self.syn_challenge(now, cx);
+            if self.cfg.rfc5961_syn {
+                self.syn_challenge(now, cx);
+            } else {
+                self.reset_by_syn(cx);
+            }
             return;
         }
         // Fifth: ACK.
@@ -348,7 +354,15 @@ impl Connection {
     fn rcv_wnd_for_check(&self) -> u32 {
         // RCV.WND is what we advertised: space the peer has not been told about does not
         // make its segments acceptable (data that fits the buffer is still kept).
-        self.rcv_adv.diff(self.rcv_nxt).max(0) as u32
+        let advertised = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        // (FreeBSD's SYN cache checks against the window it offered: not for a passive
+        // connection in SYN_RECEIVED.)
+        let syn_cache = self.state == State::SynReceived && self.passive;
+        if self.cfg.accept_to_buffer_space && !syn_cache {
+            advertised.max(self.recv_buf.window() as u32)
+        } else {
+            advertised
+        }
     }
 
     /// PAWS (RFC 7323 5.3): a segment whose TSval is older than TS.Recent is a stale
@@ -406,12 +420,35 @@ impl Connection {
         }
     }
 
+    /// RFC 793's answer to a SYN in the window of a synchronized connection: an RST
+    /// (SEQ=SND.NXT, ACK=RCV.NXT), ECONNRESET to the application, CLOSED.
+    fn reset_by_syn(&mut self, cx: &mut Counters) {
+        self.control = Some(Control {
+            seq: self.ack_seq(),
+            ack: Some(self.rcv_nxt),
+            rst: true,
+        });
+        if matches!(self.state, State::Established | State::CloseWait) {
+            cx.estab_resets += 1;
+        }
+        let err = match self.state {
+            State::SynReceived if self.passive => None,
+            _ => Some(Error::Reset),
+        };
+        self.enter_closed(Reason::RcvSynInWindow, err);
+    }
+
     /// Sends an ACK for an unacceptable segment, with Linux's rate limit
     /// (`tcp_oow_rate_limited`): a segment that occupies sequence space (data or FIN)
     /// without SYN is always answered, since it cannot be one side of an ACK loop; pure
     /// ACKs and SYNs share the connection's limit with challenge ACKs. Suppressed ACKs
     /// are counted by where they arose, as Linux counts them.
     fn dupack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
+        // Data wholly below RCV.NXT: a duplicate, reported in D-SACK (RFC 2883 4.1).
+        let len = seg.payload.len() as u32;
+        if len > 0 && seg.seq + len <= self.rcv_nxt && seg.seq.diff(self.rcv_nxt) > -(1 << 30) {
+            self.note_dsack(seg.seq, seg.seq + len);
+        }
         match self.state {
             State::TimeWait => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_time_wait),
             State::SynReceived if self.passive => {
@@ -707,6 +744,10 @@ impl Connection {
     fn accept_text(&mut self, now: Instant, start: Seq, payload: &[u8], cx: &mut Counters) -> bool {
         // Trim what we already have (the left edge) before placing the rest.
         let skip = self.rcv_nxt.diff(start).max(0) as usize;
+        if skip > 0 {
+            // RFC 2883 4: the part below RCV.NXT is a duplicate, reported in D-SACK.
+            self.note_dsack(start, start + skip.min(payload.len()));
+        }
         if skip >= payload.len() {
             cx.dup_data += 1;
             self.ack_now = true;
@@ -714,6 +755,11 @@ impl Connection {
         }
         let data = &payload[skip..];
         let off = start.diff(self.rcv_nxt).max(0) as usize;
+        if let Some((s, e)) = self.recv_buf.held(off as u32, data.len() as u32) {
+            // A duplicate of data held out of order.
+            self.note_dsack(self.rcv_nxt + s, self.rcv_nxt + e);
+            self.ack_now = true;
+        }
         self.rcv_mss = self.rcv_mss.max(payload.len() as u32);
         if self.rd_shut {
             // shutdown(Read): acknowledge in-order data and throw it away.
@@ -732,7 +778,7 @@ impl Connection {
         self.rcv_nxt += w.advanced;
         if w.out_of_order {
             cx.ofo_queue += 1;
-            self.last_ooo = Some(start.max(self.rcv_nxt));
+            self.note_sack_block(start.max(self.rcv_nxt));
             self.ack_now = true;
         } else if self.recv_buf.has_out_of_order() || w.advanced > w.accepted {
             // Filled (part of) a hole: ACK at once so the sender learns quickly.
@@ -752,6 +798,41 @@ impl Connection {
             }
         }
         false
+    }
+
+    /// Remembers a duplicate for the D-SACK block of the next ACK (RFC 2883), where SACK
+    /// is in use and D-SACK on. The first duplicate of a segment is the one reported.
+    pub(super) fn note_dsack(&mut self, left: Seq, right: Seq) {
+        if self.sack_ok && self.cfg.dsack && self.dsack.is_none() && left < right {
+            self.dsack = Some((left, right));
+        }
+    }
+
+    /// Makes the out-of-order block holding `q` the most recent one: it goes first in
+    /// our SACK option, the others follow in the order they last changed (RFC 2018
+    /// section 4: "the first SACK block MUST specify the contiguous block of data
+    /// containing the segment which triggered this ACK", then the most recently
+    /// reported blocks).
+    fn note_sack_block(&mut self, q: Seq) {
+        let rcv_nxt = self.rcv_nxt;
+        let ranges = self.recv_buf.out_of_order();
+        let block_of = |x: Seq| {
+            ranges
+                .iter()
+                .position(|&(s, e)| x.in_range(rcv_nxt + s, rcv_nxt + e))
+        };
+        let mine = block_of(q);
+        let mut next = [None; 4];
+        next[0] = Some(q);
+        let mut k = 1;
+        for x in self.sack_recent.into_iter().flatten() {
+            let b = block_of(x);
+            if k < next.len() && b.is_some() && b != mine {
+                next[k] = Some(x);
+                k += 1;
+            }
+        }
+        self.sack_recent = next;
     }
 
     /// Takes the peer's FIN once every byte before it has arrived. Returns true when

@@ -254,6 +254,7 @@ impl Connection {
     /// Bookkeeping after any segment that carried our current ACK and window.
     fn after_ack_sent(&mut self) {
         self.last_ack_sent = self.rcv_nxt;
+        self.dsack = None;
         self.ack_now = false;
         self.unacked_bytes = 0;
         self.timers.stop(Timer::DelayedAck);
@@ -261,7 +262,7 @@ impl Connection {
 
     /// The bytes the SACK blocks of our next segment add to its options.
     fn sack_option_len(&self) -> u32 {
-        if !self.sack_ok || !self.recv_buf.has_out_of_order() {
+        if !self.sack_ok || (!self.recv_buf.has_out_of_order() && self.dsack.is_none()) {
             return 0;
         }
         let mut base = Options::default();
@@ -275,8 +276,13 @@ impl Connection {
     }
 
     /// SACK blocks (RFC 2018 section 4): the block holding the latest out-of-order
-    /// segment first, then the others from the lowest.
+    /// segment first, then the other blocks in the order they last changed, then any
+    /// older ones from the lowest, as many as fit.
     fn fill_sack(&self, opts: &mut Options) {
+        if let Some((left, right)) = self.dsack {
+            // RFC 2883 4: a duplicate segment is reported first, once.
+            opts.push_sack(SackBlock { left, right });
+        }
         let ranges = self.recv_buf.out_of_order();
         if ranges.is_empty() {
             return;
@@ -285,16 +291,21 @@ impl Connection {
             left: self.rcv_nxt + s,
             right: self.rcv_nxt + e,
         };
-        let latest = self.last_ooo.and_then(|q| {
+        let mut used = [false; 64];
+        let recent = self.sack_recent.iter().flatten().filter_map(|&q| {
             ranges
                 .iter()
                 .position(|&(s, e)| q.in_range(self.rcv_nxt + s, self.rcv_nxt + e))
         });
-        if let Some(i) = latest {
-            opts.push_sack(block(&ranges[i]));
-        }
-        for (i, r) in ranges.iter().enumerate() {
-            if Some(i) != latest && !opts.push_sack(block(r)) {
+        let order = recent.chain(0..ranges.len());
+        for i in order {
+            if used.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            if let Some(u) = used.get_mut(i) {
+                *u = true;
+            }
+            if !opts.push_sack(block(&ranges[i])) {
                 break;
             }
         }
@@ -320,6 +331,14 @@ impl Connection {
         let current = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
         let max = (self.recv_buf.capacity() as u32).min(65535 << ws);
         let mut wnd = free.min(max);
+        if self.cfg.advertise_free_space {
+            // FreeBSD: all free space, a silly one (under min(MSS, buffer/4)) as zero,
+            // never less than what was already offered.
+            if wnd < (self.recv_buf.capacity() as u32 / 4).min(self.smss) {
+                wnd = 0;
+            }
+            return self.window_to_field(wnd.max(current), current);
+        }
         let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
         // Hold the right edge for a small opening, unless the window is now as large
         // as it can be (the whole buffer, or all the field can carry): a maximal
@@ -327,7 +346,13 @@ impl Connection {
         if wnd > current && wnd - current < threshold && wnd < max {
             wnd = current;
         }
-        let wnd = wnd.max(current);
+        self.window_to_field(wnd.max(current), current)
+    }
+
+    /// The window field for `wnd` bytes (rounded up so the right edge never moves
+    /// left), recording the new right edge.
+    fn window_to_field(&mut self, wnd: u32, current: u32) -> u16 {
+        let ws = self.rcv_wscale;
         let mut field = wnd >> ws;
         if field << ws < current {
             field += 1;

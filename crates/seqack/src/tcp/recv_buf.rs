@@ -65,6 +65,16 @@ impl RecvBuffer {
         &self.ooo
     }
 
+    /// The first part of `[off, off + len)` (offsets past RCV.NXT) that the buffer
+    /// already holds out of order: a duplicate, for D-SACK (RFC 2883).
+    pub fn held(&self, off: u32, len: u32) -> Option<(u32, u32)> {
+        let end = off.saturating_add(len);
+        self.ooo
+            .iter()
+            .find(|&&(s, e)| s < end && off < e)
+            .map(|&(s, e)| (s.max(off), e.min(end)))
+    }
+
     /// Places `data`, which starts `off` bytes past RCV.NXT, into the buffer. Bytes past
     /// the window are cut off. Returns `None` when the segment would open more than
     /// [`MAX_OOO_RANGES`] gaps and was dropped.
