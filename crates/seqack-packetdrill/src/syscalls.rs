@@ -885,8 +885,9 @@ impl Runner<'_> {
     pub(crate) fn apply_conn_options(&mut self, id: ConnId, o: &SockOptions) {
         let now = self.instant();
         let o = o.clone();
+        // TCP_LINGER2 0 means the system default (tcp_fin_timeout), not the value before.
+        let base = self.base.fin_wait2_timeout;
         self.stack.with_conn(now, id, |c, _, _| {
-            let base = c.sockopts().fin_wait2_timeout;
             let so = c.sockopts_mut();
             if let Some(v) = o.nodelay {
                 so.nodelay = v;
@@ -1037,7 +1038,7 @@ impl Runner<'_> {
                     c.sockopts().keepalive_count
                 })))
             }
-            (6, 8) => Ok(o.linger2.unwrap_or(0)),
+            (6, 8) => Ok(linger2_reported(o.linger2, self.base.fin_wait2_timeout)),
             (6, 1008) => Ok(i64::from(o.noopt)),
             key => match o.other.get(&key) {
                 Some(v) => Ok(*v),
@@ -1205,12 +1206,64 @@ impl Runner<'_> {
     }
 }
 
+/// Linux's TCP_FIN_TIMEOUT_MAX: TCP_LINGER2 values above it are capped (120 s).
+const FIN_TIMEOUT_MAX_SECS: i64 = 120;
+
 /// TCP_LINGER2 as Linux reads it: negative means no FIN_WAIT_2 wait at all, zero the
-/// system default, positive a number of seconds.
+/// system default, positive a number of seconds, at most TCP_FIN_TIMEOUT_MAX.
 fn linger2(v: i64, default: Duration) -> Duration {
     match v {
         v if v < 0 => Duration::ZERO,
         0 => default,
-        v => Duration::from_secs(v as u64),
+        v => Duration::from_secs(v.min(FIN_TIMEOUT_MAX_SECS) as u64),
+    }
+}
+
+/// getsockopt(TCP_LINGER2) as Linux answers it (do_tcp_getsockopt): -1 when set
+/// negative, the system's tcp_fin_timeout in seconds when unset or set to 0, otherwise
+/// the value set, capped at TCP_FIN_TIMEOUT_MAX.
+fn linger2_reported(set: Option<i64>, default: Duration) -> i64 {
+    match set {
+        Some(v) if v < 0 => -1,
+        None | Some(0) => default.as_secs() as i64,
+        Some(v) => v.min(FIN_TIMEOUT_MAX_SECS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_linger2_as_linux_sets_and_reports_it() {
+        let fin_timeout = Duration::from_secs(60);
+        assert_eq!(linger2(-1, fin_timeout), Duration::ZERO);
+        assert_eq!(linger2(0, fin_timeout), fin_timeout);
+        assert_eq!(linger2(5, fin_timeout), Duration::from_secs(5));
+        assert_eq!(linger2(1000, fin_timeout), Duration::from_secs(120));
+        assert_eq!(linger2_reported(None, fin_timeout), 60);
+        assert_eq!(linger2_reported(Some(0), Duration::from_secs(10)), 10);
+        assert_eq!(linger2_reported(Some(-5), fin_timeout), -1);
+        assert_eq!(linger2_reported(Some(5), fin_timeout), 5);
+        assert_eq!(linger2_reported(Some(1000), fin_timeout), 120);
+    }
+
+    #[test]
+    fn tcp_linger2_zero_after_a_value_restores_the_default() {
+        let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                   +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+                   +0 < S 0:0(0) win 65535 <mss 1460,nop,wscale 7>\n\
+                   +0 > S. 0:0(0) ack 1 win 64240 <mss 1460,nop,wscale 7>\n\
+                   +.1 < . 1:1(0) ack 1 win 512\n+0 accept(3, ..., ...) = 4\n\
+                   +0 getsockopt(4, SOL_TCP, TCP_LINGER2, [60], [4]) = 0\n\
+                   +0 setsockopt(4, SOL_TCP, TCP_LINGER2, [5], 4) = 0\n\
+                   +0 setsockopt(4, SOL_TCP, TCP_LINGER2, [0], 4) = 0\n\
+                   +0 getsockopt(4, SOL_TCP, TCP_LINGER2, [60], [4]) = 0\n\
+                   +0 close(4) = 0\n+0 > F. 1:1(0) ack 1 win 2048\n\
+                   +.1 < . 1:1(0) ack 2 win 512\n\
+                   +59.8 %{ assert tcpi_state == TCP_FIN_WAIT2 }%\n\
+                   +.4 %{ assert tcpi_state == TCP_CLOSE }%\n";
+        let r = crate::run_script(src, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
     }
 }
