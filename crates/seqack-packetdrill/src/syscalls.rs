@@ -1248,6 +1248,32 @@ mod tests {
         assert_eq!(linger2_reported(Some(1000), fin_timeout), 120);
     }
 
+    /// A passive open with accept(), fd 4 (lines 1-7).
+    const OPEN: &str = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                        +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+                        +0 < S 0:0(0) win 65535 <mss 1460,nop,wscale 7>\n\
+                        +0 > S. 0:0(0) ack 1 win 64240 <mss 1460,nop,wscale 7>\n\
+                        +.1 < . 1:1(0) ack 1 win 512\n+0 accept(3, ..., ...) = 4\n";
+
+    #[test]
+    fn a_reset_in_close_wait_is_epipe() {
+        // Linux's tcp_reset: EPIPE in CLOSE_WAIT, ECONNRESET in ESTABLISHED.
+        let close_wait = format!(
+            "{OPEN}+.1 < F. 1:1(0) ack 1 win 512\n+.04 > . 1:1(0) ack 2 win 2048\n\
+             +.1 < R. 2:2(0) ack 1 win 0\n\
+             +0 getsockopt(4, SOL_SOCKET, SO_ERROR, [EPIPE], [4]) = 0\n\
+             +0 getsockopt(4, SOL_SOCKET, SO_ERROR, [0], [4]) = 0\n"
+        );
+        let r = crate::run_script(&close_wait, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
+        let established = format!(
+            "{OPEN}+.1 < R. 1:1(0) ack 1 win 0\n\
+             +0 getsockopt(4, SOL_SOCKET, SO_ERROR, [ECONNRESET], [4]) = 0\n"
+        );
+        let r = crate::run_script(&established, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
+    }
+
     #[test]
     fn tcp_linger2_zero_after_a_value_restores_the_default() {
         let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
