@@ -477,11 +477,17 @@ impl Runner<'_> {
         let fd = int_arg(spec, 0)?;
         // packetdrill binds to its own local address and port, whatever the script says.
         let addr = SocketAddr::new(self.local_ip, self.bind_port);
-        let taken = self
-            .fds
-            .fds
-            .values()
-            .any(|s| s.bound == Some(addr) && !s.opts.reuseaddr);
+        let reuse = match self.fds.get(fd) {
+            Ok(s) => s.opts.reuseaddr,
+            Err(x) => return Ok(Step::Done(Err(x))),
+        };
+        // Linux's inet_csk_bind_conflict: another socket bound to the same address and
+        // port conflicts unless both set SO_REUSEADDR and the other is not listening.
+        let taken = self.fds.fds.iter().any(|(&f, o)| {
+            i64::from(f) != fd
+                && o.bound == Some(addr)
+                && !(reuse && o.opts.reuseaddr && !matches!(o.kind, SockKind::Listener(_)))
+        });
         let s = match self.fds.get_mut(fd) {
             Ok(s) => s,
             Err(x) => return Ok(Step::Done(Err(x))),
@@ -489,7 +495,7 @@ impl Runner<'_> {
         if s.bound.is_some() || s.kind != SockKind::Fresh {
             return Ok(Step::Done(Err(e("EINVAL"))));
         }
-        if taken && !s.opts.reuseaddr {
+        if taken {
             return Ok(Step::Done(Err(e("EADDRINUSE"))));
         }
         s.bound = Some(addr);
@@ -1272,6 +1278,28 @@ mod tests {
         );
         let r = crate::run_script(&established, &crate::RunOptions::default());
         assert_eq!(r.result, Ok(()));
+    }
+
+    #[test]
+    fn bind_conflicts_as_linux_decides_them() {
+        let run = |src: &str| crate::run_script(src, &crate::RunOptions::default()).result;
+        let two = |a: &str, b: &str, listen: bool, want: &str| {
+            format!(
+                "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n{a}\
+                 +0 bind(3, ..., ...) = 0\n{}\
+                 +0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4\n{b}\
+                 +0 bind(4, ..., ...) = {want}\n",
+                if listen { "+0 listen(3, 1) = 0\n" } else { "" }
+            )
+        };
+        let r3 = "+0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0\n";
+        let r4 = "+0 setsockopt(4, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0\n";
+        let inuse = "-1 EADDRINUSE (Address already in use)";
+        assert_eq!(run(&two("", "", false, inuse)), Ok(()));
+        assert_eq!(run(&two(r3, "", false, inuse)), Ok(()));
+        assert_eq!(run(&two("", r4, false, inuse)), Ok(()));
+        assert_eq!(run(&two(r3, r4, false, "0")), Ok(()));
+        assert_eq!(run(&two(r3, r4, true, inuse)), Ok(()));
     }
 
     #[test]
