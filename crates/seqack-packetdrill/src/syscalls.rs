@@ -929,12 +929,35 @@ impl Runner<'_> {
             Err(x) => return Ok(Step::Done(Err(x))),
         };
         let int = || eval_int(value);
+        // Linux's do_tcp_setsockopt ranges: TCP_MAXSEG 0 or TCP_MIN_MSS (88) to
+        // MAX_TCP_WINDOW (32767); TCP_KEEPIDLE and TCP_KEEPINTVL 1 to 32767; TCP_KEEPCNT
+        // 1 to 127; TCP_USER_TIMEOUT not negative.
+        let range = match (level, name) {
+            (6, 2) => Some((0, 32767)),
+            (6, 4) | (6, 5) => Some((1, 32767)),
+            (6, 6) => Some((1, 127)),
+            (6, 18) => Some((0, i64::MAX)),
+            _ => None,
+        };
+        if let Some((lo, hi)) = range {
+            let v = int()?;
+            if v < lo || v > hi || (name == 2 && v != 0 && v < 88) {
+                return Ok(Step::Done(Err(e("EINVAL"))));
+            }
+        }
         let o = &mut s.opts;
         match (level, name) {
             (1, 2) => o.reuseaddr = int()? != 0,
             (1, 13) => {
                 let on = field(value, "onoff").map_or(Ok(0), eval_int)?;
                 let secs = field(value, "linger").map_or(Ok(0), eval_int)?;
+                // sk_setsockopt: with l_onoff 0 only SOCK_LINGER is cleared; the linger
+                // time set before stays (and getsockopt reports it).
+                let secs = if on == 0 {
+                    o.linger.map_or(0, |(_, s)| s)
+                } else {
+                    secs
+                };
                 o.linger = Some((on, secs));
             }
             (1, 9) => o.keepalive = Some(int()? != 0),
@@ -1031,7 +1054,7 @@ impl Runner<'_> {
             )),
             (6, 2) => Ok(match conn {
                 Some(c) if c.state() != State::SynSent => i64::from(c.smss()),
-                _ => o.maxseg.unwrap_or(536),
+                _ => o.maxseg.filter(|&m| m > 0).unwrap_or(536),
             }),
             (6, 4) => Ok(conn
                 .map_or(cfg.keepalive_idle, |c| c.sockopts().keepalive_idle)
@@ -1300,6 +1323,27 @@ mod tests {
         assert_eq!(run(&two("", r4, false, inuse)), Ok(()));
         assert_eq!(run(&two(r3, r4, false, "0")), Ok(()));
         assert_eq!(run(&two(r3, r4, true, inuse)), Ok(()));
+    }
+
+    #[test]
+    fn setsockopt_ranges_and_so_linger_off_as_linux() {
+        let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPIDLE, [0], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPIDLE, [32768], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPINTVL, [0], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPCNT, [128], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [87], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_USER_TIMEOUT, [-1], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 getsockopt(3, SOL_TCP, TCP_KEEPIDLE, [7200], [4]) = 0\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPCNT, [127], 4) = 0\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [88], 4) = 0\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [0], 4) = 0\n\
+                   +0 getsockopt(3, SOL_TCP, TCP_MAXSEG, [536], [4]) = 0\n\
+                   +0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=7}, 8) = 0\n\
+                   +0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=0, linger=3}, 8) = 0\n\
+                   +0 getsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=0, linger=7}, [8]) = 0\n";
+        let r = crate::run_script(src, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
     }
 
     #[test]
