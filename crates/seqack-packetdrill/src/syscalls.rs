@@ -1069,6 +1069,8 @@ impl Runner<'_> {
             }
             (6, 8) => Ok(linger2_reported(o.linger2, self.base.fin_wait2_timeout)),
             (6, 1008) => Ok(i64::from(o.noopt)),
+            // TCP_USER_TIMEOUT: stored only (seqack has no user timeout); 0 until set.
+            (6, 18) => Ok(o.other.get(&(6, 18)).copied().unwrap_or(0)),
             key => match o.other.get(&key) {
                 Some(v) => Ok(*v),
                 None => Err(()),
@@ -1333,6 +1335,7 @@ mod tests {
                    +0 setsockopt(3, SOL_TCP, TCP_KEEPINTVL, [0], 4) = -1 EINVAL (Invalid argument)\n\
                    +0 setsockopt(3, SOL_TCP, TCP_KEEPCNT, [128], 4) = -1 EINVAL (Invalid argument)\n\
                    +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [87], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 getsockopt(3, SOL_TCP, TCP_USER_TIMEOUT, [0], [4]) = 0\n\
                    +0 setsockopt(3, SOL_TCP, TCP_USER_TIMEOUT, [-1], 4) = -1 EINVAL (Invalid argument)\n\
                    +0 getsockopt(3, SOL_TCP, TCP_KEEPIDLE, [7200], [4]) = 0\n\
                    +0 setsockopt(3, SOL_TCP, TCP_KEEPCNT, [127], 4) = 0\n\
