@@ -640,8 +640,8 @@ impl<'o> Runner<'o> {
             return;
         };
         match self.fds.fd_of_conn(id) {
-            Some(fd) => {
-                if let seqack::Event::Error(err) = event {
+            Some(fd) => match event {
+                seqack::Event::Error(err) => {
                     if let (Ok(s), Some(e)) = (
                         self.fds.get_mut(i64::from(fd)),
                         crate::kernel::conn_errno(err),
@@ -649,7 +649,21 @@ impl<'o> Runner<'o> {
                         s.sk_err = Some(e);
                     }
                 }
-            }
+                // Linux's tcp_reset gives EPIPE, not ECONNRESET, to a connection reset in
+                // CLOSE_WAIT. The stack reports the error, then this state change.
+                seqack::Event::StateChange {
+                    from: State::CloseWait,
+                    why: seqack::Reason::RcvRst,
+                    ..
+                } => {
+                    if let Ok(s) = self.fds.get_mut(i64::from(fd)) {
+                        if s.sk_err == Some(crate::kernel::e("ECONNRESET")) {
+                            s.sk_err = Some(crate::kernel::e("EPIPE"));
+                        }
+                    }
+                }
+                _ => {}
+            },
             None => {
                 // A connection a listener made: it inherits the listener's options.
                 if self.configured.insert(id) {

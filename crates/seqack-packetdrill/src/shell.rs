@@ -234,7 +234,10 @@ impl Runner<'_> {
             "net.ipv4.tcp_syn_retries" => c.syn_retries = n.max(0) as u32,
             "net.ipv4.tcp_synack_retries" => c.synack_retries = n.max(0) as u32,
             "net.ipv4.tcp_retries2" => c.retries2 = n.max(0) as u32,
-            "net.ipv4.tcp_orphan_retries" => c.orphan_retries = n.max(0) as u32,
+            // Linux's tcp_orphan_retries(): 0 (the default) means 8.
+            "net.ipv4.tcp_orphan_retries" => {
+                c.orphan_retries = if n <= 0 { 8 } else { n as u32 };
+            }
             "net.ipv4.tcp_keepalive_time" => c.keepalive_idle = s(n),
             "net.ipv4.tcp_keepalive_intvl" => c.keepalive_interval = s(n),
             "net.ipv4.tcp_keepalive_probes" => c.keepalive_count = n.max(1) as u32,
@@ -452,6 +455,30 @@ impl Runner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_orphan_retries_zero_means_eight() {
+        // Eight retransmissions of the orphan's FIN (0.3 s RTO, doubling), then the
+        // expiry at 153.3 s drops it: as with the default.
+        let mut src = String::from(
+            "0 `sysctl -q net.ipv4.tcp_orphan_retries=0`\n\
+             +0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+             +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+             +0 < S 0:0(0) win 65535 <mss 1460,nop,wscale 7>\n\
+             +0 > S. 0:0(0) ack 1 win 64240 <mss 1460,nop,wscale 7>\n\
+             +.1 < . 1:1(0) ack 1 win 512\n+0 accept(3, ..., ...) = 4\n\
+             +0 close(4) = 0\n+0 > F. 1:1(0) ack 1 win 2048\n",
+        );
+        let mut gap = 0.3;
+        for _ in 0..8 {
+            src.push_str(&format!("+{gap} > F. 1:1(0) ack 1 win 2048\n"));
+            gap *= 2.0;
+        }
+        src.push_str("+76.7 %{ assert tcpi_state == TCP_FIN_WAIT1 }%\n");
+        src.push_str("+.2 %{ assert tcpi_state == TCP_CLOSE }%\n");
+        let r = crate::run_script(&src, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
+    }
 
     #[test]
     fn shell_words() {

@@ -477,11 +477,17 @@ impl Runner<'_> {
         let fd = int_arg(spec, 0)?;
         // packetdrill binds to its own local address and port, whatever the script says.
         let addr = SocketAddr::new(self.local_ip, self.bind_port);
-        let taken = self
-            .fds
-            .fds
-            .values()
-            .any(|s| s.bound == Some(addr) && !s.opts.reuseaddr);
+        let reuse = match self.fds.get(fd) {
+            Ok(s) => s.opts.reuseaddr,
+            Err(x) => return Ok(Step::Done(Err(x))),
+        };
+        // Linux's inet_csk_bind_conflict: another socket bound to the same address and
+        // port conflicts unless both set SO_REUSEADDR and the other is not listening.
+        let taken = self.fds.fds.iter().any(|(&f, o)| {
+            i64::from(f) != fd
+                && o.bound == Some(addr)
+                && !(reuse && o.opts.reuseaddr && !matches!(o.kind, SockKind::Listener(_)))
+        });
         let s = match self.fds.get_mut(fd) {
             Ok(s) => s,
             Err(x) => return Ok(Step::Done(Err(x))),
@@ -489,7 +495,7 @@ impl Runner<'_> {
         if s.bound.is_some() || s.kind != SockKind::Fresh {
             return Ok(Step::Done(Err(e("EINVAL"))));
         }
-        if taken && !s.opts.reuseaddr {
+        if taken {
             return Ok(Step::Done(Err(e("EADDRINUSE"))));
         }
         s.bound = Some(addr);
@@ -885,8 +891,9 @@ impl Runner<'_> {
     pub(crate) fn apply_conn_options(&mut self, id: ConnId, o: &SockOptions) {
         let now = self.instant();
         let o = o.clone();
+        // TCP_LINGER2 0 means the system default (tcp_fin_timeout), not the value before.
+        let base = self.base.fin_wait2_timeout;
         self.stack.with_conn(now, id, |c, _, _| {
-            let base = c.sockopts().fin_wait2_timeout;
             let so = c.sockopts_mut();
             if let Some(v) = o.nodelay {
                 so.nodelay = v;
@@ -922,12 +929,35 @@ impl Runner<'_> {
             Err(x) => return Ok(Step::Done(Err(x))),
         };
         let int = || eval_int(value);
+        // Linux's do_tcp_setsockopt ranges: TCP_MAXSEG 0 or TCP_MIN_MSS (88) to
+        // MAX_TCP_WINDOW (32767); TCP_KEEPIDLE and TCP_KEEPINTVL 1 to 32767; TCP_KEEPCNT
+        // 1 to 127; TCP_USER_TIMEOUT not negative.
+        let range = match (level, name) {
+            (6, 2) => Some((0, 32767)),
+            (6, 4) | (6, 5) => Some((1, 32767)),
+            (6, 6) => Some((1, 127)),
+            (6, 18) => Some((0, i64::MAX)),
+            _ => None,
+        };
+        if let Some((lo, hi)) = range {
+            let v = int()?;
+            if v < lo || v > hi || (name == 2 && v != 0 && v < 88) {
+                return Ok(Step::Done(Err(e("EINVAL"))));
+            }
+        }
         let o = &mut s.opts;
         match (level, name) {
             (1, 2) => o.reuseaddr = int()? != 0,
             (1, 13) => {
                 let on = field(value, "onoff").map_or(Ok(0), eval_int)?;
                 let secs = field(value, "linger").map_or(Ok(0), eval_int)?;
+                // sk_setsockopt: with l_onoff 0 only SOCK_LINGER is cleared; the linger
+                // time set before stays (and getsockopt reports it).
+                let secs = if on == 0 {
+                    o.linger.map_or(0, |(_, s)| s)
+                } else {
+                    secs
+                };
                 o.linger = Some((on, secs));
             }
             (1, 9) => o.keepalive = Some(int()? != 0),
@@ -1024,7 +1054,7 @@ impl Runner<'_> {
             )),
             (6, 2) => Ok(match conn {
                 Some(c) if c.state() != State::SynSent => i64::from(c.smss()),
-                _ => o.maxseg.unwrap_or(536),
+                _ => o.maxseg.filter(|&m| m > 0).unwrap_or(536),
             }),
             (6, 4) => Ok(conn
                 .map_or(cfg.keepalive_idle, |c| c.sockopts().keepalive_idle)
@@ -1037,8 +1067,10 @@ impl Runner<'_> {
                     c.sockopts().keepalive_count
                 })))
             }
-            (6, 8) => Ok(o.linger2.unwrap_or(0)),
+            (6, 8) => Ok(linger2_reported(o.linger2, self.base.fin_wait2_timeout)),
             (6, 1008) => Ok(i64::from(o.noopt)),
+            // TCP_USER_TIMEOUT: stored only (seqack has no user timeout); 0 until set.
+            (6, 18) => Ok(o.other.get(&(6, 18)).copied().unwrap_or(0)),
             key => match o.other.get(&key) {
                 Some(v) => Ok(*v),
                 None => Err(()),
@@ -1205,12 +1237,134 @@ impl Runner<'_> {
     }
 }
 
+/// Linux's TCP_FIN_TIMEOUT_MAX: TCP_LINGER2 values above it are capped (120 s).
+const FIN_TIMEOUT_MAX_SECS: i64 = 120;
+
 /// TCP_LINGER2 as Linux reads it: negative means no FIN_WAIT_2 wait at all, zero the
-/// system default, positive a number of seconds.
+/// system default, positive a number of seconds, at most TCP_FIN_TIMEOUT_MAX.
 fn linger2(v: i64, default: Duration) -> Duration {
     match v {
         v if v < 0 => Duration::ZERO,
         0 => default,
-        v => Duration::from_secs(v as u64),
+        v => Duration::from_secs(v.min(FIN_TIMEOUT_MAX_SECS) as u64),
+    }
+}
+
+/// getsockopt(TCP_LINGER2) as Linux answers it (do_tcp_getsockopt): -1 when set
+/// negative, the system's tcp_fin_timeout in seconds when unset or set to 0, otherwise
+/// the value set, capped at TCP_FIN_TIMEOUT_MAX.
+fn linger2_reported(set: Option<i64>, default: Duration) -> i64 {
+    match set {
+        Some(v) if v < 0 => -1,
+        None | Some(0) => default.as_secs() as i64,
+        Some(v) => v.min(FIN_TIMEOUT_MAX_SECS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_linger2_as_linux_sets_and_reports_it() {
+        let fin_timeout = Duration::from_secs(60);
+        assert_eq!(linger2(-1, fin_timeout), Duration::ZERO);
+        assert_eq!(linger2(0, fin_timeout), fin_timeout);
+        assert_eq!(linger2(5, fin_timeout), Duration::from_secs(5));
+        assert_eq!(linger2(1000, fin_timeout), Duration::from_secs(120));
+        assert_eq!(linger2_reported(None, fin_timeout), 60);
+        assert_eq!(linger2_reported(Some(0), Duration::from_secs(10)), 10);
+        assert_eq!(linger2_reported(Some(-5), fin_timeout), -1);
+        assert_eq!(linger2_reported(Some(5), fin_timeout), 5);
+        assert_eq!(linger2_reported(Some(1000), fin_timeout), 120);
+    }
+
+    /// A passive open with accept(), fd 4 (lines 1-7).
+    const OPEN: &str = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                        +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+                        +0 < S 0:0(0) win 65535 <mss 1460,nop,wscale 7>\n\
+                        +0 > S. 0:0(0) ack 1 win 64240 <mss 1460,nop,wscale 7>\n\
+                        +.1 < . 1:1(0) ack 1 win 512\n+0 accept(3, ..., ...) = 4\n";
+
+    #[test]
+    fn a_reset_in_close_wait_is_epipe() {
+        // Linux's tcp_reset: EPIPE in CLOSE_WAIT, ECONNRESET in ESTABLISHED.
+        let close_wait = format!(
+            "{OPEN}+.1 < F. 1:1(0) ack 1 win 512\n+.04 > . 1:1(0) ack 2 win 2048\n\
+             +.1 < R. 2:2(0) ack 1 win 0\n\
+             +0 getsockopt(4, SOL_SOCKET, SO_ERROR, [EPIPE], [4]) = 0\n\
+             +0 getsockopt(4, SOL_SOCKET, SO_ERROR, [0], [4]) = 0\n"
+        );
+        let r = crate::run_script(&close_wait, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
+        let established = format!(
+            "{OPEN}+.1 < R. 1:1(0) ack 1 win 0\n\
+             +0 getsockopt(4, SOL_SOCKET, SO_ERROR, [ECONNRESET], [4]) = 0\n"
+        );
+        let r = crate::run_script(&established, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
+    }
+
+    #[test]
+    fn bind_conflicts_as_linux_decides_them() {
+        let run = |src: &str| crate::run_script(src, &crate::RunOptions::default()).result;
+        let two = |a: &str, b: &str, listen: bool, want: &str| {
+            format!(
+                "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n{a}\
+                 +0 bind(3, ..., ...) = 0\n{}\
+                 +0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4\n{b}\
+                 +0 bind(4, ..., ...) = {want}\n",
+                if listen { "+0 listen(3, 1) = 0\n" } else { "" }
+            )
+        };
+        let r3 = "+0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0\n";
+        let r4 = "+0 setsockopt(4, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0\n";
+        let inuse = "-1 EADDRINUSE (Address already in use)";
+        assert_eq!(run(&two("", "", false, inuse)), Ok(()));
+        assert_eq!(run(&two(r3, "", false, inuse)), Ok(()));
+        assert_eq!(run(&two("", r4, false, inuse)), Ok(()));
+        assert_eq!(run(&two(r3, r4, false, "0")), Ok(()));
+        assert_eq!(run(&two(r3, r4, true, inuse)), Ok(()));
+    }
+
+    #[test]
+    fn setsockopt_ranges_and_so_linger_off_as_linux() {
+        let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPIDLE, [0], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPIDLE, [32768], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPINTVL, [0], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPCNT, [128], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [87], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 getsockopt(3, SOL_TCP, TCP_USER_TIMEOUT, [0], [4]) = 0\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_USER_TIMEOUT, [-1], 4) = -1 EINVAL (Invalid argument)\n\
+                   +0 getsockopt(3, SOL_TCP, TCP_KEEPIDLE, [7200], [4]) = 0\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_KEEPCNT, [127], 4) = 0\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [88], 4) = 0\n\
+                   +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [0], 4) = 0\n\
+                   +0 getsockopt(3, SOL_TCP, TCP_MAXSEG, [536], [4]) = 0\n\
+                   +0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=7}, 8) = 0\n\
+                   +0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=0, linger=3}, 8) = 0\n\
+                   +0 getsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=0, linger=7}, [8]) = 0\n";
+        let r = crate::run_script(src, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
+    }
+
+    #[test]
+    fn tcp_linger2_zero_after_a_value_restores_the_default() {
+        let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                   +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+                   +0 < S 0:0(0) win 65535 <mss 1460,nop,wscale 7>\n\
+                   +0 > S. 0:0(0) ack 1 win 64240 <mss 1460,nop,wscale 7>\n\
+                   +.1 < . 1:1(0) ack 1 win 512\n+0 accept(3, ..., ...) = 4\n\
+                   +0 getsockopt(4, SOL_TCP, TCP_LINGER2, [60], [4]) = 0\n\
+                   +0 setsockopt(4, SOL_TCP, TCP_LINGER2, [5], 4) = 0\n\
+                   +0 setsockopt(4, SOL_TCP, TCP_LINGER2, [0], 4) = 0\n\
+                   +0 getsockopt(4, SOL_TCP, TCP_LINGER2, [60], [4]) = 0\n\
+                   +0 close(4) = 0\n+0 > F. 1:1(0) ack 1 win 2048\n\
+                   +.1 < . 1:1(0) ack 2 win 512\n\
+                   +59.8 %{ assert tcpi_state == TCP_FIN_WAIT2 }%\n\
+                   +.4 %{ assert tcpi_state == TCP_CLOSE }%\n";
+        let r = crate::run_script(src, &crate::RunOptions::default());
+        assert_eq!(r.result, Ok(()));
     }
 }
