@@ -650,12 +650,13 @@ impl<'o> Runner<'o> {
                     }
                 }
                 // Linux's tcp_reset gives EPIPE, not ECONNRESET, to a connection reset in
-                // CLOSE_WAIT. The stack reports the error, then this state change.
+                // CLOSE_WAIT (FreeBSD keeps ECONNRESET). The stack reports the error,
+                // then this state change.
                 seqack::Event::StateChange {
                     from: State::CloseWait,
                     why: seqack::Reason::RcvRst,
                     ..
-                } => {
+                } if self.opts.profile == Profile::Linux => {
                     if let Ok(s) = self.fds.get_mut(i64::from(fd)) {
                         if s.sk_err == Some(crate::kernel::e("ECONNRESET")) {
                             s.sk_err = Some(crate::kernel::e("EPIPE"));
