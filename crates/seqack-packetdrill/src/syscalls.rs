@@ -893,16 +893,20 @@ impl Runner<'_> {
         let o = o.clone();
         // TCP_LINGER2 0 means the system default (tcp_fin_timeout), not the value before.
         let base = self.base.fin_wait2_timeout;
-        self.stack.with_conn(now, id, |c, _, _| {
+        self.stack.with_conn(now, id, |c, now, _| {
+            // Keepalive settings move the timer, as setsockopt does on Linux.
+            if let Some(v) = o.keepalive.filter(|&v| v != c.sockopts().keepalive) {
+                c.set_keepalive(now, v);
+            }
+            if let Some(v) = o.keepidle {
+                let idle = Duration::from_secs(v.max(1) as u64);
+                if idle != c.sockopts().keepalive_idle {
+                    c.set_keepalive_idle(now, idle);
+                }
+            }
             let so = c.sockopts_mut();
             if let Some(v) = o.nodelay {
                 so.nodelay = v;
-            }
-            if let Some(v) = o.keepalive {
-                so.keepalive = v;
-            }
-            if let Some(v) = o.keepidle {
-                so.keepalive_idle = Duration::from_secs(v.max(1) as u64);
             }
             if let Some(v) = o.keepintvl {
                 so.keepalive_interval = Duration::from_secs(v.max(1) as u64);

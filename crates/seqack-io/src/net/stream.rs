@@ -265,15 +265,20 @@ impl TcpStream {
 
     /// Turns `SO_KEEPALIVE` on with these idle and interval times, or off.
     pub fn set_keepalive(&self, keepalive: Option<(Duration, Duration, u32)>) -> io::Result<()> {
-        self.with_opts(|o| match keepalive {
-            Some((idle, intvl, cnt)) => {
-                o.keepalive = true;
-                o.keepalive_idle = idle;
-                o.keepalive_interval = intvl;
-                o.keepalive_count = cnt;
-            }
-            None => o.keepalive = false,
-        })
+        let id = self.inner.id;
+        let r = self.inner.shared.op(|g, now| {
+            g.stack.with_conn(now, id, |c, now, _| match keepalive {
+                Some((idle, intvl, cnt)) => {
+                    let o = c.sockopts_mut();
+                    o.keepalive_interval = intvl;
+                    o.keepalive_count = cnt;
+                    c.set_keepalive_idle(now, idle);
+                    c.set_keepalive(now, true);
+                }
+                None => c.set_keepalive(now, false),
+            })
+        });
+        r.ok_or_else(|| io::ErrorKind::NotConnected.into())
     }
 
     fn with_opts(&self, f: impl FnOnce(&mut seqack::tcp::SockOpts)) -> io::Result<()> {

@@ -453,6 +453,30 @@ impl Connection {
         &mut self.opts
     }
 
+    /// `SO_KEEPALIVE` on or off. Turning it on starts the idle time now, off stops the
+    /// timer (Linux: tcp_set_keepalive).
+    pub fn set_keepalive(&mut self, now: Instant, on: bool) {
+        self.opts.keepalive = on;
+        if on && self.state.is_synchronized() && self.state != State::TimeWait {
+            self.timers
+                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
+        } else {
+            self.timers.stop(Timer::Keepalive);
+        }
+    }
+
+    /// `TCP_KEEPIDLE`. With keepalive on, the timer moves to the new idle time counted
+    /// from the last segment received, or fires now if that has passed (Linux:
+    /// tcp_sock_set_keepidle_locked).
+    pub fn set_keepalive_idle(&mut self, now: Instant, idle: Duration) {
+        self.opts.keepalive_idle = idle;
+        if self.opts.keepalive && self.state.is_synchronized() && self.state != State::TimeWait {
+            let at = self.last_recv + idle;
+            self.timers
+                .set(Timer::Keepalive, if at > now { at } else { now });
+        }
+    }
+
     /// Bytes written but not yet acknowledged (`ss`'s Send-Q).
     pub fn send_queue(&self) -> usize {
         self.send_buf.len()

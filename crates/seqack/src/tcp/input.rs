@@ -343,8 +343,13 @@ impl Connection {
             (0, 0) => seq == self.rcv_nxt,
             (0, _) => seq.in_range(self.rcv_nxt, end),
             (_, 0) => false,
+            // RFC 9293's test (the first or the last octet in the window), plus a segment
+            // that spans the whole window from below: its new part is as acceptable as
+            // any (Linux's tcp_sequence accepts every overlap with the window).
             (_, _) => {
-                seq.in_range(self.rcv_nxt, end) || (seq + (len - 1)).in_range(self.rcv_nxt, end)
+                seq.in_range(self.rcv_nxt, end)
+                    || (seq + (len - 1)).in_range(self.rcv_nxt, end)
+                    || (seq < self.rcv_nxt && seq + len > end)
             }
         }
     }
@@ -725,13 +730,28 @@ impl Connection {
             }
             quick = self.accept_text(now, start, seg.payload, cx);
         }
+        // A FIN recorded but not taken yet lies beyond a hole (an in-order FIN is taken
+        // at once).
+        let fin_was_held = !self.fin_rcvd && self.rcv_fin.is_some();
         if seg.flags.fin() && self.state.can_receive() {
-            self.rcv_fin = Some(start + seg.payload.len());
+            let at = start + seg.payload.len();
+            if at > self.rcv_nxt {
+                // A FIN beyond a hole: held out of order, and answered at once with a
+                // duplicate ACK like out-of-order data (RFC 5681 4.2; Linux queues it
+                // in the out-of-order queue).
+                self.ack_now = true;
+            }
+            self.rcv_fin = Some(at);
         } else if seg.flags.fin() && self.fin_rcvd {
             // A retransmitted FIN in CLOSE_WAIT, CLOSING or LAST_ACK: acknowledge again.
             self.ack_now = true;
         }
         let pingpong = self.try_take_fin(now, cx);
+        if fin_was_held && self.fin_rcvd {
+            // The gap before a held FIN is filled: ACK at once (RFC 5681 4.2; Linux sets
+            // ICSK_ACK_NOW), although a FIN would otherwise wait for the delayed ACK.
+            self.ack_now = true;
+        }
         if quick && !pingpong {
             self.quickack -= 1;
             self.ack_now = true;
