@@ -279,6 +279,9 @@ pub fn profile_config(p: Profile) -> Config {
         // to the buffer's space.
         c.advertise_free_space = true;
         c.accept_to_buffer_space = true;
+        // TIME_WAIT drops segments without ACK; ACKs resend an unacknowledged FIN.
+        c.tw_ack_required = true;
+        c.resend_fin_in_acks = true;
     }
     c
 }

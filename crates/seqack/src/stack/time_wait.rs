@@ -69,6 +69,7 @@ const LIVE: u8 = 1;
 const TS: u8 = 4;
 const RFC1337: u8 = 8;
 const ACKED: u8 = 16;
+const ACK_REQUIRED: u8 = 32;
 
 /// An address family's address as stored in a record.
 trait Addr: Copy + Default + Eq {
@@ -413,6 +414,7 @@ impl<A: Addr> Family<A> {
             ts_on.then_some(r.ts_recent),
             paws_reject,
             r.flags & RFC1337 != 0,
+            r.flags & ACK_REQUIRED != 0,
         );
         let mut hit = Hit {
             action,
@@ -702,6 +704,9 @@ impl TimeWaitTable {
         if s.rfc1337 {
             flags |= RFC1337;
         }
+        if s.ack_required {
+            flags |= ACK_REQUIRED;
+        }
         fn record<A: Addr>(s: &TimeWaitState, deadline: u64, flags: u8, class: usize) -> Record<A> {
             Record {
                 remote: A::default(),
@@ -871,6 +876,7 @@ mod tests {
             deadline: now + duration,
             duration,
             rfc1337: true,
+            ack_required: false,
         }
     }
 

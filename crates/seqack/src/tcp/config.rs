@@ -94,6 +94,14 @@ pub struct Config {
     /// (FreeBSD's tcp_input: RCV.WND = max(space, RCV.ADV - RCV.NXT)). Off (Linux, RFC
     /// 9293): the advertised window bounds acceptability.
     pub accept_to_buffer_space: bool,
+    /// In TIME_WAIT, drop segments without ACK (RFC 9293's fifth check; FreeBSD's
+    /// tcp_twcheck). Off (Linux, tcp_timewait_state_process): they are ACKed like any
+    /// other unexpected segment.
+    pub tw_ack_required: bool,
+    /// Send our FIN again on every ACK while it is unacknowledged and nothing else is
+    /// outstanding (FreeBSD's tcp_output in FIN_WAIT_1, CLOSING and LAST_ACK); challenge
+    /// ACKs excepted. Off (Linux): a bare ACK at SND.NXT.
+    pub resend_fin_in_acks: bool,
     /// Report duplicate segments in the first SACK block (D-SACK, RFC 2883) when SACK
     /// is in use. Linux: on (`tcp_dsack`).
     pub dsack: bool,
@@ -140,6 +148,8 @@ impl Default for Config {
             sack: true,
             dsack: true,
             advertise_free_space: false,
+            tw_ack_required: false,
+            resend_fin_in_acks: false,
             accept_to_buffer_space: false,
             initial_cwnd: 10,
             option_layout: OptionLayout::Linux,

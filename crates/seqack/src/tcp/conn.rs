@@ -192,6 +192,8 @@ pub struct Connection {
     /// A duplicate segment to report in the first SACK block of the next ACK (D-SACK,
     /// RFC 2883 section 4), once.
     pub(super) dsack: Option<(Seq, Seq)>,
+    /// The ACK due is a challenge ACK (RFC 5961), which never carries a resent FIN.
+    pub(super) challenge_due: bool,
 
     // Options.
     /// Payload bytes per segment we send (the peer's MSS less our option overhead).
@@ -283,6 +285,7 @@ impl Connection {
             unacked_bytes: 0,
             sack_recent: [None; 4],
             dsack: None,
+            challenge_due: false,
             smss: mss,
             ts: TsState {
                 enabled: false,
@@ -523,6 +526,7 @@ impl Connection {
             deadline: self.timers.get(Timer::TimeWait)?,
             duration: self.cfg.time_wait_len(),
             rfc1337: self.cfg.rfc1337,
+            ack_required: self.cfg.tw_ack_required,
         })
     }
 

@@ -492,6 +492,7 @@ impl Connection {
         if self.ratelimit_ok(now) {
             cx.challenge_acks += 1;
             self.ack_now = true;
+            self.challenge_due = true;
         } else {
             cx.ack_skipped_challenge += 1;
         }
@@ -937,7 +938,8 @@ impl Connection {
     fn on_time_wait(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
         let paws = self.paws_rejects(now, seg);
         let recent = self.ts.enabled.then_some(self.ts.recent);
-        match time_wait_segment(seg, self.rcv_nxt, recent, paws, self.cfg.rfc1337) {
+        let (rfc1337, ack_required) = (self.cfg.rfc1337, self.cfg.tw_ack_required);
+        match time_wait_segment(seg, self.rcv_nxt, recent, paws, rfc1337, ack_required) {
             TimeWaitAction::Nothing => {}
             TimeWaitAction::RstIgnored => cx.tw_rst_ignored += 1,
             TimeWaitAction::Close => self.enter_closed(Reason::RcvRst, None),

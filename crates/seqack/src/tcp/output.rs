@@ -66,10 +66,24 @@ impl Connection {
             return self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
         }
         if self.ack_now {
+            if self.cfg.resend_fin_in_acks && !self.challenge_due && self.fin_unacked_alone() {
+                // FreeBSD: an ACK while our FIN is outstanding carries the FIN again.
+                let seq = self.fin_seq();
+                return self.emit(now, buf, seq, Flags::FIN | Flags::ACK, 0, 0, false, cx);
+            }
             let seq = self.ack_seq();
             return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
         }
         None
+    }
+
+    /// Our FIN has been sent and is the only thing unacknowledged, with nothing being
+    /// retransmitted.
+    fn fin_unacked_alone(&self) -> bool {
+        self.fin_queued
+            && self.snd_nxt == self.snd_max
+            && self.snd_max == self.fin_seq() + 1u32
+            && self.snd_una == self.fin_seq()
     }
 
     /// The sequence number of a bare ACK (a challenge ACK included): the RFC's SND.NXT,
@@ -248,6 +262,7 @@ impl Connection {
         if flags.ack() {
             self.after_ack_sent();
         }
+        self.challenge_due = false;
         Some(n)
     }
 

@@ -34,6 +34,7 @@ pub fn time_wait_segment(
     ts_recent: Option<u32>,
     paws_reject: bool,
     rfc1337: bool,
+    ack_required: bool,
 ) -> TimeWaitAction {
     let f = seg.flags;
     if f.rst() {
@@ -56,6 +57,11 @@ pub fn time_wait_segment(
         if seg.seq > rcv_nxt || newer_ts {
             return TimeWaitAction::Recycle;
         }
+    }
+    // RFC 9293 3.10.7.4, fifth: a segment without ACK is dropped (FreeBSD's tcp_twcheck;
+    // Linux answers it like any other, which is the default).
+    if ack_required && !f.ack() {
+        return TimeWaitAction::Nothing;
     }
     if !paws_reject && seg.seq == rcv_nxt && seg.seq_len() == 0 {
         return TimeWaitAction::Nothing;
@@ -90,4 +96,7 @@ pub struct TimeWaitState {
     pub duration: crate::time::Duration,
     /// Whether RFC 1337 protection is on (RST ignored).
     pub rfc1337: bool,
+    /// Whether segments without ACK are dropped rather than answered
+    /// ([`crate::Config::tw_ack_required`]).
+    pub ack_required: bool,
 }
