@@ -24,6 +24,8 @@ pub enum SockKind {
 pub struct SockOptions {
     /// SO_REUSEADDR.
     pub reuseaddr: bool,
+    /// TCP_DEFER_ACCEPT, in seconds.
+    pub defer_accept: Option<i64>,
     /// SO_LINGER {onoff, linger}.
     pub linger: Option<(i64, i64)>,
     /// SO_KEEPALIVE.

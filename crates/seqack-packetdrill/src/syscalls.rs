@@ -858,6 +858,10 @@ impl Runner<'_> {
             c.recv_buffer = crate::runner::freebsd_round(c.recv_buffer, mss);
             c.send_buffer = crate::runner::freebsd_round(c.send_buffer, mss);
         }
+        if let Some(v) = o.defer_accept {
+            c.defer_accept_rounds =
+                Config::defer_accept_rounds_for(v.clamp(0, i64::from(u32::MAX)) as u32);
+        }
         if o.noopt {
             c.timestamps = false;
             c.sack = false;
@@ -973,6 +977,7 @@ impl Runner<'_> {
             (6, 5) => o.keepintvl = Some(int()?),
             (6, 6) => o.keepcnt = Some(int()?),
             (6, 8) => o.linger2 = Some(int()?),
+            (6, 9) => o.defer_accept = Some(int()?.max(0)),
             (6, 1008) => o.noopt = int()? != 0,
             _ => {
                 // Accepted and remembered (getsockopt returns it), without effect.

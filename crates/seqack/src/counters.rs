@@ -42,6 +42,8 @@ counters! {
     /// Half-open (passively opened SYN_RECEIVED) connections reset by an RST or a new
     /// SYN in the window.
     embryonic_rsts => "TcpExtEmbryonicRsts",
+    /// Bare ACKs completing a handshake dropped under TCP_DEFER_ACCEPT.
+    defer_accept_drops => "TcpExtTCPDeferAcceptDrop",
     /// Segments received (including erroneous ones).
     in_segs => "TcpInSegs",
     /// Segments sent, excluding retransmissions.

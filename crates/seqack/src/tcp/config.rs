@@ -22,6 +22,11 @@ pub struct Config {
     /// SYN-ACK retransmissions before a half-open connection is dropped
     /// (`tcp_synack_retries`). Linux: 5.
     pub synack_retries: u32,
+    /// `TCP_DEFER_ACCEPT` on the listener, as SYN-ACK retransmission rounds (Linux's
+    /// `secs_to_retrans`; 0: off). A bare ACK completing the handshake is dropped until
+    /// data arrives or the SYN-ACK has timed out this many times; meanwhile the SYN-ACK
+    /// is not resent until the last round (Linux's syn_ack_recalc).
+    pub defer_accept_rounds: u32,
     /// Retransmissions of data before the connection times out (`tcp_retries2`). Linux: 15.
     pub retries2: u32,
     /// Retransmissions for a connection the application has closed (`tcp_orphan_retries`).
@@ -123,6 +128,7 @@ impl Default for Config {
             rto_max: Duration::from_secs(120),
             syn_retries: 6,
             synack_retries: 5,
+            defer_accept_rounds: 0,
             retries2: 15,
             orphan_retries: 8,
             delayed_ack: Duration::from_millis(40),
@@ -159,6 +165,22 @@ impl Default for Config {
 }
 
 impl Config {
+    /// `TCP_DEFER_ACCEPT` seconds as SYN-ACK retransmission rounds, as Linux converts
+    /// them: the rounds whose backed-off timeouts (from 1 s, capped at 120 s) first
+    /// add up to at least `seconds`.
+    pub fn defer_accept_rounds_for(seconds: u32) -> u32 {
+        if seconds == 0 {
+            return 0;
+        }
+        let (mut rounds, mut timeout, mut period) = (1u32, 1u32, 1u32);
+        while seconds > period && rounds < 255 {
+            rounds += 1;
+            timeout = (timeout * 2).min(120);
+            period += timeout;
+        }
+        rounds
+    }
+
     /// The MSS to advertise for a connection over IPv6 (`true`) or IPv4.
     pub fn mss(&self, ipv6: bool) -> u16 {
         let headers = if ipv6 { 60 } else { 40 };

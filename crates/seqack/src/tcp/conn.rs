@@ -194,6 +194,9 @@ pub struct Connection {
     pub(super) dsack: Option<(Seq, Seq)>,
     /// The ACK due is a challenge ACK (RFC 5961), which never carries a resent FIN.
     pub(super) challenge_due: bool,
+    /// TCP_DEFER_ACCEPT: the peer's bare ACK of our SYN came and was dropped, waiting
+    /// for data.
+    pub(super) defer_acked: bool,
 
     // Options.
     /// Payload bytes per segment we send (the peer's MSS less our option overhead).
@@ -286,6 +289,7 @@ impl Connection {
             sack_recent: [None; 4],
             dsack: None,
             challenge_due: false,
+            defer_acked: false,
             smss: mss,
             ts: TsState {
                 enabled: false,

@@ -215,6 +215,14 @@ impl Connection {
             self.update_ts_recent(now, seg);
         }
         if self.state == State::SynReceived {
+            let bare = seg.payload.is_empty() && !seg.flags.fin();
+            if self.passive && bare && self.retries < self.cfg.defer_accept_rounds {
+                // TCP_DEFER_ACCEPT: wait for data before the connection is accepted
+                // (Linux's tcp_check_req, TCPDeferAcceptDrop).
+                cx.defer_accept_drops += 1;
+                self.defer_acked = true;
+                return;
+            }
             if self.snd_una < seg.ack && seg.ack <= self.snd_max {
                 self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
@@ -992,8 +1000,12 @@ impl Connection {
             return;
         }
         self.retries += 1;
+        let deferring = self.state == State::SynReceived && self.defer_acked;
         let limit = match self.state {
             State::SynSent => self.cfg.syn_retries,
+            State::SynReceived if deferring => {
+                self.cfg.synack_retries.max(self.cfg.defer_accept_rounds)
+            }
             State::SynReceived => self.cfg.synack_retries,
             _ if self.orphaned => self.cfg.orphan_retries,
             _ => self.cfg.retries2,
@@ -1008,6 +1020,13 @@ impl Connection {
         }
         cx.timeouts += 1;
         self.backoff += 1;
+        if deferring && self.retries < self.cfg.defer_accept_rounds {
+            // The peer has ACKed our SYN: no SYN-ACK again until the last round of
+            // deferring, which gives it a last chance (Linux's syn_ack_recalc).
+            self.timers
+                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            return;
+        }
         let flight = self.snd_max.since(self.snd_una);
         self.cc.on_rto(flight, self.smss);
         self.recover = (self.state.is_synchronized()).then_some(self.snd_max);
