@@ -354,10 +354,14 @@ impl Connection {
             // RFC 9293's test (the first or the last octet in the window), plus a segment
             // that spans the whole window from below: its new part is as acceptable as
             // any (Linux's tcp_sequence accepts every overlap with the window).
+            // A segment ending exactly at RCV.NXT (a retransmitted FIN, say) brings
+            // nothing new but its ACK, which is processed: Linux's tcp_sequence accepts
+            // it (end_seq not before rcv_wup) and FreeBSD trims it to a bare ACK.
             (_, _) => {
                 seq.in_range(self.rcv_nxt, end)
                     || (seq + (len - 1)).in_range(self.rcv_nxt, end)
                     || (seq < self.rcv_nxt && seq + len > end)
+                    || (seq + len == self.rcv_nxt && !seg.flags.syn())
             }
         }
     }
