@@ -275,6 +275,63 @@ fn nagle_holds_a_second_small_segment_while_one_is_unacknowledged() {
 }
 
 #[test]
+fn nagle_sends_the_tail_of_a_write_with_the_full_segments_before_it() {
+    // Minshall's variant (Linux: tcp_nagle_check, tcp_minshall_check): full segments in
+    // flight do not hold a short one, only an unacknowledged short one does. A 2000-byte
+    // write leaves as 1460 + 540 at once, not 1460 now and 540 one RTT later.
+    let mut f = conn_established();
+    f.send(&[4u8; 2000]);
+    let sent = f.transmit();
+    let shape: Vec<_> = sent
+        .iter()
+        .map(|s| (s.seq, s.payload.len(), s.flags.psh()))
+        .collect();
+    assert_eq!(shape, vec![(iss(1), 1460, false), (iss(1461), 540, true)]);
+}
+
+#[test]
+fn nagle_does_not_hold_a_small_segment_behind_a_full_one() {
+    let mut f = conn_established();
+    f.send(&[4u8; 1460]);
+    assert_eq!(f.expect_one().payload.len(), 1460);
+    f.send(b"tail");
+    let s = f.expect_one();
+    assert_eq!((s.seq, &s.payload[..]), (iss(1461), &b"tail"[..]));
+}
+
+#[test]
+fn nagle_holds_a_small_write_until_the_short_segment_before_it_is_acked() {
+    let mut f = conn_established();
+    f.send(&[4u8; 2000]);
+    assert_eq!(f.transmit().len(), 2);
+    // The 540-byte segment is short and unacknowledged: the next short one waits.
+    f.send(&[5u8; 100]);
+    f.expect_nothing();
+    // An ACK of the full segment alone does not release it...
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    f.expect_nothing();
+    // ...the ACK of the short one does.
+    f.inject(&seg(Flags::ACK, irs(1), iss(2001), b""));
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(2001), 100));
+    assert!(s.flags.psh());
+}
+
+#[test]
+fn nodelay_holds_no_short_segment() {
+    let mut f = conn_established();
+    f.conn.sockopts_mut().nodelay = true;
+    f.send(&[4u8; 2000]);
+    assert_eq!(f.transmit().len(), 2);
+    for i in 0..3u32 {
+        f.send(&[5u8; 100]);
+        let s = f.expect_one();
+        assert_eq!((s.seq, s.payload.len()), (iss(2001 + 100 * i), 100));
+    }
+}
+
+#[test]
 fn nagle_does_not_hold_a_full_sized_segment() {
     let mut f = conn_established();
     f.send(b"a");

@@ -166,6 +166,10 @@ pub struct Connection {
     pub(super) buf_seq: Seq,
     /// The application closed its sending half: FIN follows the buffered data.
     pub(super) fin_queued: bool,
+    /// End of the last short (less than a full segment) segment of new data sent: while
+    /// it is unacknowledged, Nagle holds the next short one (Minshall's variant, Linux's
+    /// `snd_sml`).
+    pub(super) snd_sml: Seq,
 
     // Receive sequence space.
     pub(super) irs: Seq,
@@ -270,6 +274,7 @@ impl Connection {
             send_buf: SendBuffer::new(cfg.send_buffer),
             buf_seq: iss + 1u32,
             fin_queued: false,
+            snd_sml: iss,
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),

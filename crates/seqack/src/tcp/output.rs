@@ -167,11 +167,8 @@ impl Connection {
                 self.maybe_arm_persist(now);
                 return None;
             }
-        } else if len < mss && len == unsent && !retransmission && in_flight {
-            // Nagle: one small segment in flight at a time, unless disabled or closing.
-            if !self.opts.nodelay && !self.fin_queued {
-                return None;
-            }
+        } else if len < mss && len == unsent && !retransmission && self.nagle_holds() {
+            return None;
         }
         // The FIN takes one sequence number, so it needs room in the peer's window too.
         let fin = self.fin_queued && self.snd_nxt + len == data_end && room > len;
@@ -193,6 +190,10 @@ impl Connection {
         if !retransmission && self.rtt_probe.is_none() && !self.ts.enabled {
             self.rtt_probe = Some((seg_end, now));
         }
+        if !retransmission && len < mss {
+            // Linux: tcp_minshall_update.
+            self.snd_sml = seg_end;
+        }
         self.snd_nxt = seg_end;
         if let Some(resume) = self.rexmit_resume.take() {
             self.snd_nxt = self.snd_nxt.max(resume);
@@ -203,6 +204,19 @@ impl Connection {
                 .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
         Some(n)
+    }
+
+    /// Nagle's algorithm (RFC 9293 3.7.4) in Minshall's variant, as Linux runs it
+    /// (tcp_nagle_check, tcp_minshall_check): a short segment waits only while an
+    /// earlier short segment is unacknowledged, so the tail of a write goes out with
+    /// the full segments before it instead of one round trip later. TCP_NODELAY turns
+    /// it off, and a queued FIN pushes everything out (Linux sends the rest with
+    /// TCP_NAGLE_OFF once the FIN is queued).
+    fn nagle_holds(&self) -> bool {
+        !self.opts.nodelay
+            && !self.fin_queued
+            && self.snd_una < self.snd_sml
+            && self.snd_sml <= self.snd_max
     }
 
     /// Arms the persist timer when the peer's window stops us and nothing is in flight
