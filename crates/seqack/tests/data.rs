@@ -234,12 +234,91 @@ fn window_update_stops_the_persist_timer_and_releases_the_data() {
 #[test]
 fn send_is_limited_by_the_peers_window() {
     let mut f = conn_established();
-    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 1000));
+    // Two full segments' worth (a window of less than one segment is a silly one, see
+    // the SWS tests below).
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 2920));
     f.send(&[1u8; 3000]);
     let sent = f.transmit();
     let bytes: usize = sent.iter().map(|s| s.payload.len()).sum();
-    assert_eq!(bytes, 1000, "exactly the offered window: {sent:?}");
+    assert_eq!(bytes, 2920, "exactly the offered window: {sent:?}");
     assert_eq!(sent[0].seq, iss(1));
+}
+
+#[test]
+fn a_window_reopening_to_a_silly_size_waits_for_the_persist_probe() {
+    // RFC 1122 4.2.3.4 / RFC 9293 3.8.6.2.1, sender side: the peer offered 64240 bytes
+    // in its SYN-ACK, so a window of 128 bytes (less than a segment, less than half the
+    // largest window) does not release queued data at once, even with nothing in
+    // flight: the persist timer goes on and its probe carries what the window allows
+    // (Linux: tcp_snd_wnd_test, tcp_ack_probe, tcp_write_wakeup).
+    let mut f = conn_established();
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 0));
+    f.send(&[5u8; 1000]);
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::Persist), f.now + ms(300));
+
+    f.advance(RTT);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 128));
+    f.expect_nothing();
+    // The update restarts the persist timer (backoff unchanged: none yet).
+    let t = f.now + ms(300);
+    assert_eq!(f.timer(Timer::Persist), t);
+
+    assert_eq!(f.fire_next(), t);
+    let probe = f.expect_one();
+    assert_eq!(
+        (probe.flags, probe.seq, probe.payload.len()),
+        (Flags::ACK | Flags::PSH, iss(1), 128),
+        "the probe is the data the window allows, pushed"
+    );
+    assert_eq!(
+        f.cx.win_probes, 0,
+        "not a zero-window probe (TcpExtTCPWinProbe)"
+    );
+    // Data in flight: the retransmission timer takes over, with no backoff.
+    assert_eq!(f.conn.timer(Timer::Persist), None);
+    assert_eq!(f.timer(Timer::Retransmit), t + ms(300));
+
+    // The window opens for real: the rest goes at once.
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(129), b""));
+    let rest = f.expect_one();
+    assert_eq!((rest.seq, rest.payload.len()), (iss(129), 872));
+    assert!(rest.flags.psh());
+}
+
+#[test]
+fn a_small_window_that_is_half_the_largest_one_offered_is_used_at_once() {
+    // RFC 1122 4.2.3.4 (3): at least Fs = 1/2 of the largest window the peer offered is
+    // not a silly window. Our peer's largest window here is its SYN-ACK's 64240 bytes,
+    // so this takes a peer whose window has always been small.
+    let mut f = conn_syn_sent();
+    f.advance(RTT);
+    let mut syn_ack = with_window(seg(Flags::SYN | Flags::ACK, IRS, iss(1), b""), 1000);
+    syn_ack.options = peer_syn_options(&plain_config(), 0, 0);
+    f.inject(&syn_ack);
+    f.transmit();
+    f.send(&[6u8; 3000]);
+    let first = f.expect_one();
+    assert_eq!(first.payload.len(), 1000);
+    // The window stays at 1000: a whole window is never silly.
+    f.advance(RTT);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1001), b""), 1000));
+    assert_eq!(f.expect_one().payload.len(), 1000);
+    // 600 of the 1000 in flight acknowledged: 600 bytes of room, more than half the
+    // largest window, go at once.
+    f.advance(RTT);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1601), b""), 1000));
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(2001), 600));
+    // 400 more acknowledged: 400 bytes of room is less than half, so they wait for the
+    // ACKs of the data in flight, with no persist timer.
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(2001), b""), 1000));
+    f.expect_nothing();
+    assert_eq!(f.conn.timer(Timer::Persist), None);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(2601), b""), 1000));
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(2601), 400));
 }
 
 #[test]

@@ -541,10 +541,19 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = ack;
             if window > 0 {
-                self.timers.stop(Timer::Persist);
-                if was_zero {
-                    self.backoff = 0;
-                    self.probes = 0;
+                let (unsent, mss, room) = self.send_limits();
+                if self.snd_max == self.snd_una && self.window_too_small(unsent, mss, room) {
+                    // Open, but too little to use (sender SWS avoidance): the persist
+                    // timer goes on, restarted with its backoff, and its next probe
+                    // carries the data the window allows (Linux: tcp_ack_probe).
+                    self.timers
+                        .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+                } else {
+                    if was_zero || self.timers.is_set(Timer::Persist) {
+                        self.backoff = 0;
+                        self.probes = 0;
+                    }
+                    self.timers.stop(Timer::Persist);
                 }
             }
         }
@@ -998,9 +1007,17 @@ impl Connection {
             .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
     }
 
-    /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff.
+    /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff. When the window
+    /// is open but too small to use (sender SWS avoidance), the probe is the data it
+    /// allows, with PSH (Linux: tcp_write_wakeup), and the retransmission timer takes
+    /// over.
     fn on_persist(&mut self, now: Instant, cx: &mut Counters) {
-        if self.snd_wnd > 0 || !self.has_unsent() {
+        if !self.has_unsent() || self.snd_max != self.snd_una {
+            return;
+        }
+        let (unsent, mss, room) = self.send_limits();
+        let data_probe = self.snd_wnd > 0;
+        if data_probe && !self.window_too_small(unsent, mss, room) {
             return;
         }
         self.probes += 1;
@@ -1014,7 +1031,10 @@ impl Connection {
             self.enter_closed(Reason::TimerRetries, Some(Error::TimedOut));
             return;
         }
-        cx.win_probes += 1;
+        if !data_probe {
+            // TcpExtTCPWinProbe counts the bare probes (tcp_xmit_probe_skb).
+            cx.win_probes += 1;
+        }
         self.probe_due = true;
         self.backoff += 1;
         self.timers
