@@ -223,6 +223,14 @@ pub struct Connection {
     pub(super) handshake_ack: bool,
     /// A SYN-ACK has been sent (later ones are retransmissions).
     pub(super) synack_sent: bool,
+    /// Retransmissions of our SYN or SYN-ACK (Linux's `total_retrans` when the
+    /// handshake completes), whatever caused them.
+    pub(super) syn_rtx: u32,
+    /// Our SYN or SYN-ACK timed out at least once (Linux sets `undo_marker` then).
+    pub(super) syn_timed_out: bool,
+    /// TSval of our first SYN or SYN-ACK: an ACK echoing it shows that the timeout was
+    /// spurious (Linux: `retrans_stamp`, `tcp_try_undo_spurious_syn`).
+    pub(super) syn_tsval: Option<u32>,
     pub(super) quickack: u32,
     pub(super) last_challenge: Option<Instant>,
 
@@ -308,6 +316,9 @@ impl Connection {
             ack_now: false,
             handshake_ack: false,
             synack_sent: false,
+            syn_rtx: 0,
+            syn_timed_out: false,
+            syn_tsval: None,
             quickack: cfg.quickack_segments,
             last_challenge: None,
             cc: NewReno::new(cfg.initial_cwnd, mss),

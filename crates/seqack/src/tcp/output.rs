@@ -106,10 +106,14 @@ impl Connection {
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
         if retransmission {
             self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
+            self.syn_rtx += 1;
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
             self.rtt_probe = Some((self.iss + 1u32, now));
+        }
+        if self.syn_tsval.is_none() {
+            self.syn_tsval = opts.timestamps.map(|(val, _)| val);
         }
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_max.max(self.snd_nxt);
