@@ -234,12 +234,91 @@ fn window_update_stops_the_persist_timer_and_releases_the_data() {
 #[test]
 fn send_is_limited_by_the_peers_window() {
     let mut f = conn_established();
-    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 1000));
+    // Two full segments' worth (a window of less than one segment is a silly one, see
+    // the SWS tests below).
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 2920));
     f.send(&[1u8; 3000]);
     let sent = f.transmit();
     let bytes: usize = sent.iter().map(|s| s.payload.len()).sum();
-    assert_eq!(bytes, 1000, "exactly the offered window: {sent:?}");
+    assert_eq!(bytes, 2920, "exactly the offered window: {sent:?}");
     assert_eq!(sent[0].seq, iss(1));
+}
+
+#[test]
+fn a_window_reopening_to_a_silly_size_waits_for_the_persist_probe() {
+    // RFC 1122 4.2.3.4 / RFC 9293 3.8.6.2.1, sender side: the peer offered 64240 bytes
+    // in its SYN-ACK, so a window of 128 bytes (less than a segment, less than half the
+    // largest window) does not release queued data at once, even with nothing in
+    // flight: the persist timer goes on and its probe carries what the window allows
+    // (Linux: tcp_snd_wnd_test, tcp_ack_probe, tcp_write_wakeup).
+    let mut f = conn_established();
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 0));
+    f.send(&[5u8; 1000]);
+    f.expect_nothing();
+    assert_eq!(f.timer(Timer::Persist), f.now + ms(300));
+
+    f.advance(RTT);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 128));
+    f.expect_nothing();
+    // The update restarts the persist timer (backoff unchanged: none yet).
+    let t = f.now + ms(300);
+    assert_eq!(f.timer(Timer::Persist), t);
+
+    assert_eq!(f.fire_next(), t);
+    let probe = f.expect_one();
+    assert_eq!(
+        (probe.flags, probe.seq, probe.payload.len()),
+        (Flags::ACK | Flags::PSH, iss(1), 128),
+        "the probe is the data the window allows, pushed"
+    );
+    assert_eq!(
+        f.cx.win_probes, 0,
+        "not a zero-window probe (TcpExtTCPWinProbe)"
+    );
+    // Data in flight: the retransmission timer takes over, with no backoff.
+    assert_eq!(f.conn.timer(Timer::Persist), None);
+    assert_eq!(f.timer(Timer::Retransmit), t + ms(300));
+
+    // The window opens for real: the rest goes at once.
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(129), b""));
+    let rest = f.expect_one();
+    assert_eq!((rest.seq, rest.payload.len()), (iss(129), 872));
+    assert!(rest.flags.psh());
+}
+
+#[test]
+fn a_small_window_that_is_half_the_largest_one_offered_is_used_at_once() {
+    // RFC 1122 4.2.3.4 (3): at least Fs = 1/2 of the largest window the peer offered is
+    // not a silly window. Our peer's largest window here is its SYN-ACK's 64240 bytes,
+    // so this takes a peer whose window has always been small.
+    let mut f = conn_syn_sent();
+    f.advance(RTT);
+    let mut syn_ack = with_window(seg(Flags::SYN | Flags::ACK, IRS, iss(1), b""), 1000);
+    syn_ack.options = peer_syn_options(&plain_config(), 0, 0);
+    f.inject(&syn_ack);
+    f.transmit();
+    f.send(&[6u8; 3000]);
+    let first = f.expect_one();
+    assert_eq!(first.payload.len(), 1000);
+    // The window stays at 1000: a whole window is never silly.
+    f.advance(RTT);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1001), b""), 1000));
+    assert_eq!(f.expect_one().payload.len(), 1000);
+    // 600 of the 1000 in flight acknowledged: 600 bytes of room, more than half the
+    // largest window, go at once.
+    f.advance(RTT);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1601), b""), 1000));
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(2001), 600));
+    // 400 more acknowledged: 400 bytes of room is less than half, so they wait for the
+    // ACKs of the data in flight, with no persist timer.
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(2001), b""), 1000));
+    f.expect_nothing();
+    assert_eq!(f.conn.timer(Timer::Persist), None);
+    f.inject(&with_window(seg(Flags::ACK, irs(1), iss(2601), b""), 1000));
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(2601), 400));
 }
 
 #[test]
@@ -272,6 +351,63 @@ fn nagle_holds_a_second_small_segment_while_one_is_unacknowledged() {
     f.inject(&seg(Flags::ACK, irs(1), iss(2), b""));
     let second = f.expect_one();
     assert_eq!((second.seq, &second.payload[..]), (iss(2), &b"b"[..]));
+}
+
+#[test]
+fn nagle_sends_the_tail_of_a_write_with_the_full_segments_before_it() {
+    // Minshall's variant (Linux: tcp_nagle_check, tcp_minshall_check): full segments in
+    // flight do not hold a short one, only an unacknowledged short one does. A 2000-byte
+    // write leaves as 1460 + 540 at once, not 1460 now and 540 one RTT later.
+    let mut f = conn_established();
+    f.send(&[4u8; 2000]);
+    let sent = f.transmit();
+    let shape: Vec<_> = sent
+        .iter()
+        .map(|s| (s.seq, s.payload.len(), s.flags.psh()))
+        .collect();
+    assert_eq!(shape, vec![(iss(1), 1460, false), (iss(1461), 540, true)]);
+}
+
+#[test]
+fn nagle_does_not_hold_a_small_segment_behind_a_full_one() {
+    let mut f = conn_established();
+    f.send(&[4u8; 1460]);
+    assert_eq!(f.expect_one().payload.len(), 1460);
+    f.send(b"tail");
+    let s = f.expect_one();
+    assert_eq!((s.seq, &s.payload[..]), (iss(1461), &b"tail"[..]));
+}
+
+#[test]
+fn nagle_holds_a_small_write_until_the_short_segment_before_it_is_acked() {
+    let mut f = conn_established();
+    f.send(&[4u8; 2000]);
+    assert_eq!(f.transmit().len(), 2);
+    // The 540-byte segment is short and unacknowledged: the next short one waits.
+    f.send(&[5u8; 100]);
+    f.expect_nothing();
+    // An ACK of the full segment alone does not release it...
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    f.expect_nothing();
+    // ...the ACK of the short one does.
+    f.inject(&seg(Flags::ACK, irs(1), iss(2001), b""));
+    let s = f.expect_one();
+    assert_eq!((s.seq, s.payload.len()), (iss(2001), 100));
+    assert!(s.flags.psh());
+}
+
+#[test]
+fn nodelay_holds_no_short_segment() {
+    let mut f = conn_established();
+    f.conn.sockopts_mut().nodelay = true;
+    f.send(&[4u8; 2000]);
+    assert_eq!(f.transmit().len(), 2);
+    for i in 0..3u32 {
+        f.send(&[5u8; 100]);
+        let s = f.expect_one();
+        assert_eq!((s.seq, s.payload.len()), (iss(2001 + 100 * i), 100));
+    }
 }
 
 #[test]

@@ -214,6 +214,85 @@ fn syn_retransmitted_before_the_syn_ack_gives_no_sample_and_data_rto_falls_back_
     assert_eq!(f.timer(Timer::Retransmit), f.now + Duration::from_secs(3));
 }
 
+/// A SYN-ACK for an active open after our SYN was sent `sends` times (retransmitted
+/// on timeout), echoing `echo` when timestamps are on; then 20000 bytes are written.
+/// Returns the number of data segments sent before the first ACK.
+fn segments_after_syn_sent(cfg: Config, sends: u32, echo: impl Fn(&Fixture) -> u32) -> usize {
+    let mut f = conn_syn_sent_with(cfg.clone());
+    for _ in 1..sends {
+        f.fire_next();
+        assert_eq!(f.expect_one().flags, Flags::SYN);
+    }
+    f.advance(ms(50));
+    let mut syn_ack = seg(Flags::SYN | Flags::ACK, IRS, iss(1), b"");
+    syn_ack.options = peer_syn_options(&cfg, f.peer_tsval(), echo(&f));
+    f.inject(&syn_ack);
+    f.transmit();
+    assert_eq!(f.conn.state(), State::Established);
+    f.send(&[1u8; 20_000]);
+    f.transmit().len()
+}
+
+#[test]
+fn syn_retransmitted_twice_starts_data_with_a_one_segment_window() {
+    // RFC 5681 3.1: "if the SYN or SYN/ACK is lost, the initial window used by a sender
+    // after a correctly transmitted SYN MUST be one segment", which Linux applies after
+    // more than one SYN retransmission (tcp_init_transfer).
+    assert_eq!(segments_after_syn_sent(plain_config(), 3, |_| 0), 1);
+    // A single retransmission is the likely spurious one of a 1 s initial RTO: the
+    // usual initial window of 10 segments.
+    assert_eq!(segments_after_syn_sent(plain_config(), 2, |_| 0), 10);
+    assert_eq!(segments_after_syn_sent(plain_config(), 1, |_| 0), 10);
+}
+
+#[test]
+fn one_segment_window_grows_by_slow_start() {
+    let mut f = conn_syn_sent();
+    f.fire_next();
+    f.transmit();
+    f.fire_next();
+    f.transmit();
+    f.advance(ms(50));
+    let mut syn_ack = seg(Flags::SYN | Flags::ACK, IRS, iss(1), b"");
+    syn_ack.options = peer_syn_options(&plain_config(), 0, 0);
+    f.inject(&syn_ack);
+    f.transmit();
+    assert_eq!(f.conn.cwnd(), f.conn.smss());
+    f.send(&[1u8; 10_000]);
+    assert_eq!(f.transmit().len(), 1);
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), iss(1461), b""));
+    let sent = f.transmit();
+    assert_eq!(sent.len(), 2, "cwnd 2 segments after one ACK: {sent:?}");
+}
+
+#[test]
+fn syn_ack_echoing_our_first_syn_shows_the_timeouts_were_spurious() {
+    // Linux's tcp_try_undo_spurious_syn: a SYN-ACK whose timestamp echo is the TSval
+    // of our first SYN answers that SYN, so nothing was lost and the initial window
+    // stays; one echoing a retransmission leaves the window at one segment.
+    let cfg = Config::default();
+    assert_eq!(segments_after_syn_sent(cfg.clone(), 3, |_| TS_OFFSET), 10);
+    assert_eq!(segments_after_syn_sent(cfg, 3, |f| f.last_tsval), 1);
+}
+
+#[test]
+fn syn_ack_retransmitted_twice_starts_data_with_a_one_segment_window() {
+    for (sends, want) in [(3, 1), (2, 10)] {
+        let mut f = conn_syn_received();
+        for _ in 1..sends {
+            f.fire_next();
+            assert_eq!(f.expect_one().flags, Flags::SYN | Flags::ACK);
+        }
+        f.advance(ms(50));
+        f.inject(&seg(Flags::ACK, irs(1), iss(1), b""));
+        assert_eq!(f.conn.state(), State::Established);
+        assert_eq!(f.conn.cwnd(), want * f.conn.smss(), "{sends} SYN-ACKs");
+        f.send(&[1u8; 20_000]);
+        assert_eq!(f.transmit().len(), want as usize, "{sends} SYN-ACKs");
+    }
+}
+
 #[test]
 fn three_duplicate_acks_fast_retransmit_only_the_first_unacknowledged_segment() {
     let mut f = conn_established();

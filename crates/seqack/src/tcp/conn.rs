@@ -166,6 +166,10 @@ pub struct Connection {
     pub(super) buf_seq: Seq,
     /// The application closed its sending half: FIN follows the buffered data.
     pub(super) fin_queued: bool,
+    /// End of the last short (less than a full segment) segment of new data sent: while
+    /// it is unacknowledged, Nagle holds the next short one (Minshall's variant, Linux's
+    /// `snd_sml`).
+    pub(super) snd_sml: Seq,
 
     // Receive sequence space.
     pub(super) irs: Seq,
@@ -224,6 +228,14 @@ pub struct Connection {
     pub(super) handshake_ack: bool,
     /// A SYN-ACK has been sent (later ones are retransmissions).
     pub(super) synack_sent: bool,
+    /// Retransmissions of our SYN or SYN-ACK (Linux's `total_retrans` when the
+    /// handshake completes), whatever caused them.
+    pub(super) syn_rtx: u32,
+    /// Our SYN or SYN-ACK timed out at least once (Linux sets `undo_marker` then).
+    pub(super) syn_timed_out: bool,
+    /// TSval of our first SYN or SYN-ACK: an ACK echoing it shows that the timeout was
+    /// spurious (Linux: `retrans_stamp`, `tcp_try_undo_spurious_syn`).
+    pub(super) syn_tsval: Option<u32>,
     pub(super) quickack: u32,
     pub(super) last_challenge: Option<Instant>,
 
@@ -275,6 +287,7 @@ impl Connection {
             send_buf: SendBuffer::new(cfg.send_buffer),
             buf_seq: iss + 1u32,
             fin_queued: false,
+            snd_sml: iss,
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),
@@ -310,6 +323,9 @@ impl Connection {
             ack_now: false,
             handshake_ack: false,
             synack_sent: false,
+            syn_rtx: 0,
+            syn_timed_out: false,
+            syn_tsval: None,
             quickack: cfg.quickack_segments,
             last_challenge: None,
             cc: NewReno::new(cfg.initial_cwnd, mss),

@@ -1,7 +1,7 @@
 //! Segment arrival: RFC 9293 section 3.10.7, step by step, with RFC 5961's defences
 //! against blind attacks, PAWS (RFC 7323 section 5) and RFC 1337 in TIME_WAIT.
 
-use super::congestion::CongestionControl;
+use super::congestion::{CongestionControl, NewReno};
 use super::conn::{Connection, Control, Disposition};
 use super::event::{Error, Event, Reason};
 use super::time_wait::{time_wait_segment, TimeWaitAction};
@@ -15,8 +15,8 @@ use crate::wire::Seq;
 /// PAWS does not reject against a TS.Recent older than this (RFC 7323 5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
-/// RTO for data after a handshake whose SYN timed out without an RTT sample (RFC 6298
-/// 5.7; Linux's TCP_TIMEOUT_FALLBACK).
+/// RTO for data after a handshake that gave no RTT sample (RFC 6298 5.7; Linux's
+/// TCP_TIMEOUT_FALLBACK).
 const RTO_FALLBACK: Duration = Duration::from_secs(3);
 
 impl Connection {
@@ -74,7 +74,7 @@ impl Connection {
             self.sample_rtt_from_ts(now, seg);
             self.on_syn_acked(now);
             self.timers.stop(Timer::Retransmit);
-            self.rto_after_handshake();
+            self.init_transfer(seg);
             self.set_state(State::Established, Reason::RcvSynAck);
             self.events.push_back(Event::Connected);
             self.ack_now = true;
@@ -108,14 +108,38 @@ impl Connection {
         }
     }
 
-    /// The handshake is over: its backoff ends, and if the SYN or SYN-ACK timed out
-    /// without giving an RTT sample, data starts with RTO = 3 s (RFC 6298 5.7).
-    fn rto_after_handshake(&mut self) {
-        if self.backoff > 0 && self.rtt.srtt().is_none() {
+    /// The handshake is over, `seg` (the SYN-ACK, or the ACK of our SYN-ACK) completed
+    /// it: RTO and congestion window for the data (Linux: tcp_init_transfer).
+    ///
+    /// RFC 6298 5.7: without an RTT sample from the handshake (the SYN or SYN-ACK was
+    /// retransmitted and Karn's rule discarded the measurement), data starts with an
+    /// RTO of 3 s. Linux does the same (tcp_init_metrics: TCP_TIMEOUT_FALLBACK when
+    /// srtt_us is 0), so this is followed as written.
+    ///
+    /// RFC 5681 3.1: "if the SYN or SYN/ACK is lost, the initial window used by a sender
+    /// after a correctly transmitted SYN MUST be one segment". Linux applies it only
+    /// after more than one retransmission of the SYN or SYN-ACK (the 1 s initial RTO
+    /// of RFC 6298 makes a single one likely to be spurious), only if one of them was a
+    /// timeout, and not when the ACK echoes the timestamp of our first SYN or SYN-ACK,
+    /// which proves that it arrived (tcp_init_transfer: `total_retrans > 1 &&
+    /// undo_marker`; tcp_try_undo_spurious_syn). Otherwise the window is the usual
+    /// initial one (RFC 6928), whatever the handshake's timeouts did to it.
+    fn init_transfer(&mut self, seg: &Segment<'_>) {
+        if self.rtt.srtt().is_none() {
             self.rtt.fallback(RTO_FALLBACK);
         }
         self.backoff = 0;
         self.retries = 0;
+        let spurious = match (self.ts.enabled, seg.options.timestamps, self.syn_tsval) {
+            (true, Some((_, ecr)), Some(first)) => ecr == first,
+            _ => false,
+        };
+        let lost = self.syn_rtx > 1 && self.syn_timed_out && !spurious;
+        let segments = if lost { 1 } else { self.cfg.initial_cwnd };
+        self.cc = NewReno::new(segments, self.smss);
+        self.recover = None;
+        self.fast_recovery = false;
+        self.dupacks = 0;
     }
 
     /// Synchronized states and SYN_RECEIVED (RFC 9293 3.10.7.4, "Otherwise").
@@ -228,7 +252,7 @@ impl Connection {
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
-                self.rto_after_handshake();
+                self.init_transfer(seg);
                 self.set_state(State::Established, Reason::RcvAckOfSyn);
                 self.events.push_back(Event::Connected);
                 if self.fin_queued {
@@ -559,10 +583,19 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = ack;
             if window > 0 {
-                self.timers.stop(Timer::Persist);
-                if was_zero {
-                    self.backoff = 0;
-                    self.probes = 0;
+                let (unsent, mss, room) = self.send_limits();
+                if self.snd_max == self.snd_una && self.window_too_small(unsent, mss, room) {
+                    // Open, but too little to use (sender SWS avoidance): the persist
+                    // timer goes on, restarted with its backoff, and its next probe
+                    // carries the data the window allows (Linux: tcp_ack_probe).
+                    self.timers
+                        .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+                } else {
+                    if was_zero || self.timers.is_set(Timer::Persist) {
+                        self.backoff = 0;
+                        self.probes = 0;
+                    }
+                    self.timers.stop(Timer::Persist);
                 }
             }
         }
@@ -593,8 +626,11 @@ impl Connection {
     /// SND.UNA advances: free acknowledged data, time the RTT, grow the window.
     fn on_new_ack(&mut self, now: Instant, seg: &Segment<'_>, _cx: &mut Counters) {
         let ack = seg.ack;
-        let acked = ack.since(self.snd_una);
-        let flight_before = self.snd_max.since(self.snd_una);
+        // The ACK of our SYN-ACK acknowledges no data: it does not grow the window
+        // that init_transfer has just set.
+        let syn = u32::from(self.snd_una == self.iss);
+        let acked = ack.since(self.snd_una) - syn;
+        let flight_before = self.snd_max.since(self.snd_una) - syn;
         self.snd_una = ack;
         if self.snd_nxt < ack {
             self.snd_nxt = ack;
@@ -1023,6 +1059,9 @@ impl Connection {
             return;
         }
         cx.timeouts += 1;
+        if matches!(self.state, State::SynSent | State::SynReceived) {
+            self.syn_timed_out = true;
+        }
         self.backoff += 1;
         if deferring && self.retries < self.cfg.defer_accept_rounds {
             // The peer has ACKed our SYN: no SYN-ACK again until the last round of
@@ -1043,9 +1082,17 @@ impl Connection {
             .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
     }
 
-    /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff.
+    /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff. When the window
+    /// is open but too small to use (sender SWS avoidance), the probe is the data it
+    /// allows, with PSH (Linux: tcp_write_wakeup), and the retransmission timer takes
+    /// over.
     fn on_persist(&mut self, now: Instant, cx: &mut Counters) {
-        if self.snd_wnd > 0 || !self.has_unsent() {
+        if !self.has_unsent() || self.snd_max != self.snd_una {
+            return;
+        }
+        let (unsent, mss, room) = self.send_limits();
+        let data_probe = self.snd_wnd > 0;
+        if data_probe && !self.window_too_small(unsent, mss, room) {
             return;
         }
         self.probes += 1;
@@ -1059,7 +1106,10 @@ impl Connection {
             self.enter_closed(Reason::TimerRetries, Some(Error::TimedOut));
             return;
         }
-        cx.win_probes += 1;
+        if !data_probe {
+            // TcpExtTCPWinProbe counts the bare probes (tcp_xmit_probe_skb).
+            cx.win_probes += 1;
+        }
         self.probe_due = true;
         self.backoff += 1;
         self.timers

@@ -120,10 +120,14 @@ impl Connection {
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
         if retransmission {
             self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
+            self.syn_rtx += 1;
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
             self.rtt_probe = Some((self.iss + 1u32, now));
+        }
+        if self.syn_tsval.is_none() {
+            self.syn_tsval = opts.timestamps.map(|(val, _)| val);
         }
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_max.max(self.snd_nxt);
@@ -155,37 +159,25 @@ impl Connection {
         if self.snd_nxt >= end {
             return None;
         }
-        // RFC 9293 3.7.1: the data shrinks by the options the segment carries beyond
-        // those SMSS already allows for (timestamps), so the packet stays within the
-        // MTU the peer's MSS stands for (Linux: tcp_current_mss).
-        let mss = self.smss.saturating_sub(self.sack_option_len()).max(1);
-        let wnd = self.snd_wnd.min(self.cc.cwnd());
-        let right = self.snd_una + wnd;
-        let unsent = if self.snd_nxt < data_end {
-            data_end.since(self.snd_nxt)
-        } else {
-            0
-        };
-        let room = if right > self.snd_nxt {
-            right.since(self.snd_nxt)
-        } else {
-            0
-        };
+        let (unsent, mss, room) = self.send_limits();
         let len = unsent.min(mss).min(room);
         let retransmission = self.snd_nxt < self.snd_max;
         let in_flight = self.snd_max > self.snd_una;
-        if len < unsent.min(mss) && !retransmission {
-            // Window-limited: send a runt only when nothing is in flight or it is a
-            // good share of the largest window the peer offered (sender SWS avoidance).
-            if len == 0 || (in_flight && len < self.max_snd_wnd / 2) {
+        let mut probe = false;
+        if !retransmission && self.window_too_small(unsent, mss, room) {
+            // Sender SWS avoidance (RFC 1122 4.2.3.4, RFC 9293 3.8.6.2.1): the window
+            // leaves room for less than a full segment and less than half the largest
+            // window the peer offered. ACKs of the data in flight will open it; with
+            // nothing in flight the persist timer's probe carries what the window
+            // allows (Linux: tcp_snd_wnd_test holds the segment, tcp_write_wakeup sends
+            // the probe).
+            if len == 0 || !self.probe_due || in_flight {
                 self.maybe_arm_persist(now);
                 return None;
             }
-        } else if len < mss && len == unsent && !retransmission && in_flight {
-            // Nagle: one small segment in flight at a time, unless disabled or closing.
-            if !self.opts.nodelay && !self.fin_queued {
-                return None;
-            }
+            probe = true;
+        } else if len < mss && len == unsent && !retransmission && self.nagle_holds() {
+            return None;
         }
         // The FIN takes one sequence number, so it needs room in the peer's window too.
         let fin = self.fin_queued && self.snd_nxt + len == data_end && room > len;
@@ -194,7 +186,7 @@ impl Connection {
             return None;
         }
         let mut flags = Flags::ACK;
-        if len > 0 && self.snd_nxt + len == data_end {
+        if probe || (len > 0 && self.snd_nxt + len == data_end) {
             flags |= Flags::PSH;
         }
         if fin {
@@ -207,6 +199,18 @@ impl Connection {
         if !retransmission && self.rtt_probe.is_none() && !self.ts.enabled {
             self.rtt_probe = Some((seg_end, now));
         }
+        if !retransmission && len < mss {
+            // Linux: tcp_minshall_update.
+            self.snd_sml = seg_end;
+        }
+        if probe {
+            // Data is in flight now: the retransmission timer takes over from the
+            // persist timer, with the backoff started over (Linux: tcp_send_probe0).
+            self.probe_due = false;
+            self.timers.stop(Timer::Persist);
+            self.backoff = 0;
+            self.probes = 0;
+        }
         self.snd_nxt = seg_end;
         if let Some(resume) = self.rexmit_resume.take() {
             self.snd_nxt = self.snd_nxt.max(resume);
@@ -217,6 +221,51 @@ impl Connection {
                 .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
         Some(n)
+    }
+
+    /// What limits the next segment: (data not yet sent, the payload of a full segment,
+    /// the room the peer's window and the congestion window leave past SND.NXT).
+    pub(super) fn send_limits(&self) -> (u32, u32, u32) {
+        let data_end = self.buf_seq + self.send_buf.len();
+        // RFC 9293 3.7.1: the data shrinks by the options the segment carries beyond
+        // those SMSS already allows for (timestamps), so the packet stays within the
+        // MTU the peer's MSS stands for (Linux: tcp_current_mss).
+        let mss = self.smss.saturating_sub(self.sack_option_len()).max(1);
+        let unsent = if self.snd_nxt < data_end {
+            data_end.since(self.snd_nxt)
+        } else {
+            0
+        };
+        let right = self.snd_una + self.snd_wnd.min(self.cc.cwnd());
+        let room = if right > self.snd_nxt {
+            right.since(self.snd_nxt)
+        } else {
+            0
+        };
+        (unsent, mss, room)
+    }
+
+    /// Sender-side silly window avoidance (RFC 1122 4.2.3.4, RFC 9293 3.8.6.2.1): the
+    /// next segment would be cut short by the window (less than a full segment and less
+    /// than all the data queued) to less than half the largest window the peer has
+    /// offered (Fs = 1/2), so it waits.
+    pub(super) fn window_too_small(&self, unsent: u32, mss: u32, room: u32) -> bool {
+        let want = unsent.min(mss);
+        let len = want.min(room);
+        len < want && (len == 0 || len < self.max_snd_wnd / 2)
+    }
+
+    /// Nagle's algorithm (RFC 9293 3.7.4) in Minshall's variant, as Linux runs it
+    /// (tcp_nagle_check, tcp_minshall_check): a short segment waits only while an
+    /// earlier short segment is unacknowledged, so the tail of a write goes out with
+    /// the full segments before it instead of one round trip later. TCP_NODELAY turns
+    /// it off, and a queued FIN pushes everything out (Linux sends the rest with
+    /// TCP_NAGLE_OFF once the FIN is queued).
+    fn nagle_holds(&self) -> bool {
+        !self.opts.nodelay
+            && !self.fin_queued
+            && self.snd_una < self.snd_sml
+            && self.snd_sml <= self.snd_max
     }
 
     /// Arms the persist timer when the peer's window stops us and nothing is in flight

@@ -46,8 +46,9 @@ impl RttEstimator {
         self.rto = (srtt + (self.rttvar * 4).max(self.min)).clamp(self.min, self.max);
     }
 
-    /// RFC 6298 5.7: the SYN (or SYN-ACK) timed out and no RTT was measured, so data
-    /// transfer starts with an RTO of at least `rto` (3 s). A later sample recomputes it.
+    /// RFC 6298 5.7: the handshake gave no RTT sample (its SYN or SYN-ACK was
+    /// retransmitted), so data transfer starts with an RTO of at least `rto` (3 s). A
+    /// later sample recomputes it.
     pub fn fallback(&mut self, rto: Duration) {
         if self.srtt.is_none() {
             self.rto = self.rto.max(rto).clamp(self.min, self.max);
