@@ -982,7 +982,7 @@ fn curl_fetches_pages_and_the_capture_is_clean_for_tshark() {
             .all(|v| v["why"] == "timer 2MSL" || v["why"] == "rcv ACK of FIN"),
         "{log:#?}"
     );
-    let (n, bad) = lab.tshark_check("serve.pcap");
+    let (n, bad) = lab.tshark_check("serve.pcap", SEQACK);
     assert!(n > 100, "only {n} packets captured");
     assert!(
         bad.is_empty(),
@@ -1025,7 +1025,7 @@ fn ipv6_transfer_and_close() {
         args("SYN_RECEIVED ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED")
     );
     stop_server(&lab, srv);
-    let (_, bad) = lab.tshark_check("serve.pcap");
+    let (_, bad) = lab.tshark_check("serve.pcap", SEQACK6);
     assert!(bad.is_empty(), "{bad:#?}");
     // And seqack as the IPv6 client.
     let srv = lab.peer(
