@@ -411,10 +411,14 @@ fn expected(a: Attack, state: State, cfg: &Config) -> Outcome {
     }
     match a {
         RstAtRcvNxt => Reset(match state {
-            // RFC 9293 3.10.7.4 second: the user is told in these states only.
-            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                Some(Error::Reset)
-            }
+            // RFC 9293 3.10.7.4 second tells the user in the first four states only;
+            // Linux (tcp_reset) and FreeBSD report the reset in CLOSING and LAST_ACK too.
+            State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait
+            | State::Closing
+            | State::LastAck => Some(Error::Reset),
             _ => None,
         }),
         RstInWindow => Challenge,
@@ -547,9 +551,11 @@ fn run(attack: Attack, state: State, cfg: &Config) {
                 let mut buf = [0u8; 64];
                 assert_eq!(f.conn.recv(&mut buf), Ok(EARLY.len()), "{ctx}");
                 assert_eq!(&buf[..EARLY.len()], EARLY, "{ctx}");
-                // Then the error; but once the peer's FIN is in (CLOSE_WAIT), end of
-                // stream comes first, as on Linux (SOCK_DONE before sk_err).
-                let end = if state == State::CloseWait {
+                // Then the error; but once the peer's FIN is in (CLOSE_WAIT, CLOSING,
+                // LAST_ACK), end of stream comes first, as on Linux (SOCK_DONE before
+                // sk_err).
+                let fin_in = matches!(state, State::CloseWait | State::Closing | State::LastAck);
+                let end = if fin_in {
                     Ok(0)
                 } else {
                     Err(RecvError::Failed(e))

@@ -90,18 +90,22 @@ fn rst_at_rcv_nxt_in_close_wait_resets_the_connection() {
 }
 
 #[test]
-fn rst_at_rcv_nxt_in_closing_closes_without_error() {
+fn rst_at_rcv_nxt_in_closing_closes_and_reports_a_reset() {
     let mut f = conn_closing();
     f.inject(&seg(Flags::RST, irs(2), Seq(0), b""));
-    // RFC 9293: CLOSING, LAST-ACK: "enter the CLOSED state, delete the TCB, and return".
-    assert_reset(&mut f, State::Closing, None);
+    // RFC 9293 (CLOSING, LAST-ACK): "enter the CLOSED state, delete the TCB, and
+    // return", telling the user nothing; Linux's tcp_reset and FreeBSD report
+    // ECONNRESET to an application still holding the socket.
+    assert_reset(&mut f, State::Closing, Some(Error::Reset));
 }
 
 #[test]
-fn rst_at_rcv_nxt_in_last_ack_closes_without_error() {
+fn rst_at_rcv_nxt_in_last_ack_closes_and_reports_a_reset() {
+    // RFC 9293 tells the user nothing here; Linux's tcp_reset and FreeBSD report
+    // ECONNRESET to an application still holding the socket.
     let mut f = conn_last_ack();
     f.inject(&seg(Flags::RST, irs(2), Seq(0), b""));
-    assert_reset(&mut f, State::LastAck, None);
+    assert_reset(&mut f, State::LastAck, Some(Error::Reset));
 }
 
 #[test]

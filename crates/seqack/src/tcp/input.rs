@@ -454,7 +454,10 @@ impl Connection {
                 cx.estab_resets += 1;
                 self.enter_closed(Reason::RcvRst, Some(Error::Reset));
             }
-            State::FinWait1 | State::FinWait2 => {
+            // RFC 9293 tells the user nothing in CLOSING and LAST_ACK; Linux
+            // (tcp_reset) and FreeBSD both report ECONNRESET to an application that
+            // still holds the socket (it had only shut down its writing half).
+            State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck => {
                 self.enter_closed(Reason::RcvRst, Some(Error::Reset))
             }
             _ => self.enter_closed(Reason::RcvRst, None),
