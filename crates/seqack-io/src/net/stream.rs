@@ -72,21 +72,15 @@ impl TcpListener {
         deadline: Option<std::time::Instant>,
     ) -> io::Result<(TcpStream, SocketAddr)> {
         let nb = self.nonblocking.load(Ordering::Relaxed);
-        let id = self
-            .shared
-            .block(deadline, nb, |g, _| g.stack.accept(self.id).map(Ok))?;
-        Ok(self.stream(id))
-    }
-
-    pub(crate) fn stream(&self, id: ConnId) -> (TcpStream, SocketAddr) {
-        let g = self.shared.lock();
-        let c = g.stack.conn(id).expect("an accepted connection is live");
-        let (local, remote) = (c.local(), c.remote());
-        drop(g);
-        (
-            TcpStream::from_parts(self.shared.clone(), id, local, remote),
-            remote,
-        )
+        let (id, local, remote) = self.shared.block(deadline, nb, |g, _| {
+            let id = g.stack.accept(self.id)?;
+            Some(match g.stack.conn(id) {
+                Some(c) => Ok((id, c.local(), c.remote())),
+                None => Err(io::ErrorKind::ConnectionAborted.into()),
+            })
+        })?;
+        let s = TcpStream::from_parts(self.shared.clone(), id, local, remote);
+        Ok((s, remote))
     }
 
     /// An iterator over accepted connections.
