@@ -6,6 +6,7 @@ mod ladder;
 mod packetdrill;
 mod realnet;
 mod serve;
+mod sim;
 mod stack_bench;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,11 @@ enum Command {
     /// Open one TCP connection from a TUN device, send and receive a pattern, print
     /// the SHA-256 of what arrived, close it the chosen way and follow it to CLOSED.
     Connect(connect::ConnectArgs),
+    /// Run random scenarios (one per seed) on the simulated link in virtual time and
+    /// check invariants: data delivered exactly once, every connection closed or
+    /// failed, sequence numbers within RFC 9293, no panic, no state left. Prints a line
+    /// with a replay command per failing seed, then `N passed, M failed`.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +54,6 @@ fn main() -> ExitCode {
         Command::Packetdrill(a) => packetdrill::run(&a),
         Command::Serve(a) => serve::run(&a),
         Command::Connect(a) => connect::run(&a),
+        Command::Sim(a) => sim::run(&a),
     }
 }

@@ -10,4 +10,5 @@ pub mod net;
 pub mod pcap;
 pub mod scenario;
 pub mod sim;
+pub mod simtest;
 pub mod workload;
