@@ -24,7 +24,8 @@
 //! - SEQ: observed on every packet sent (a World filter): a segment's ACK field never
 //!   acknowledges more than the peer has sent (SEG.ACK <= peer's SND.MAX, and > the
 //!   peer's ISS); data and FIN lie in [ISS+1, ...] and start at or below the sender's
-//!   SND.MAX so far (no gap); a pure ACK or RST carries SEQ in [ISS, SND.MAX]. RST
+//!   SND.MAX so far (no gap); a pure ACK or RST carries SEQ in [ISS, SND.MAX]; the
+//!   ACK field a direction sends never moves back (RCV.NXT is monotonic). RST
 //!   without ACK in reply to a non-ACK segment (SEQ 0) is exempt from the SEQ check.
 //! - PANIC: the run (generator, stacks, driver) must not panic (caught with
 //!   `catch_unwind`).
@@ -35,6 +36,7 @@
 use crate::sim::{Action, LinkConfig, NodeId, PacketInfo, TraceEntry, World};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use seqack::stack::SynCookies;
 use seqack::tcp::{RecvError, SendError, Shutdown};
 use seqack::wire::Seq;
 use seqack::{Config, ConnId, Duration, Error, Event, Instant, ListenerId, Reason, Stack};
@@ -462,6 +464,13 @@ fn stack_config(seed: u64, rng: &mut Rng) -> StackConfig {
             None
         },
         delayed_fin_ack: rng.chance(0.5),
+        // FreeBSD's behaviours, each at random.
+        advertise_free_space: rng.chance(0.3),
+        accept_to_buffer_space: rng.chance(0.3),
+        resend_fin_in_acks: rng.chance(0.3),
+        tw_ack_required: rng.chance(0.3),
+        rfc5961_rst: rng.chance(0.8),
+        rfc5961_syn: rng.chance(0.8),
         send_buffer: 1024 * rng.range(4, 64) as usize,
         recv_buffer: 1024 * rng.range(4, 64) as usize,
         msl: MSL,
@@ -473,9 +482,14 @@ fn stack_config(seed: u64, rng: &mut Rng) -> StackConfig {
         orphan_retries: 5,
         ..Config::default()
     };
+    let syncookies = match rng.below(4) {
+        0 => SynCookies::Always,
+        _ => SynCookies::OnOverflow,
+    };
     StackConfig {
         tcp,
         seed,
+        syncookies,
         ..StackConfig::default()
     }
 }
@@ -486,6 +500,8 @@ fn stack_config(seed: u64, rng: &mut Rng) -> StackConfig {
 struct Dir {
     iss: Option<Seq>,
     snd_max: Seq,
+    /// Highest ACK this direction has sent (RCV.NXT never moves back).
+    ack_max: Option<Seq>,
 }
 
 #[derive(Default)]
@@ -509,6 +525,7 @@ impl SeqChecker {
                 // A new incarnation of this 4-tuple.
                 d.iss = Some(p.seq);
                 d.snd_max = p.seq + 1u32;
+                d.ack_max = None;
                 if !f.ack() {
                     self.dirs.remove(&peer);
                 }
@@ -534,6 +551,17 @@ impl SeqChecker {
                     p.ack.0
                 )),
                 None => {}
+            }
+        }
+        if f.ack() && !f.rst() {
+            if let Some(d) = self.dirs.get_mut(&me) {
+                match d.ack_max {
+                    Some(m) if p.ack.diff(m) < 0 => bad.push(format!(
+                        "ACK {} went back below an ACK {} sent before",
+                        p.ack.0, m.0
+                    )),
+                    _ => d.ack_max = Some(p.ack),
+                }
             }
         }
         let exempt_rst = f.rst() && f.ack();
