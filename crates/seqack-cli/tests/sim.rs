@@ -13,19 +13,21 @@ fn sim(args: &[&str]) -> (bool, String) {
     (out.status.success(), stdout)
 }
 
-const SMALL: [&str; 12] = [
+const SMALL: [&str; 14] = [
     "--connections",
-    "3",
+    "4",
     "--bytes",
-    "4000",
+    "20000",
     "--loss",
     "0.1",
     "--reorder",
     "0.1",
     "--dup",
     "0.05",
+    "--corrupt",
+    "0.05",
     "--partition",
-    "1500",
+    "3000",
 ];
 
 #[test]
