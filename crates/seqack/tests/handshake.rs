@@ -494,3 +494,26 @@ fn ack_of_syn_carrying_data_establishes_and_delivers_it() {
     assert_eq!(f.expect_one().ack, irs(6));
     assert_eq!(f.read_all(), b"GET /");
 }
+
+#[test]
+fn shutdown_write_in_syn_received_sends_fin_and_the_rfc_table_allows_it() {
+    // Found by the `stack` fuzz target: after a simultaneous open, shutdown(SHUT_WR) in
+    // SYN_RECEIVED moves to FIN_WAIT_1 (RFC 9293 3.10.4 CLOSE in SYN-RECEIVED, and
+    // Linux's tcp_shutdown -> tcp_close_state), which the RFC table refused.
+    let mut f = conn_syn_sent();
+    f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+    assert_eq!(f.expect_one().flags, Flags::SYN | Flags::ACK);
+    f.events();
+    f.conn.shutdown(seqack::tcp::Shutdown::Write);
+    let changes = f.state_changes();
+    assert_eq!(
+        changes,
+        vec![(State::SynReceived, State::FinWait1, Reason::ShutdownWrite)]
+    );
+    for &(from, to, why) in &changes {
+        assert!(
+            seqack::tcp::rfc9293_allows(from, to, why),
+            "{from:?} -> {to:?} ({why:?})"
+        );
+    }
+}

@@ -815,6 +815,44 @@ mod tests {
             }
         }
 
+        /// Outside the validity window (more than MAX_AGE counters later, or from an
+        /// earlier counter), for another 4-tuple or another peer ISN, a cookie is
+        /// refused. (Ages wrap modulo 256 counters, 4.5 hours, as Linux's do.)
+        #[test]
+        fn prop_rejects_stale_future_and_foreign(
+            key in any::<[u8; 16]>(),
+            (local, remote) in tuple(),
+            (other_local, other_remote) in tuple(),
+            isn in any::<u32>(),
+            other_isn in any::<u32>(),
+            mss in any::<u16>(),
+            t in (1u64 << 40)..(1u64 << 50),
+            periods in prop_oneof![(u64::from(MAX_AGE) + 1)..250, 1u64..250],
+            late in any::<bool>(),
+        ) {
+            let jar = CookieJar::new(key);
+            let now = Instant::from_micros(t);
+            let (c, _) = jar.encode(now, local, remote, Seq(isn), mss);
+            let base = t / PERIOD_MICROS;
+            let when = if late {
+                Instant::from_micros((base + periods.max(u64::from(MAX_AGE) + 1)) * PERIOD_MICROS)
+            } else {
+                Instant::from_micros((base - periods) * PERIOD_MICROS + PERIOD_MICROS - 1)
+            };
+            prop_assert_eq!(jar.decode(when, local, remote, Seq(isn), c), None);
+            // Within the window but for someone else (p <= 2.8e-9 of a false accept).
+            if (other_local, other_remote) != (local, remote) {
+                prop_assert_eq!(jar.decode(now, other_local, other_remote, Seq(isn), c), None);
+            }
+            if other_isn != isn {
+                prop_assert_eq!(jar.decode(now, local, remote, Seq(other_isn), c), None);
+            }
+            // And under another key.
+            let mut k2 = key;
+            k2[0] ^= 1;
+            prop_assert_eq!(CookieJar::new(k2).decode(now, local, remote, Seq(isn), c), None);
+        }
+
         #[test]
         fn prop_ts_round_trip(
             ts_now in any::<u32>(),

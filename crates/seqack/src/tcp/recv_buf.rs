@@ -258,5 +258,79 @@ mod tests {
             prop_assert_eq!(b.read(&mut out), total);
             prop_assert_eq!(out, data);
         }
+
+        /// Arbitrary segments (any start, any length, overlapping and repeated, some
+        /// past the window) written in any order with reads in between: RCV.NXT is
+        /// always the end of the contiguous prefix received, the out-of-order list is
+        /// exactly the runs received beyond it (so sorted, disjoint, non-adjacent and
+        /// inside the window), and what is read is the original stream.
+        #[test]
+        fn matches_a_coverage_model(
+            total in 1usize..600,
+            cap in 1usize..700,
+            segs in proptest::collection::vec((any::<u16>(), 1usize..120, any::<u8>()), 1..80),
+        ) {
+            let data: Vec<u8> = (0..total).map(|i| (i * 13 + 5) as u8).collect();
+            let mut b = RecvBuffer::new(cap);
+            let mut have = vec![false; total];
+            let (mut rcv_nxt, mut read) = (0usize, 0usize);
+            let mut out = Vec::new();
+            let mut writes = segs.clone();
+            // Finish with the whole stream in order so that every gap closes.
+            writes.extend((0..total).step_by(50).map(|s| (s as u16, 50, 255)));
+            for (start, len, rd) in writes {
+                let start = usize::from(start) % total;
+                let end = (start + len).min(total);
+                if end > rcv_nxt {
+                    let s2 = start.max(rcv_nxt);
+                    let before = b.out_of_order().len();
+                    match b.write_at(s2 - rcv_nxt, &data[s2..end]) {
+                        Some(w) => {
+                            let room = cap - b.readable() + w.advanced;
+                            prop_assert_eq!(w.accepted, (end - s2).min(room.saturating_sub(s2 - rcv_nxt)));
+                            for h in &mut have[s2..s2 + w.accepted] {
+                                *h = true;
+                            }
+                            rcv_nxt += w.advanced;
+                        }
+                        None => prop_assert!(before >= MAX_OOO_RANGES && s2 > rcv_nxt),
+                    }
+                }
+                // The model: RCV.NXT ends the received prefix; the rest are runs.
+                let want_nxt = have.iter().position(|h| !h).unwrap_or(total);
+                prop_assert_eq!(rcv_nxt, want_nxt);
+                let mut runs = Vec::new();
+                let mut i = want_nxt;
+                while i < total {
+                    if have[i] {
+                        let j = have[i..].iter().position(|h| !h).map_or(total, |k| i + k);
+                        runs.push(((i - rcv_nxt) as u32, (j - rcv_nxt) as u32));
+                        i = j;
+                    } else {
+                        i += 1;
+                    }
+                }
+                prop_assert_eq!(b.out_of_order(), &runs[..]);
+                prop_assert!(runs.len() <= MAX_OOO_RANGES + 1);
+                if let Some(&(_, e)) = runs.last() {
+                    prop_assert!(e as usize <= b.window());
+                }
+                prop_assert_eq!(b.readable(), rcv_nxt - read);
+                // Sometimes the application reads.
+                let mut chunk = vec![0u8; usize::from(rd)];
+                let n = b.read(&mut chunk);
+                out.extend_from_slice(&chunk[..n]);
+                read += n;
+            }
+            let mut rest = vec![0u8; cap];
+            loop {
+                let n = b.read(&mut rest);
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&rest[..n]);
+            }
+            prop_assert_eq!(&out[..], &data[..out.len()]);
+        }
     }
 }

@@ -137,7 +137,7 @@ pub fn rfc9293_allows(from: State, to: State, why: super::Reason) -> bool {
         (SynSent, Established) => why == R::RcvSynAck,
         (SynSent, Closed) => why == R::Close || dies,
         (SynReceived, Established) => matches!(why, R::RcvAckOfSyn | R::RcvCookieAck),
-        (SynReceived, FinWait1) => why == R::Close,
+        (SynReceived, FinWait1) => matches!(why, R::Close | R::ShutdownWrite),
         // RFC 9293 3.10.7.4 second (RST) and fourth (SYN in the window) checks.
         (SynReceived, Listen) => matches!(why, R::RcvRst | R::RcvSyn),
         (SynReceived, Closed) => dies,

@@ -45,7 +45,10 @@ pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, len: u32) -> u64 {
         (s, d) => {
             sum = accumulate(sum, &ip6_octets(s));
             sum = accumulate(sum, &ip6_octets(d));
-            sum += u64::from(len) + u64::from(protocol);
+            // Two all-ones addresses leave the running sum at u64::MAX: add with the
+            // end-around carry like every other word.
+            let (s, carry) = sum.overflowing_add(u64::from(len) + u64::from(protocol));
+            sum = s + u64::from(carry);
         }
     }
     sum
@@ -61,6 +64,28 @@ fn ip6_octets(a: IpAddr) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 1071 the slow way: 16-bit words, carries folded at the end.
+    fn reference(words: &[u8]) -> u16 {
+        let mut sum: u64 = 0;
+        for c in words.chunks(2) {
+            sum += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn pseudo_header_of_all_ones_v6_addresses_does_not_overflow() {
+        // Found by the `wire` fuzz target: a packet from and to ffff:...:ffff made the
+        // pseudo-header sum overflow (a panic in debug builds, a wrong sum in release).
+        let a: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        let mut bytes = [0xffu8; 32].to_vec();
+        bytes.extend_from_slice(&[0, 0, 0x01, 0x23, 0, 0, 0, 6]);
+        assert_eq!(fold(pseudo_header(a, a, 6, 0x123)), reference(&bytes));
+    }
 
     #[test]
     fn rfc1071_example() {

@@ -127,5 +127,29 @@ mod tests {
             prop_assert_eq!(a.min(b), a);
             prop_assert_eq!(b - d, a);
         }
+
+        /// `in_range` is "offset from `lo` below the range's length", across the wrap.
+        #[test]
+        fn in_range_is_an_offset_test(lo: u32, len in 0u32..(1 << 31), off: u32) {
+            let x = Seq(lo) + off;
+            prop_assert_eq!(x.in_range(Seq(lo), Seq(lo) + len), off < len);
+        }
+
+        /// `diff` is the signed wrapping distance: antisymmetric, consistent with `<`,
+        /// and inverse to adding.
+        #[test]
+        fn diff_is_signed_distance(x: u32, y: u32, d in -(1i32 << 30)..(1 << 30)) {
+            let (a, b) = (Seq(x), Seq(y));
+            prop_assert_eq!((a + d as u32).diff(a), d);
+            if a.diff(b) != i32::MIN {
+                prop_assert_eq!(a.diff(b), -b.diff(a));
+                // Exactly one of <, ==, > holds.
+                let n = [a < b, a == b, a > b].iter().filter(|&&t| t).count();
+                prop_assert_eq!(n, 1);
+                prop_assert_eq!(a < b, a.diff(b) < 0);
+            }
+            prop_assert_eq!(b.since(a), y.wrapping_sub(x));
+            prop_assert_eq!(a + b.since(a), b);
+        }
     }
 }
