@@ -719,17 +719,23 @@ impl Connection {
                 | State::FinWait1
                 | State::FinWait2
         ) {
-            self.control = Some(Control {
-                seq: self.ack_seq(),
-                ack: Some(self.rcv_nxt),
-                rst: true,
-            });
-            if matches!(self.state, State::Established | State::CloseWait) {
-                cx.estab_resets += 1;
-            }
+            self.queue_rst(cx);
         }
         if self.state != State::Closed {
             self.enter_closed(Reason::Abort, Some(Error::Aborted));
+        }
+    }
+
+    /// Queues the RST that tears this connection down (SEQ=SND.NXT, ACK=RCV.NXT),
+    /// counted as TcpEstabResets from ESTABLISHED and CLOSE_WAIT.
+    pub(super) fn queue_rst(&mut self, cx: &mut Counters) {
+        self.control = Some(Control {
+            seq: self.ack_seq(),
+            ack: Some(self.rcv_nxt),
+            rst: true,
+        });
+        if matches!(self.state, State::Established | State::CloseWait) {
+            cx.estab_resets += 1;
         }
     }
 

@@ -467,14 +467,7 @@ impl Connection {
     /// RFC 793's answer to a SYN in the window of a synchronized connection: an RST
     /// (SEQ=SND.NXT, ACK=RCV.NXT), ECONNRESET to the application, CLOSED.
     fn reset_by_syn(&mut self, cx: &mut Counters) {
-        self.control = Some(Control {
-            seq: self.ack_seq(),
-            ack: Some(self.rcv_nxt),
-            rst: true,
-        });
-        if matches!(self.state, State::Established | State::CloseWait) {
-            cx.estab_resets += 1;
-        }
+        self.queue_rst(cx);
         let err = match self.state {
             State::SynReceived if self.passive => None,
             _ => Some(Error::Reset),
