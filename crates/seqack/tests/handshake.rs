@@ -145,24 +145,8 @@ fn syn_ack_with_timestamps_takes_its_rtt_sample_from_the_echo() {
 
 #[test]
 fn passive_open_sends_syn_ack_and_the_ack_of_syn_establishes() {
-    let mut cx = Counters::default();
     let syn = seg(Flags::SYN, IRS, Seq(0), b"");
-    let conn = Connection::accept_syn(
-        Instant::ZERO,
-        Arc::new(plain_config()),
-        local(),
-        remote(),
-        &syn,
-        ISS,
-        TS_OFFSET,
-        &mut cx,
-    );
-    let mut f = Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    };
+    let mut f = accepted(plain_config(), &syn);
     assert_eq!(f.cx.passive_opens, 1);
     assert_eq!(
         f.state_changes(),
@@ -197,25 +181,9 @@ fn passive_open_sends_syn_ack_and_the_ack_of_syn_establishes() {
 #[test]
 fn syn_ack_offers_only_the_options_the_syn_carried() {
     // Everything enabled locally; the peer's SYN carries only an MSS.
-    let mut cx = Counters::default();
     let mut syn = seg(Flags::SYN, IRS, Seq(0), b"");
     syn.options.mss = Some(1000);
-    let conn = Connection::accept_syn(
-        Instant::ZERO,
-        Arc::new(Config::default()),
-        local(),
-        remote(),
-        &syn,
-        ISS,
-        TS_OFFSET,
-        &mut cx,
-    );
-    let mut f = Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    };
+    let mut f = accepted(Config::default(), &syn);
     let syn_ack = f.expect_one();
     assert_eq!(
         syn_ack.options,
@@ -231,29 +199,13 @@ fn syn_ack_offers_only_the_options_the_syn_carried() {
 
 #[test]
 fn syn_ack_echoes_the_timestamp_of_the_syn() {
-    let mut cx = Counters::default();
     let mut syn = seg(Flags::SYN, IRS, Seq(0), b"");
     syn.options = Options {
         mss: Some(1460),
         timestamps: Some((4242, 0)),
         ..Options::default()
     };
-    let conn = Connection::accept_syn(
-        Instant::ZERO,
-        Arc::new(Config::default()),
-        local(),
-        remote(),
-        &syn,
-        ISS,
-        TS_OFFSET,
-        &mut cx,
-    );
-    let mut f = Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    };
+    let mut f = accepted(Config::default(), &syn);
     let syn_ack = f.expect_one();
     assert_eq!(syn_ack.options.timestamps, Some((TS_OFFSET, 4242)));
     assert!(!syn_ack.options.sack_permitted && syn_ack.options.wscale.is_none());

@@ -327,6 +327,28 @@ pub fn conn_established_with(cfg: Config) -> Fixture {
     f
 }
 
+/// A connection a listener made from the peer's `syn` at time zero (our ISN `ISS`),
+/// before anything was sent or its events read.
+pub fn accepted(cfg: Config, syn: &Segment<'_>) -> Fixture {
+    let mut cx = Counters::default();
+    let conn = Connection::accept_syn(
+        Instant::ZERO,
+        Arc::new(cfg),
+        local(),
+        remote(),
+        syn,
+        ISS,
+        TS_OFFSET,
+        &mut cx,
+    );
+    Fixture {
+        conn,
+        cx,
+        now: Instant::ZERO,
+        last_tsval: 0,
+    }
+}
+
 /// Passive open: a listener handed over the peer's SYN; our SYN-ACK is sent.
 pub fn conn_syn_received() -> Fixture {
     conn_syn_received_with(plain_config())
@@ -335,23 +357,7 @@ pub fn conn_syn_received() -> Fixture {
 pub fn conn_syn_received_with(cfg: Config) -> Fixture {
     let mut syn = seg(Flags::SYN, IRS, Seq(0), b"");
     syn.options = peer_syn_options(&cfg, PEER_TS_BASE, 0);
-    let mut cx = Counters::default();
-    let conn = Connection::accept_syn(
-        Instant::ZERO,
-        Arc::new(cfg),
-        local(),
-        remote(),
-        &syn,
-        ISS,
-        TS_OFFSET,
-        &mut cx,
-    );
-    let mut f = Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    };
+    let mut f = accepted(cfg, &syn);
     let syn_ack = f.expect_one();
     assert_eq!(
         (syn_ack.flags, syn_ack.seq, syn_ack.ack),
