@@ -5,8 +5,17 @@
 /// is dropped (and counted by the caller), as Linux prunes its out-of-order queue.
 pub const MAX_OOO_RANGES: usize = 32;
 
-/// A ring of `cap` bytes. Offsets of out-of-order data are counted from RCV.NXT, the
-/// end of the readable region; they land directly at their place in the ring.
+/// Smallest ring allocated at the first byte.
+const MIN_RING: usize = 4096;
+
+/// A ring of up to `cap` bytes. Offsets of out-of-order data are counted from RCV.NXT,
+/// the end of the readable region; they land directly at their place in the ring.
+///
+/// The ring is allocated at the first byte, at the smallest power of two from 4 KiB up
+/// that holds what arrived, and doubles (up to `cap`) when data lands beyond its end.
+/// It is kept once grown, for the life of the connection: a connection that moved
+/// 4 KiB holds 4 KiB, one that moves bulk data keeps the ring it needs and does not pay
+/// for a fresh allocation and its page faults every time the application empties it.
 #[derive(Clone, Debug)]
 pub struct RecvBuffer {
     buf: Vec<u8>,
@@ -90,11 +99,10 @@ impl RecvBuffer {
         let len = data.len().min(win - off);
         let (start, end) = (off as u32, (off + len) as u32);
         self.insert_range(start, end)?;
-        if self.buf.is_empty() {
-            self.buf = vec![0; self.cap];
-        }
-        let pos = (self.head + self.readable + off) % self.cap;
-        let first = len.min(self.cap - pos);
+        self.reserve(self.readable + off + len);
+        let ring = self.buf.len();
+        let pos = (self.head + self.readable + off) % ring;
+        let first = len.min(ring - pos);
         self.buf[pos..pos + first].copy_from_slice(&data[..first]);
         self.buf[..len - first].copy_from_slice(&data[first..len]);
         let mut advanced = 0;
@@ -112,6 +120,30 @@ impl RecvBuffer {
             accepted: len,
             out_of_order: off > 0,
         })
+    }
+
+    /// Grows the ring (keeping its contents, unwrapped to start at 0) so that `end`
+    /// bytes from the head fit; `end` never exceeds `cap`.
+    fn reserve(&mut self, end: usize) {
+        let old = self.buf.len();
+        if end <= old {
+            return;
+        }
+        let mut size = old.max(MIN_RING);
+        while size < end {
+            size *= 2;
+        }
+        let mut ring = vec![0u8; size.min(self.cap)];
+        let first = old - self.head;
+        ring[..first].copy_from_slice(&self.buf[self.head..]);
+        ring[first..old].copy_from_slice(&self.buf[..self.head]);
+        self.buf = ring;
+        self.head = 0;
+    }
+
+    /// Bytes of memory the ring holds now.
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
     }
 
     /// Inserts `[s, e)` into the range list, merging; `None` if it would exceed the limit.
@@ -141,7 +173,7 @@ impl RecvBuffer {
         if n == 0 {
             return 0;
         }
-        let first = n.min(self.cap - self.head);
+        let first = n.min(self.buf.len() - self.head);
         out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
         self.discard(n);
@@ -151,13 +183,8 @@ impl RecvBuffer {
     /// Drops `n` readable bytes without copying them.
     pub fn discard(&mut self, n: usize) {
         let n = n.min(self.readable);
-        self.head = (self.head + n) % self.cap.max(1);
+        self.head = (self.head + n) % self.buf.len().max(1);
         self.readable -= n;
-        if self.readable == 0 && self.ooo.is_empty() {
-            // Idle: return the memory (a connection holds buffers only while busy).
-            self.buf = Vec::new();
-            self.head = 0;
-        }
     }
 }
 
@@ -165,6 +192,40 @@ impl RecvBuffer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_ring_grows_keeping_wrapped_and_out_of_order_data() {
+        let mut b = RecvBuffer::new(40_000);
+        let byte = |i: usize| (i % 251) as u8;
+        let data: Vec<u8> = (0..200_000).map(byte).collect();
+        assert_eq!(b.allocated(), 0, "nothing allocated before the first byte");
+        // 3000 in order, read 2500 (the head moves), then wrap around the 4 KiB ring.
+        b.write_at(0, &data[..3000]).unwrap();
+        assert_eq!(b.allocated(), 4096);
+        let mut out = vec![0u8; 2500];
+        assert_eq!(b.read(&mut out), 2500);
+        assert_eq!(out, &data[..2500]);
+        b.write_at(0, &data[3000..6000]).unwrap();
+        assert_eq!(b.allocated(), 4096, "3500 bytes fit the wrapped ring");
+        // Out of order far beyond the ring: it grows, keeping both regions in place.
+        b.write_at(20_000, &data[26_000..27_000]).unwrap();
+        assert_eq!(b.allocated(), 32_768);
+        let w = b.write_at(0, &data[6_000..26_000]).unwrap();
+        assert_eq!(
+            w.advanced, 21_000,
+            "the gap filled up to the end of the held range"
+        );
+        let mut all = vec![0u8; 40_000];
+        let n = b.read(&mut all);
+        assert_eq!(&all[..n], &data[2500..27_000]);
+        // Never beyond the capacity.
+        b.write_at(0, &data[27_000..67_000]).unwrap();
+        assert_eq!(b.allocated(), 40_000);
+        assert_eq!(b.readable(), 40_000);
+        let n = b.read(&mut all);
+        assert_eq!(&all[..n], &data[27_000..67_000]);
+        assert_eq!(b.allocated(), 40_000, "kept once grown");
+    }
 
     #[test]
     fn in_order_data_is_readable() {

@@ -11,7 +11,9 @@ pub struct SendBuffer {
 }
 
 impl SendBuffer {
-    /// An empty buffer holding at most `cap` bytes. Memory is taken as data arrives.
+    /// An empty buffer holding at most `cap` bytes. Memory is taken as data arrives
+    /// (growing by doubling) and kept for the life of the connection, so a bulk sender
+    /// does not reallocate every time the peer acknowledges everything.
     pub fn new(cap: usize) -> SendBuffer {
         SendBuffer {
             data: VecDeque::new(),
@@ -64,10 +66,6 @@ impl SendBuffer {
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.data.len());
         self.data.drain(..n);
-        if self.data.is_empty() {
-            // Hand memory back once a burst has drained, so idle connections stay small.
-            self.data.shrink_to(0);
-        }
     }
 
     /// Drops everything.
