@@ -29,6 +29,8 @@ use isn::IsnGenerator;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, HashSet, VecDeque};
+
+use foldhash::fast::FixedState;
 use std::sync::Arc;
 use time_wait::{InsertError, TimeWaitTable};
 use wheel::{TimerHandle, TimerWheel};
@@ -199,7 +201,7 @@ struct Listener {
     local: SocketAddr,
     backlog: usize,
     /// Half-open connections (SYN_RECEIVED).
-    syn_queue: HashSet<ConnId>,
+    syn_queue: HashSet<ConnId, FixedState>,
     /// Established connections waiting for accept().
     accept_queue: VecDeque<ConnId>,
 }
@@ -219,9 +221,9 @@ pub struct Stack {
     addrs: Vec<IpAddr>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    demux: HashMap<(SocketAddr, SocketAddr), ConnId>,
+    demux: HashMap<(SocketAddr, SocketAddr), ConnId, FixedState>,
     listeners: Vec<Option<Listener>>,
-    listen_map: HashMap<SocketAddr, ListenerId>,
+    listen_map: HashMap<SocketAddr, ListenerId, FixedState>,
     /// Every connection's next deadline, in one hierarchical timing wheel: O(1) to arm
     /// and cancel however many connections there are.
     wheel: TimerWheel<ConnId>,
@@ -256,15 +258,21 @@ impl Stack {
         let mut tw_key = [0u8; 16];
         rng.fill_bytes(&mut tw_key);
         let time_wait = TimeWaitTable::new(tw_key, cfg.max_tw_buckets);
+        // The 4-tuple index is keyed with a secret from the seed: peers choose remote
+        // addresses and ports, and must not be able to aim them all at one bucket.
+        // (From a stream of its own, so the main stream's draws stay as they were.)
+        let mut hash_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        hash_rng.set_stream(1);
+        let tuple_hash = FixedState::with_seed(hash_rng.next_u64());
         Stack {
             tcp: Arc::new(cfg.tcp.clone()),
             cfg,
             addrs: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            demux: HashMap::new(),
+            demux: HashMap::with_hasher(tuple_hash.clone()),
             listeners: Vec::new(),
-            listen_map: HashMap::new(),
+            listen_map: HashMap::with_hasher(tuple_hash),
             wheel: TimerWheel::new(Instant::ZERO, Duration::from_millis(1)),
             time_wait,
             tw_expired: Vec::new(),
@@ -319,7 +327,7 @@ impl Stack {
         self.listeners.push(Some(Listener {
             local,
             backlog: backlog.max(1),
-            syn_queue: HashSet::new(),
+            syn_queue: HashSet::with_hasher(FixedState::default()),
             accept_queue: VecDeque::new(),
         }));
         self.listen_map.insert(local, id);

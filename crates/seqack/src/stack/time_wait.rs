@@ -29,9 +29,9 @@
 //!
 //! Records of each address family live in a chunked slab (4096 records a chunk, so the
 //! slab never holds more than one partly used chunk and never copies on growth), found
-//! by 4-tuple through a `hashbrown::HashTable` of `u32` slab indices hashed with keyed
-//! SipHash-1-3 (remote addresses and ports are chosen by peers; a keyed hash keeps an
-//! attacker from aiming many tuples at one bucket).
+//! by 4-tuple through a `hashbrown::HashTable` of `u32` slab indices hashed with foldhash
+//! keyed by a secret from the stack's seed (remote addresses and ports are chosen by
+//! peers; a keyed hash keeps an attacker from aiming many tuples at one bucket).
 //!
 //! Their 2MSL timers are a hashed timing wheel of [`SLOTS`] slots of [`GRANULARITY_MS`]
 //! ms (a 65.5 s revolution) whose slot lists are threaded through the records
@@ -52,7 +52,8 @@ use crate::wire::Seq;
 use core::hash::Hasher;
 use core::net::{IpAddr, SocketAddr};
 use hashbrown::HashTable;
-use siphasher::sip::SipHasher13;
+use foldhash::fast::FixedState;
+use std::hash::BuildHasher;
 
 /// Width of a wheel slot, milliseconds.
 pub const GRANULARITY_MS: u32 = 4;
@@ -173,8 +174,8 @@ pub struct TimeWaitInfo {
 
 /// The records of one address family.
 struct Family<A> {
-    /// Key of the index's hash.
-    key: [u8; 16],
+    /// The index's keyed hash.
+    key: FixedState,
     chunks: Vec<Box<[Record<A>]>>,
     /// Slab slots handed out so far (the high-water mark).
     allocated: u32,
@@ -191,8 +192,8 @@ struct Family<A> {
     tombstones: usize,
 }
 
-fn hash_key<A: Addr>(key: &[u8; 16], k: &Key<A>) -> u64 {
-    let mut h = SipHasher13::new_with_key(key);
+fn hash_key<A: Addr>(key: &FixedState, k: &Key<A>) -> u64 {
+    let mut h = key.build_hasher();
     h.write(k.local.bytes());
     h.write(k.remote.bytes());
     h.write_u16(k.lport);
@@ -209,8 +210,10 @@ fn unwrap_ms(wrapped: u32, reference: u64) -> u64 {
 
 impl<A: Addr> Family<A> {
     fn new(key: [u8; 16]) -> Self {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&key[..8]);
         Family {
-            key,
+            key: FixedState::with_seed(u64::from_le_bytes(seed)),
             chunks: Vec::new(),
             allocated: 0,
             free: NIL,
