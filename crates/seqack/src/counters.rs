@@ -95,6 +95,10 @@ counters! {
     timeouts => "TcpExtTCPTimeouts",
     /// Fast retransmits.
     fast_retrans => "TcpExtTCPFastRetrans",
+    /// Loss recoveries driven by the SACK scoreboard (RFC 6675).
+    sack_recovery => "TcpExtTCPSackRecovery",
+    /// Loss recoveries without SACK (NewReno, RFC 6582).
+    reno_recovery => "TcpExtTCPRenoRecovery",
     /// Connections aborted on close() with unread data.
     abort_on_close => "TcpExtTCPAbortOnClose",
     /// Connections aborted because data arrived after close().

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use seqack::tcp::congestion::Algorithm;
 use seqack::tcp::{Config, Error, Event, Reason, State, Timer};
 use seqack::wire::tcp::{Flags, Segment};
 use seqack::{Duration, Instant, Seq};
@@ -293,9 +294,18 @@ fn syn_ack_retransmitted_twice_starts_data_with_a_one_segment_window() {
     }
 }
 
+/// The plain fixture's settings with NewReno, whose window arithmetic these tests
+/// check (RFC 5681, RFC 6582); CUBIC's is in `recovery.rs`.
+fn newreno() -> Config {
+    Config {
+        congestion: Algorithm::NewReno,
+        ..plain_config()
+    }
+}
+
 #[test]
 fn three_duplicate_acks_fast_retransmit_only_the_first_unacknowledged_segment() {
-    let mut f = conn_established();
+    let mut f = conn_established_with(newreno());
     f.send(&[3u8; 5 * 1460]);
     assert_eq!(f.transmit().len(), 5);
     f.advance(RTT);
@@ -338,7 +348,7 @@ fn partial_ack_in_fast_recovery_retransmits_only_the_next_hole() {
 
 #[test]
 fn ack_after_fast_retransmit_covering_everything_ends_recovery() {
-    let mut f = conn_established();
+    let mut f = conn_established_with(newreno());
     f.send(&[3u8; 5 * 1460]);
     f.transmit();
     f.advance(RTT);

@@ -1,5 +1,6 @@
 //! Per-connection settings, defaulting to Linux's choices (see ARCHITECTURE.md).
 
+use super::congestion::Algorithm;
 use crate::time::Duration;
 use crate::wire::tcp::OptionLayout;
 
@@ -112,6 +113,8 @@ pub struct Config {
     pub dsack: bool,
     /// Initial congestion window in segments (RFC 6928). Linux: 10.
     pub initial_cwnd: u32,
+    /// Congestion control algorithm. Linux: CUBIC.
+    pub congestion: Algorithm,
     /// Option order on outbound headers.
     pub option_layout: OptionLayout,
     /// IP TTL / hop limit of outbound packets. Linux: 64.
@@ -158,6 +161,7 @@ impl Default for Config {
             resend_fin_in_acks: false,
             accept_to_buffer_space: false,
             initial_cwnd: 10,
+            congestion: Algorithm::Cubic,
             option_layout: OptionLayout::Linux,
             hop_limit: 64,
         }

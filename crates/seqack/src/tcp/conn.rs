@@ -15,10 +15,11 @@
 //! After any input or command, drain the outputs. Every time-dependent method takes
 //! `now`; nothing here reads a clock or touches a device.
 
-use super::congestion::{CongestionControl, NewReno};
+use super::congestion::{Congestion, CongestionControl};
 use super::event::{Error, Event, Reason};
 use super::recv_buf::RecvBuffer;
 use super::rtt::RttEstimator;
+use super::sack::Scoreboard;
 use super::send_buf::SendBuffer;
 use super::timers::{Timer, Timers};
 use super::{Config, State};
@@ -240,8 +241,19 @@ pub struct Connection {
     pub(super) last_challenge: Option<Instant>,
 
     // Congestion control and fast recovery.
-    pub(super) cc: NewReno,
+    pub(super) cc: Congestion,
     pub(super) dupacks: u32,
+    /// What the peer has SACKed above SND.UNA (RFC 6675's scoreboard).
+    pub(super) board: Scoreboard,
+    /// Fast recovery is SACK-based (RFC 6675): retransmissions are chosen from the
+    /// scoreboard's lost holes and the pipe, not by going back to SND.UNA.
+    pub(super) sack_recovery: bool,
+    /// RFC 6675 HighRxt: the highest byte retransmitted in this recovery (exclusive).
+    pub(super) high_rxt: Seq,
+    /// The segment at SND.UNA is to be retransmitted at once (RFC 6675 entry).
+    pub(super) rexmit_first: bool,
+    /// RFC 6675 RescueRxt: the recovery point when the rescue retransmission went.
+    pub(super) rescue_rxt: Option<Seq>,
     pub(super) recover: Option<Seq>,
     /// In fast recovery (entered on three duplicate ACKs). After a timeout `recover` is
     /// set too, but only to stop a spurious fast retransmit (RFC 6582 section 4).
@@ -328,8 +340,13 @@ impl Connection {
             syn_tsval: None,
             quickack: cfg.quickack_segments,
             last_challenge: None,
-            cc: NewReno::new(cfg.initial_cwnd, mss),
+            cc: Congestion::new(cfg.congestion, cfg.initial_cwnd, mss),
             dupacks: 0,
+            board: Scoreboard::default(),
+            sack_recovery: false,
+            high_rxt: Seq(0),
+            rexmit_first: false,
+            rescue_rxt: None,
             recover: None,
             fast_recovery: false,
             rexmit_resume: None,
@@ -431,7 +448,7 @@ impl Connection {
         let overhead = if conn.ts.enabled { 12 } else { 0 };
         let ours = u32::from(conn.cfg.mss(remote.is_ipv6()));
         conn.smss = (u32::from(c.mss).min(ours).saturating_sub(overhead)).max(64);
-        conn.cc = NewReno::new(conn.cfg.initial_cwnd, conn.smss);
+        conn.cc = Congestion::new(conn.cfg.congestion, conn.cfg.initial_cwnd, conn.smss);
         conn.snd_wnd = u32::from(ack.window) << conn.snd_wscale;
         conn.max_snd_wnd = conn.snd_wnd;
         conn.snd_wl1 = ack.seq;
@@ -860,7 +877,7 @@ impl Connection {
         let overhead = if self.ts.enabled { 12 } else { 0 };
         let ours = u32::from(cfg.mss(self.remote.is_ipv6()));
         self.smss = (peer_mss.min(ours).saturating_sub(overhead)).max(64);
-        self.cc = NewReno::new(cfg.initial_cwnd, self.smss);
+        self.cc = Congestion::new(cfg.congestion, cfg.initial_cwnd, self.smss);
         // The window in a SYN is never scaled (RFC 7323 2.2).
         self.snd_wnd = u32::from(syn.window);
         self.max_snd_wnd = self.snd_wnd;

@@ -1,7 +1,7 @@
 //! Segment arrival: RFC 9293 section 3.10.7, step by step, with RFC 5961's defences
 //! against blind attacks, PAWS (RFC 7323 section 5) and RFC 1337 in TIME_WAIT.
 
-use super::congestion::{CongestionControl, NewReno};
+use super::congestion::{Congestion, CongestionControl};
 use super::conn::{Connection, Control, Disposition};
 use super::event::{Error, Event, Reason};
 use super::time_wait::{time_wait_segment, TimeWaitAction};
@@ -136,9 +136,11 @@ impl Connection {
         };
         let lost = self.syn_rtx > 1 && self.syn_timed_out && !spurious;
         let segments = if lost { 1 } else { self.cfg.initial_cwnd };
-        self.cc = NewReno::new(segments, self.smss);
+        self.cc = Congestion::new(self.cfg.congestion, segments, self.smss);
         self.recover = None;
         self.fast_recovery = false;
+        self.sack_recovery = false;
+        self.board.clear();
         self.dupacks = 0;
     }
 
@@ -561,15 +563,23 @@ impl Connection {
             return true;
         }
         let window = u32::from(seg.window) << self.snd_wscale;
+        let newly_sacked = self.note_sacks(seg);
         if self.snd_una < ack {
             self.on_new_ack(now, seg, cx);
         } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.fin()
-            && window == self.snd_wnd
             && self.snd_max > self.snd_una
+            && (newly_sacked > 0
+                || (seg.payload.is_empty() && !seg.flags.fin() && window == self.snd_wnd))
         {
-            self.on_dupack(cx);
+            // RFC 5681's duplicate ACK, or RFC 6675's: one that SACKs new data.
+            self.on_dupack(now, cx);
+        }
+        if self.sack_ok && !self.fast_recovery && self.recover.is_none() {
+            // RFC 6675 5 (and 5.1 for an ACK that advanced SND.UNA): enough SACKed
+            // above SND.UNA marks it lost before three duplicate ACKs have arrived.
+            if self.snd_max > self.snd_una && self.board.is_lost(self.snd_una, self.smss) {
+                self.enter_recovery(now, cx);
+            }
         }
         // Window update (RFC 9293 3.10.7.4, SND.WL1/SND.WL2 rule).
         if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
@@ -660,7 +670,16 @@ impl Connection {
         }
         self.retries = 0;
         let mss = self.smss;
+        self.board.advance(ack);
+        if self.high_rxt < ack {
+            self.high_rxt = ack;
+        }
+        let srtt = self.rtt.srtt();
         match self.recover {
+            Some(recover) if ack < recover && self.fast_recovery && self.sack_recovery => {
+                // RFC 6675: a partial ACK keeps the recovery going; the pipe decides
+                // what goes next, cwnd stays at ssthresh.
+            }
             Some(recover) if ack < recover && self.fast_recovery => {
                 // RFC 6582 3.2 step 3: partial ACK, retransmit the next hole at once (one
                 // segment, unless an RTO's go-back-N resend is already under way).
@@ -673,8 +692,13 @@ impl Connection {
             Some(recover) if ack >= recover && self.fast_recovery => {
                 self.recover = None;
                 self.fast_recovery = false;
-                self.cc
-                    .on_recovery_exit(self.snd_max.since(self.snd_una), mss);
+                if !std::mem::take(&mut self.sack_recovery) {
+                    // NewReno deflates (RFC 6582 3.2 step 4); after SACK-based
+                    // recovery cwnd is already ssthresh (RFC 6675 5, as Linux's
+                    // tcp_end_cwnd_reduction leaves it).
+                    self.cc
+                        .on_recovery_exit(self.snd_max.since(self.snd_una), mss);
+                }
             }
             // After a timeout: slow start from the one-segment loss window while the
             // resend goes on (RFC 5681 3.1); no NewReno deflation.
@@ -682,9 +706,9 @@ impl Connection {
                 if ack >= recover {
                     self.recover = None;
                 }
-                self.cc.on_ack(acked.min(flight_before), mss);
+                self.cc.on_ack(now, acked.min(flight_before), mss, srtt);
             }
-            None => self.cc.on_ack(acked.min(flight_before), mss),
+            None => self.cc.on_ack(now, acked.min(flight_before), mss, srtt),
         }
         self.dupacks = 0;
         if self.snd_una == self.snd_max {
@@ -696,24 +720,73 @@ impl Connection {
         }
     }
 
-    /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582).
-    fn on_dupack(&mut self, cx: &mut Counters) {
+    /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582,
+    /// RFC 6675).
+    fn on_dupack(&mut self, now: Instant, cx: &mut Counters) {
         self.dupacks += 1;
-        let mss = self.smss;
         if self.fast_recovery {
-            self.cc.on_dupack_in_recovery(mss);
+            if !self.sack_recovery {
+                self.cc.inflate(self.smss);
+            }
         } else if self.recover.is_none() && self.dupacks == 3 {
-            cx.fast_retrans += 1;
-            self.recover = Some(self.snd_max);
-            self.fast_recovery = true;
-            self.cc
-                .on_fast_retransmit(self.snd_max.since(self.snd_una), mss);
+            self.enter_recovery(now, cx);
+        }
+    }
+
+    /// Loss detected: fast retransmit and fast recovery. With SACK in use the recovery
+    /// is RFC 6675's, driven by the scoreboard and the pipe; without, RFC 6582's
+    /// NewReno with window inflation.
+    fn enter_recovery(&mut self, now: Instant, cx: &mut Counters) {
+        let mss = self.smss;
+        cx.fast_retrans += 1;
+        self.recover = Some(self.snd_max);
+        self.fast_recovery = true;
+        self.sack_recovery = self.sack_ok;
+        self.cc.on_loss(now, self.snd_max.since(self.snd_una), mss);
+        self.rtt_probe = None;
+        if self.sack_recovery {
+            cx.sack_recovery += 1;
+            // Anything sent since goes on from the highest byte sent: the holes are
+            // retransmitted from the scoreboard.
+            self.snd_nxt = self.snd_max;
+            self.rexmit_resume = None;
+            // RFC 6675 5 step (4.3): the first segment presumed dropped goes at once,
+            // whatever the pipe; NextSeg takes over from there.
+            self.high_rxt = self.snd_una;
+            self.rexmit_first = true;
+            self.rescue_rxt = None;
+        } else {
             // RFC 5681 3.2 step 2: resend the one segment at SND.UNA; the segments the
             // duplicate ACKs stand for have arrived and are not sent again.
+            cx.reno_recovery += 1;
+            self.cc.inflate(3 * mss);
             self.rexmit_resume = Some(self.snd_nxt);
             self.snd_nxt = self.snd_una;
-            self.rtt_probe = None;
         }
+    }
+
+    /// Records the SACK blocks of an arriving ACK on the scoreboard; returns the bytes
+    /// they newly SACK. A first block below the ACK or inside the second is a D-SACK
+    /// (RFC 2883) and reports a duplicate, not a hole: it adds nothing.
+    fn note_sacks(&mut self, seg: &Segment<'_>) -> u32 {
+        if !self.sack_ok {
+            return 0;
+        }
+        let blocks = seg.options.sack_blocks();
+        let mut newly = 0;
+        for (i, b) in blocks.iter().enumerate() {
+            let dsack = i == 0
+                && (b.right <= seg.ack
+                    || blocks
+                        .get(1)
+                        .is_some_and(|n| n.left <= b.left && b.right <= n.right));
+            if dsack {
+                continue;
+            }
+            let una = self.snd_una.max(seg.ack.min(self.snd_max));
+            newly += self.board.add(b.left, b.right, una, self.snd_max);
+        }
+        newly
     }
 
     /// RTT from the echoed timestamp of an ACK that advanced SND.UNA.
@@ -1067,9 +1140,14 @@ impl Connection {
             return;
         }
         let flight = self.snd_max.since(self.snd_una);
-        self.cc.on_rto(flight, self.smss);
+        self.cc.on_rto(now, flight, self.smss);
         self.recover = (self.state.is_synchronized()).then_some(self.snd_max);
         self.fast_recovery = false;
+        self.sack_recovery = false;
+        self.rexmit_first = false;
+        // RFC 2018 section 8: the timeout may mean the receiver reneged; forget what it
+        // SACKed and resend from SND.UNA.
+        self.board.clear();
         self.dupacks = 0;
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;

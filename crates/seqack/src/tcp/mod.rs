@@ -8,6 +8,7 @@ mod input;
 mod output;
 pub mod recv_buf;
 pub mod rtt;
+pub mod sack;
 pub mod send_buf;
 mod state;
 pub mod time_wait;

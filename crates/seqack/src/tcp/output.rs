@@ -154,6 +154,11 @@ impl Connection {
         ) {
             return None;
         }
+        if self.sack_recovery {
+            if let Some(n) = self.retransmit_lost(now, buf, cx) {
+                return Some(n);
+            }
+        }
         let data_end = self.buf_seq + self.send_buf.len();
         let end = data_end + u32::from(self.fin_queued);
         if self.snd_nxt >= end {
@@ -223,8 +228,98 @@ impl Connection {
         Some(n)
     }
 
+    /// RFC 6675 NextSeg in SACK-based recovery, rules 1, 3 and 4 (rule 2, new data, is
+    /// the ordinary path after this): the first lost hole above HighRxt; or, when there
+    /// is no new data to send, the first hole above HighRxt at all; or else, once per
+    /// recovery, a rescue retransmission of the highest unSACKed segment. One segment
+    /// at most, and only if the pipe leaves a segment's room in the congestion window
+    /// (the entry's first retransmission goes regardless).
+    fn retransmit_lost(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        cx: &mut Counters,
+    ) -> Option<usize> {
+        let mss = self.smss.saturating_sub(self.sack_option_len()).max(1);
+        let first = self.rexmit_first;
+        let mut rescue = false;
+        let hole = if first {
+            let end = self.board.ranges().first().map_or(self.snd_max, |r| r.0);
+            Some((self.snd_una, end))
+        } else {
+            let pipe = self
+                .board
+                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss);
+            if self.cc.cwnd() < pipe.saturating_add(mss) {
+                return None;
+            }
+            let from = self.high_rxt.max(self.snd_una);
+            self.board.next_lost(from, self.smss).or_else(|| {
+                // NextSeg rule 3: with no new data to send, the first hole above
+                // HighRxt below the highest SACKed byte goes even if not yet lost.
+                let (unsent, seg, room) = self.send_limits();
+                let new_data = unsent > 0 && room >= unsent.min(seg);
+                let fin_unsent = self.fin_queued && self.snd_max == self.fin_seq();
+                if new_data || fin_unsent {
+                    return None;
+                }
+                self.board.holes(from).next().or_else(|| {
+                    // Rule 4: one rescue retransmission per recovery, of the segment
+                    // holding the highest unSACKed byte, when nothing else is left
+                    // (a lost tail would otherwise wait for the RTO).
+                    let top = self.board.highest().unwrap_or(self.snd_una).max(from);
+                    let due = self.rescue_rxt.is_none_or(|r| self.snd_una > r);
+                    if due && top < self.snd_max {
+                        self.rescue_rxt = self.recover;
+                        rescue = true;
+                        let start = (self.snd_max - seg).max(top);
+                        Some((start, self.snd_max))
+                    } else {
+                        None
+                    }
+                })
+            })
+        };
+        let (start, end) = hole?;
+        let end = end.min(self.snd_max);
+        if end <= start {
+            self.rexmit_first = false;
+            return None;
+        }
+        let data_end = self.buf_seq + self.send_buf.len();
+        let len = if start < data_end {
+            end.min(data_end).since(start).min(mss)
+        } else {
+            0
+        };
+        // The FIN, if it is in the hole and the segment reaches it.
+        let fin = self.fin_queued && start + len == data_end && end > data_end;
+        if len == 0 && !fin {
+            self.rexmit_first = false;
+            return None;
+        }
+        let mut flags = Flags::ACK;
+        if fin {
+            flags |= Flags::FIN;
+        }
+        let off = start.since(self.buf_seq) as usize;
+        let n = self.emit(now, buf, start, flags, off, len as usize, true, cx)?;
+        self.rexmit_first = false;
+        if !rescue {
+            // (RFC 6675: the rescue retransmission leaves HighRxt alone.)
+            self.high_rxt = self.high_rxt.max(start + len + u32::from(fin));
+        }
+        if !self.timers.is_set(Timer::Retransmit) {
+            self.timers
+                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+        }
+        Some(n)
+    }
+
     /// What limits the next segment: (data not yet sent, the payload of a full segment,
-    /// the room the peer's window and the congestion window leave past SND.NXT).
+    /// the room the peer's window and the congestion window leave past SND.NXT). In
+    /// SACK-based recovery the congestion window bounds the pipe, not SND.NXT - SND.UNA
+    /// (RFC 6675 5 step (C)).
     pub(super) fn send_limits(&self) -> (u32, u32, u32) {
         let data_end = self.buf_seq + self.send_buf.len();
         // RFC 9293 3.7.1: the data shrinks by the options the segment carries beyond
@@ -236,12 +331,22 @@ impl Connection {
         } else {
             0
         };
-        let right = self.snd_una + self.snd_wnd.min(self.cc.cwnd());
-        let room = if right > self.snd_nxt {
+        let right = if self.sack_recovery {
+            self.snd_una + self.snd_wnd
+        } else {
+            self.snd_una + self.snd_wnd.min(self.cc.cwnd())
+        };
+        let mut room = if right > self.snd_nxt {
             right.since(self.snd_nxt)
         } else {
             0
         };
+        if self.sack_recovery {
+            let pipe = self
+                .board
+                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss);
+            room = room.min(self.cc.cwnd().saturating_sub(pipe));
+        }
         (unsent, mss, room)
     }
 

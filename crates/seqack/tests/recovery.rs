@@ -1,0 +1,213 @@
+//! Loss recovery with SACK (RFC 6675, RFC 2018, RFC 2883) and CUBIC's window
+//! arithmetic (RFC 9438) on a single connection.
+
+mod common;
+
+use common::*;
+use seqack::tcp::congestion::Algorithm;
+use seqack::tcp::Config;
+use seqack::wire::tcp::{Flags, SackBlock, Segment};
+use seqack::Seq;
+
+const MSS: u32 = 1460;
+
+/// The plain fixture with SACK negotiated.
+fn sack_config() -> Config {
+    Config {
+        sack: true,
+        ..plain_config()
+    }
+}
+
+/// Segment `n` (1-based) of a run of full segments: its first sequence number.
+fn seg_no(n: u32) -> Seq {
+    iss(1 + (n - 1) * MSS)
+}
+
+/// An ACK from the peer acknowledging `ack`, SACKing the given segments ranges
+/// (inclusive, 1-based).
+fn sack_ack(ack: Seq, blocks: &[(u32, u32)]) -> Segment<'static> {
+    let mut s = seg(Flags::ACK, irs(1), ack, b"");
+    for &(a, b) in blocks {
+        assert!(s.options.push_sack(SackBlock {
+            left: seg_no(a),
+            right: seg_no(b + 1),
+        }));
+    }
+    s
+}
+
+#[test]
+fn sack_recovery_retransmits_every_lost_hole_in_one_round_trip() {
+    let mut f = conn_established_with(sack_config());
+    assert!(f.conn.negotiated().1, "SACK negotiated");
+    f.send(&[7u8; 10 * MSS as usize]);
+    assert_eq!(f.transmit().len(), 10);
+    f.advance(RTT);
+    // Segments 2, 5 and 8 were lost. Segment 1's ACK, then one duplicate ACK per
+    // segment that arrived, each SACKing what the peer holds.
+    f.inject(&sack_ack(seg_no(2), &[]));
+    f.inject(&sack_ack(seg_no(2), &[(3, 3)]));
+    f.inject(&sack_ack(seg_no(2), &[(3, 4)]));
+    f.expect_nothing();
+    f.inject(&sack_ack(seg_no(2), &[(6, 6), (3, 4)]));
+    // Three SACKed segments above segment 2 make it lost (RFC 6675 IsLost): it goes at
+    // once. There is no new data to send, so NextSeg's rule 3 sends the next hole,
+    // segment 5, too (the pipe, 6 segments with the retransmission, leaves room in
+    // cwnd = 0.7 x 11 segments).
+    let sent: Vec<Seq> = f.transmit().iter().map(|s| s.seq).collect();
+    assert_eq!(sent, vec![seg_no(2), seg_no(5)]);
+    f.inject(&sack_ack(seg_no(2), &[(6, 7), (3, 4)]));
+    // No hole above HighRxt below the highest SACKed byte, no new data: rule 4's one
+    // rescue retransmission of the highest unSACKed segment (here it was not lost).
+    assert_eq!(f.expect_one().seq, seg_no(10));
+    // Segment 9 SACKed: segment 8 is a hole below the highest SACKed byte.
+    f.inject(&sack_ack(seg_no(2), &[(9, 9), (6, 7), (3, 4)]));
+    assert_eq!(f.expect_one().seq, seg_no(8));
+    f.inject(&sack_ack(seg_no(2), &[(9, 10), (6, 7), (3, 4)]));
+    // Every hole was repaired within this one round trip, not one per RTT as NewReno
+    // does, and the rescue went once only.
+    f.expect_nothing();
+    assert_eq!((f.cx.sack_recovery, f.cx.reno_recovery), (1, 0));
+    assert_eq!(f.cx.retrans_segs, 4);
+    // The retransmissions arrive: everything is acknowledged and recovery ends with
+    // cwnd at ssthresh: CUBIC's 0.7 of the 11-segment window at the loss (segment 1's
+    // ACK had grown it from 10 in slow start).
+    f.advance(RTT);
+    f.inject(&sack_ack(seg_no(11), &[]));
+    assert_eq!(f.conn.send_queue(), 0);
+    assert_eq!(f.conn.cwnd(), (11.0 * f64::from(MSS) * 0.7) as u32);
+}
+
+#[test]
+fn sack_recovery_sends_new_data_the_pipe_allows() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 20 * MSS as usize]);
+    assert_eq!(f.transmit().len(), 10, "initial window");
+    f.advance(RTT);
+    // Segment 1 lost, 2..=5 arrived.
+    for n in 2..=5 {
+        f.inject(&sack_ack(seg_no(1), &[(2, n)]));
+    }
+    let sent: Vec<Seq> = f.transmit().iter().map(|s| s.seq).collect();
+    // cwnd = ssthresh = 7 segments; pipe after the retransmission: segments 6..=10 (5)
+    // plus the retransmitted 1 = 6; one segment of room: new segment 11.
+    assert_eq!(sent, vec![seg_no(1), seg_no(11)]);
+}
+
+#[test]
+fn a_dsack_is_not_a_duplicate_ack_but_a_new_sack_is() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 6 * MSS as usize]);
+    f.transmit();
+    f.advance(RTT);
+    f.inject(&sack_ack(seg_no(2), &[]));
+    // Three ACKs reporting only a duplicate below the ACK (RFC 2883), each with a new
+    // window so RFC 5681 does not count them either: no loss is inferred.
+    for i in 1..=3 {
+        let mut s = seg(Flags::ACK, irs(1), seg_no(2), b"");
+        s.window -= i;
+        s.options.push_sack(SackBlock {
+            left: seg_no(1),
+            right: seg_no(2),
+        });
+        f.inject(&s);
+    }
+    f.expect_nothing();
+    assert_eq!(f.cx.sack_recovery, 0);
+    // Three ACKs that SACK new data are duplicate ACKs (RFC 6675) whatever the window.
+    for (i, n) in (3..=5).enumerate() {
+        let mut s = sack_ack(seg_no(2), &[(3, n)]);
+        s.window -= 10 + i as u16;
+        f.inject(&s);
+    }
+    assert_eq!(f.cx.sack_recovery, 1);
+    assert_eq!(f.transmit().first().map(|s| s.seq), Some(seg_no(2)));
+}
+
+#[test]
+fn a_lost_tail_gets_one_rescue_retransmission() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 8 * MSS as usize]);
+    f.transmit();
+    f.advance(RTT);
+    // Segment 1 and the tail (7, 8) lost: 2..=6 SACKed.
+    for n in 2..=5 {
+        f.inject(&sack_ack(seg_no(1), &[(2, n)]));
+    }
+    // Segment 1 is lost (rule 1); nothing new to send and no hole above it below the
+    // highest SACKed byte, so rule 4 resends the highest unSACKed segment, once.
+    let sent: Vec<Seq> = f.transmit().iter().map(|s| s.seq).collect();
+    assert_eq!(sent, vec![seg_no(1), seg_no(8)]);
+    f.inject(&sack_ack(seg_no(1), &[(2, 6)]));
+    f.expect_nothing();
+    assert_eq!(f.cx.retrans_segs, 2);
+}
+
+#[test]
+fn rto_forgets_the_scoreboard_and_resends_sacked_data() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 4 * MSS as usize]);
+    f.transmit();
+    f.advance(RTT);
+    // Segment 1 lost; 3 SACKed: not enough to call segment 1 lost yet.
+    f.inject(&sack_ack(seg_no(1), &[(3, 3)]));
+    f.expect_nothing();
+    f.fire_next();
+    // RFC 2018 section 8: after the timeout the SACKed bits are turned off: the resend
+    // goes back to SND.UNA and will cover segment 3 again.
+    assert_eq!(f.expect_one().seq, seg_no(1));
+    f.advance(RTT);
+    f.inject(&sack_ack(seg_no(2), &[(3, 3)]));
+    let sent: Vec<Seq> = f.transmit().iter().map(|s| s.seq).collect();
+    assert_eq!(sent.first(), Some(&seg_no(2)));
+    assert!(
+        sent.contains(&seg_no(3)),
+        "the SACKed segment is sent again: {sent:?}"
+    );
+}
+
+#[test]
+fn newreno_without_sack_repairs_one_hole_per_round_trip() {
+    // The same loss pattern as the first test, without SACK: RFC 6582 retransmits the
+    // first hole, then one more per partial ACK.
+    let mut f = conn_established_with(plain_config());
+    f.send(&[7u8; 10 * MSS as usize]);
+    f.transmit();
+    f.advance(RTT);
+    for _ in 0..4 {
+        f.inject(&seg(Flags::ACK, irs(1), seg_no(2), b""));
+    }
+    assert_eq!(f.expect_one().seq, seg_no(2));
+    for _ in 0..3 {
+        f.inject(&seg(Flags::ACK, irs(1), seg_no(2), b""));
+    }
+    f.expect_nothing();
+    assert_eq!((f.cx.sack_recovery, f.cx.reno_recovery), (0, 1));
+    f.advance(RTT);
+    f.inject(&seg(Flags::ACK, irs(1), seg_no(5), b""));
+    assert_eq!(f.expect_one().seq, seg_no(5));
+}
+
+#[test]
+fn cubic_cuts_the_window_to_seven_tenths_newreno_to_half_the_flight() {
+    // Segment 1's ACK grows the window to 11 segments in slow start, leaving 9 in
+    // flight when the duplicate ACKs arrive. CUBIC: ssthresh = 0.7 cwnd (RFC 9438 4.6);
+    // NewReno: FlightSize / 2 (RFC 5681 equation 4).
+    let cubic = (11.0 * f64::from(MSS) * 0.7) as u32;
+    for (algorithm, ssthresh) in [(Algorithm::Cubic, cubic), (Algorithm::NewReno, 9 * MSS / 2)] {
+        let mut f = conn_established_with(Config {
+            congestion: algorithm,
+            ..plain_config()
+        });
+        f.send(&[7u8; 10 * MSS as usize]);
+        assert_eq!(f.transmit().len(), 10);
+        f.advance(RTT);
+        for _ in 0..4 {
+            f.inject(&seg(Flags::ACK, irs(1), seg_no(2), b""));
+        }
+        f.transmit();
+        // Without SACK, cwnd is ssthresh inflated by the three duplicate ACKs.
+        assert_eq!(f.conn.cwnd(), ssthresh + 3 * MSS, "{algorithm:?}");
+    }
+}
