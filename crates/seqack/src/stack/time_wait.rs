@@ -51,8 +51,8 @@ use crate::wire::tcp::{Flags, Header, Options, Segment};
 use crate::wire::Seq;
 use core::hash::Hasher;
 use core::net::{IpAddr, SocketAddr};
-use hashbrown::HashTable;
 use foldhash::fast::FixedState;
+use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 /// Width of a wheel slot, milliseconds.
