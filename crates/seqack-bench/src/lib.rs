@@ -8,6 +8,7 @@
 pub mod bulk;
 pub mod churn;
 pub mod link;
+pub mod lossy;
 pub mod smol;
 
 /// CPU time of the calling thread in seconds (from /proc/thread-self/schedstat), or

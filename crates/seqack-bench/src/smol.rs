@@ -149,18 +149,32 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// A link of `mtu` and sockets with `buffer`-byte buffers.
+    /// A link of `mtu` and sockets with `buffer`-byte buffers: what one host sends is
+    /// at once in the other's receive queue.
     pub fn new(mtu: usize, buffer: usize) -> Pair {
         let ab = Rc::new(RefCell::new(Queue::new(mtu)));
         let ba = Rc::new(RefCell::new(Queue::new(mtu)));
+        Pair::with_queues(mtu, buffer, [ba.clone(), ab.clone(), ab, ba])
+    }
+
+    /// Hosts whose transmit and receive queues are four separate queues; the caller
+    /// moves packets from each `dev.tx` to the other's `dev.rx` (through a link model).
+    pub fn separate(mtu: usize, buffer: usize) -> Pair {
+        let q = || Rc::new(RefCell::new(Queue::new(mtu)));
+        Pair::with_queues(mtu, buffer, [q(), q(), q(), q()])
+    }
+
+    /// `[a.rx, a.tx, b.rx, b.tx]`.
+    fn with_queues(mtu: usize, buffer: usize, q: [Rc<RefCell<Queue>>; 4]) -> Pair {
+        let [arx, atx, brx, btx] = q;
         let a = End {
-            rx: ba.clone(),
-            tx: ab.clone(),
+            rx: arx,
+            tx: atx,
             mtu,
         };
         let b = End {
-            rx: ab,
-            tx: ba,
+            rx: brx,
+            tx: btx,
             mtu,
         };
         Pair {
