@@ -148,10 +148,6 @@ pub fn seqack(cfg: &BulkConfig) -> BulkSample {
             b.handle_timeout(now);
         }
     }
-    eprintln!(
-        "seqack pkts {} {} / {} {}",
-        ab.pushed, ab.pushed_bytes, ba.pushed, ba.pushed_bytes
-    );
     BulkSample {
         bytes: got,
         seconds: clock.elapsed_secs(),
@@ -212,13 +208,6 @@ pub fn smoltcp(cfg: &BulkConfig) -> BulkSample {
             }
         }
     }
-    eprintln!(
-        "smol pkts {} {} / {} {}",
-        pair.a.dev.tx.borrow().pushed,
-        pair.a.dev.tx.borrow().pushed_bytes,
-        pair.b.dev.tx.borrow().pushed,
-        pair.b.dev.tx.borrow().pushed_bytes
-    );
     BulkSample {
         bytes: got,
         seconds: clock.elapsed_secs(),

@@ -9,22 +9,12 @@ pub mod bulk;
 pub mod churn;
 pub mod link;
 pub mod lossy;
+pub mod scale;
 pub mod smol;
 
-/// CPU time of the calling thread in seconds (from /proc/thread-self/schedstat), or
-/// wall-clock time since the first call where that is not readable.
+/// CPU time of the calling thread in seconds (`CLOCK_THREAD_CPUTIME_ID`: exact, not
+/// the scheduler tick's granularity of /proc's statistics).
 pub fn cpu_time() -> f64 {
-    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-    match ns {
-        Some(ns) => ns as f64 / 1e9,
-        None => {
-            static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-            ORIGIN
-                .get_or_init(std::time::Instant::now)
-                .elapsed()
-                .as_secs_f64()
-        }
-    }
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }

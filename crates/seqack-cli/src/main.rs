@@ -1,5 +1,6 @@
 //! The `seqack` command.
 
+mod bench;
 mod connect;
 mod demo;
 mod ladder;
@@ -25,6 +26,10 @@ enum Command {
     /// Run a client and a server on the simulated link and draw the connection's
     /// lifecycle as a ladder diagram (virtual time: no root, no setup, deterministic).
     Demo(demo::DemoArgs),
+    /// Run every performance workload on seqack and on its anchors (smoltcp on the same
+    /// in-memory link, Linux over loopback) in one run, and print medians and
+    /// seqack/anchor ratios as a table or JSON lines.
+    Bench(bench::BenchArgs),
     /// Run the stack's scale workloads in virtual time (a SYN flood, 1,000,000
     /// connections through TIME_WAIT, 100,000 concurrent connections) and print their
     /// figures (memory per record and per connection, peak memory, success rate under
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => demo::run(&a),
+        Command::Bench(a) => bench::run(&a),
         Command::StackBench(a) => stack_bench::run(&a),
         Command::Packetdrill(a) => packetdrill::run(&a),
         Command::Serve(a) => serve::run(&a),

@@ -1,0 +1,308 @@
+//! `seqack bench`: every performance workload on seqack and on its anchors (smoltcp on
+//! the same in-memory link, Linux over loopback), interleaved run by run in one
+//! process, with medians and seqack/anchor ratios; a table, or JSON lines.
+//!
+//! The workloads themselves are in the `seqack-bench` crate. Nothing here asserts a
+//! speed: the figures are printed, and only ratios measured in one run mean anything.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use seqack_bench::bulk::{self, BulkConfig};
+use seqack_bench::{churn, lossy, scale};
+use serde_json::json;
+
+use crate::stack_bench::Counting;
+
+/// Options of `seqack bench`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Benchmarks (--only takes these names, or a prefix such as `bulk` or `lossy`):
+  bulk-1500   1 GiB one way, MTU 1500, 256 KiB buffers, checksums on: Gbit/s (seqack, smoltcp)
+  bulk-64k    the same at MTU 65535 (seqack, smoltcp, Linux over lo)
+  churn       connect, 1-byte request and response, active close, TIME_WAIT kept:
+              connections per CPU second (seqack, 64 in flight; Linux over lo, 8 clients)
+  concurrent  100,000 connections each moving 4 KiB each way: segments per CPU second,
+              and concurrent-memory (heap per connection, no buffers; smoltcp's socket size)
+  time-wait   1,000,000 TIME_WAIT records: bytes per record, CPU ns per insert and expiry
+  lossy-0, lossy-0.1, lossy-1
+              100 Mbit/s, 40 ms RTT, BDP drop-tail queue, 0 / 0.1 / 1 % random loss, 30 s:
+              goodput as a fraction of the bottleneck (seqack, smoltcp with CUBIC)
+
+Each run interleaves the implementations; the figure is the median of --runs runs.
+`--json` prints one object per figure: {\"bench\",\"impl\",\"value\",\"unit\",\"runs\"},
+and one per ratio: {\"bench\",\"ratio_vs\",\"ratio\"} (seqack's value / the anchor's).
+
+Example: seqack bench --quick --only bulk --json")]
+pub struct BenchArgs {
+    /// Small sizes, for a smoke test (16 MiB transfers, 2,000 connections, 2 s lossy
+    /// runs, one run each).
+    #[arg(long)]
+    pub quick: bool,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run only these benchmarks (names or prefixes; repeat or separate with commas).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Runs of each benchmark (default 5, 1 with --quick).
+    #[arg(long, value_name = "N")]
+    pub runs: Option<usize>,
+}
+
+/// The median of one implementation's runs of one benchmark.
+struct Figure {
+    bench: String,
+    imp: &'static str,
+    value: f64,
+    unit: &'static str,
+    runs: usize,
+}
+
+struct Report {
+    json: bool,
+    figures: Vec<Figure>,
+    ok: bool,
+}
+
+impl Report {
+    fn figure(&mut self, bench: &str, imp: &'static str, unit: &'static str, samples: &[f64]) {
+        let f = Figure {
+            bench: bench.to_string(),
+            imp,
+            value: median(samples),
+            unit,
+            runs: samples.len(),
+        };
+        if self.json {
+            println!(
+                "{}",
+                json!({"bench": f.bench, "impl": f.imp, "value": round(f.value), "unit": f.unit, "runs": f.runs})
+            );
+        }
+        self.figures.push(f);
+    }
+
+    fn ratio(&mut self, bench: &str, anchor: &'static str) {
+        let find = |imp: &str| {
+            self.figures
+                .iter()
+                .find(|f| f.bench == bench && f.imp == imp)
+                .map(|f| f.value)
+        };
+        if let (Some(s), Some(a)) = (find("seqack"), find(anchor)) {
+            if a > 0.0 && self.json {
+                println!(
+                    "{}",
+                    json!({"bench": bench, "ratio_vs": anchor, "ratio": round(s / a)})
+                );
+            }
+        }
+    }
+
+    fn failed(&mut self, bench: &str, why: &str) {
+        self.ok = false;
+        eprintln!("seqack bench: {bench}: {why}");
+    }
+
+    fn table(&self) {
+        println!(
+            "{:<18} {:<8} {:>14} {:<16} {:>4}  ratio",
+            "bench", "impl", "median", "unit", "runs"
+        );
+        for f in &self.figures {
+            let ratios: Vec<String> = if f.imp == "seqack" {
+                self.figures
+                    .iter()
+                    .filter(|a| a.bench == f.bench && a.imp != "seqack" && a.value > 0.0)
+                    .map(|a| format!("{:.2}x {}", f.value / a.value, a.imp))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            println!(
+                "{:<18} {:<8} {:>14} {:<16} {:>4}  {}",
+                f.bench,
+                f.imp,
+                format_value(f.value),
+                f.unit,
+                f.runs,
+                ratios.join(", ")
+            );
+        }
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn round(v: f64) -> f64 {
+    if v.abs() >= 100.0 {
+        v.round()
+    } else {
+        (v * 1000.0).round() / 1000.0
+    }
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn selected(only: &[String], name: &str) -> bool {
+    only.is_empty() || only.iter().any(|o| name.starts_with(o.as_str()))
+}
+
+/// Runs the selected benchmarks and prints their figures.
+pub fn run(a: &BenchArgs) -> ExitCode {
+    let runs = a.runs.unwrap_or(if a.quick { 1 } else { 5 }).max(1);
+    let known = [
+        "bulk-1500",
+        "bulk-64k",
+        "churn",
+        "concurrent",
+        "time-wait",
+        "lossy-0",
+        "lossy-0.1",
+        "lossy-1",
+    ];
+    for o in &a.only {
+        if !known.iter().any(|k| k.starts_with(o.as_str())) {
+            eprintln!("seqack bench: no benchmark named {o:?}; see --help");
+            return ExitCode::from(2);
+        }
+    }
+    let mut r = Report {
+        json: a.json,
+        figures: Vec::new(),
+        ok: true,
+    };
+    let gib: u64 = if a.quick { 16 << 20 } else { 1 << 30 };
+    for (name, mtu) in [("bulk-1500", 1500u16), ("bulk-64k", 65535)] {
+        if !selected(&a.only, name) {
+            continue;
+        }
+        let cfg = BulkConfig {
+            mtu,
+            bytes: gib,
+            buffer: 256 * 1024,
+        };
+        let (mut s, mut m, mut l) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            s.push(bulk::seqack(&cfg).gbps());
+            m.push(bulk::smoltcp(&cfg).gbps());
+            if mtu == 65535 {
+                match bulk::linux(&cfg) {
+                    Ok(x) => l.push(x.gbps()),
+                    Err(e) => r.failed(name, &format!("Linux over lo: {e}")),
+                }
+            }
+        }
+        r.figure(name, "seqack", "Gbit/s", &s);
+        r.figure(name, "smoltcp", "Gbit/s", &m);
+        r.ratio(name, "smoltcp");
+        if !l.is_empty() {
+            r.figure(name, "linux", "Gbit/s", &l);
+            r.ratio(name, "linux");
+        }
+    }
+    if selected(&a.only, "churn") {
+        let (n, nl) = if a.quick {
+            (2_000, 500)
+        } else {
+            (200_000, 20_000)
+        };
+        let (mut s, mut l) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let x = churn::seqack(n, 64);
+            if x.time_wait as u64 != n {
+                r.failed(
+                    "churn",
+                    &format!("{} TIME_WAIT records, not {n}", x.time_wait),
+                );
+            }
+            s.push(x.rate());
+            match churn::linux(nl, 8) {
+                Ok(x) => l.push(x.rate()),
+                Err(e) => r.failed("churn", &format!("Linux over lo: {e}")),
+            }
+        }
+        r.figure("churn", "seqack", "conn/s", &s);
+        if !l.is_empty() {
+            r.figure("churn", "linux", "conn/s", &l);
+            r.ratio("churn", "linux");
+        }
+    }
+    if selected(&a.only, "concurrent") {
+        let n = if a.quick { 2_000 } else { 100_000 };
+        let (mut segs, mut mem, mut nspb) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let x = scale::concurrent(n, &Counting::in_use);
+            if let Some(f) = &x.failures {
+                r.failed("concurrent", f);
+            }
+            segs.push(x.segments_per_sec);
+            mem.push(x.bytes_per_conn);
+            nspb.push(x.ns_per_byte);
+        }
+        r.figure("concurrent", "seqack", "segments/s", &segs);
+        r.figure("concurrent-cost", "seqack", "ns/byte", &nspb);
+        r.figure("concurrent-memory", "seqack", "B/conn", &mem);
+        let smol = scale::smoltcp_socket_bytes() as f64;
+        r.figure("concurrent-memory", "smoltcp", "B/conn", &[smol]);
+        r.ratio("concurrent-memory", "smoltcp");
+    }
+    if selected(&a.only, "time-wait") {
+        let n = if a.quick { 5_000 } else { 1_000_000 };
+        let (mut b, mut h, mut ins, mut exp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let x = scale::time_wait(n, &Counting::in_use);
+            b.push(x.table_bytes_per_record);
+            h.push(x.heap_bytes_per_record);
+            ins.push(x.ns_per_insert);
+            exp.push(x.ns_per_expiry);
+        }
+        r.figure("time-wait-memory", "seqack", "B/record", &b);
+        r.figure("time-wait-heap", "seqack", "B/record", &h);
+        r.figure("time-wait-insert", "seqack", "ns/record", &ins);
+        r.figure("time-wait-expiry", "seqack", "ns/record", &exp);
+    }
+    for (name, loss) in [("lossy-0", 0.0), ("lossy-0.1", 0.001), ("lossy-1", 0.01)] {
+        if !selected(&a.only, name) || (name == "lossy-0" && a.only.iter().any(|o| o == "lossy-0."))
+        {
+            continue;
+        }
+        let (mut s, mut m) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            let mut cfg = lossy::LossyConfig::standard(loss, 1 + run as u64);
+            if a.quick {
+                cfg.seconds = 2;
+            }
+            s.push(lossy::seqack(&cfg).fraction);
+            m.push(lossy::smoltcp(&cfg).fraction);
+        }
+        r.figure(name, "seqack", "of 100 Mbit/s", &s);
+        r.figure(name, "smoltcp", "of 100 Mbit/s", &m);
+        r.ratio(name, "smoltcp");
+    }
+    if !a.json {
+        r.table();
+    }
+    if r.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
