@@ -428,6 +428,11 @@ fn bad_input_is_dropped_counted_and_harmless() {
         .collect();
     for ((s, st), r) in [&V4, &V6].into_iter().zip(&stats).zip(&reports) {
         let sent: BTreeMap<String, u64> = serde_json::from_value(r["sent"].clone()).unwrap();
-        assert_counted(s, st, &sent, &capture(&lab, s));
+        let cap = capture(&lab, s);
+        eprintln!(
+            "IPv{}: kernel multicast {}, kernel SYNs {:?}: {st}",
+            s.tag, cap.multicast, cap.kernel_syns
+        );
+        assert_counted(s, st, &sent, &cap);
     }
 }
