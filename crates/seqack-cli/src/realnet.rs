@@ -182,12 +182,13 @@ pub fn start(a: &NetArgs, side: &'static str) -> Result<Running, String> {
     cfg.rx_delay = Duration::from_millis(a.rx_delay);
     cfg.rx_loss = a.rx_loss;
     cfg.stack.tcp.mtu = u16::try_from(seqack_io::device::Device::mtu(&dev)).unwrap_or(u16::MAX);
-    let net = NetStack::new(dev, cfg).map_err(|e| format!("starting the stack: {e}"))?;
     if let Some(p) = &a.pcap {
+        // Given before the driver starts, so that the capture holds every packet the
+        // stack saw (and counted), the first ones included.
         let f = File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        net.set_pcap(BufWriter::new(f))
-            .map_err(|e| format!("{}: {e}", p.display()))?;
+        cfg.pcap = Some(Box::new(BufWriter::new(f)));
     }
+    let net = NetStack::new(dev, cfg).map_err(|e| format!("starting the stack: {e}"))?;
     let mut log = match &a.state_log {
         Some(p) => Some(File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,

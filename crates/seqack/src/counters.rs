@@ -121,8 +121,31 @@ counters! {
     delayed_acks => "TcpExtDelayedACKs",
     /// Segments that matched no connection or listener (answered with RST).
     no_port => "TcpExtTCPNoPort",
-    /// Packets that were not IP, not TCP, or not for one of our addresses.
+    /// Segments dropped for their control bits alone: at a listener an RST, a segment
+    /// with neither SYN nor ACK, or SYN+FIN; at a connection a segment in the window
+    /// with none of SYN, RST and ACK; in SYN_SENT one with neither SYN nor RST (Linux
+    /// drops these with the reason TCP_FLAGS and counts no MIB).
+    flags_drop => "TcpExtTCPFlagsDrop",
+    /// Every packet dropped below TCP, whatever the reason (the IpIn* and IpExt*
+    /// counters below say which; each packet is in exactly one of IpInHdrErrors,
+    /// IpExtInTruncatedPkts, IpReasmFails, IpInAddrErrors and IpInUnknownProtos).
     ip_drops => "IpExtInDrops",
+    /// IP headers in error: not version 4 or 6, shorter than the fixed header, a
+    /// header length below 20 or past the end of the packet, a total length below the
+    /// header length, a bad IPv4 header checksum, IPv6 extension headers past the
+    /// payload.
+    ip_in_hdr_errors => "IpInHdrErrors",
+    /// IPv4 header checksums that did not verify (also in IpInHdrErrors, as Linux
+    /// counts them).
+    ip_in_csum_errors => "IpExtInCsumErrors",
+    /// Packets shorter than their IP length field says.
+    ip_in_truncated => "IpExtInTruncatedPkts",
+    /// IP fragments: the stack does not reassemble, so each one is a failure.
+    ip_reasm_fails => "IpReasmFails",
+    /// Packets for an address that is not one of ours.
+    ip_in_addr_errors => "IpInAddrErrors",
+    /// Packets for us of a protocol other than TCP.
+    ip_in_unknown_protos => "IpInUnknownProtos",
 }
 
 #[cfg(test)]

@@ -153,7 +153,8 @@ impl Lab {
         self.dir.join(name).to_string_lossy().into_owned()
     }
 
-    fn spawn(&mut self, name: &str, mut c: Command) -> Proc {
+    /// Starts `c` (made with [`Lab::cmd`]), its output going to files in the lab.
+    pub fn spawn(&mut self, name: &str, mut c: Command) -> Proc {
         let out = self.dir.join(format!("{name}.out"));
         let err = self.dir.join(format!("{name}.err"));
         c.stdout(fs::File::create(&out).unwrap())

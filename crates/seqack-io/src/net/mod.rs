@@ -60,6 +60,10 @@ pub struct NetConfig {
     /// (0.0 to 1.0) before the stack sees it, as a lossy link would; the sender is not
     /// told (unlike an nftables drop on the kernel's own output).
     pub rx_loss: f64,
+    /// Write every packet sent and received to this pcap file from the first one on
+    /// (raw IP, as [`NetStack::set_pcap`] does, which only starts once the driver may
+    /// have taken a few).
+    pub pcap: Option<Box<dyn Write + Send>>,
 }
 
 impl NetConfig {
@@ -71,6 +75,7 @@ impl NetConfig {
             deterministic_seed: false,
             rx_delay: Duration::ZERO,
             rx_loss: 0.0,
+            pcap: None,
         }
     }
 }
@@ -269,13 +274,20 @@ impl NetStack {
         let epoch_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
+        let pcap = match cfg.pcap {
+            Some(w) => {
+                let w = SharedWriter(Arc::new(Mutex::new(w)));
+                Some((PcapTap::new(w.clone())?, w))
+            }
+            None => None,
+        };
         let inner = Inner {
             stack,
             origin: std::time::Instant::now(),
             epoch_us,
             tx: vec![0; dev.mtu().max(1280)],
             dev: dev.clone(),
-            pcap: None,
+            pcap,
             hooks: Vec::new(),
             conn_wakers: HashMap::new(),
             listener_wakers: HashMap::new(),

@@ -621,13 +621,30 @@ impl Stack {
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         let ipp = match ip::parse(packet) {
             Ok(p) => p,
-            Err(_) => {
-                self.counters.ip_drops += 1;
+            Err(e) => {
+                let c = &mut self.counters;
+                c.ip_drops += 1;
+                match e {
+                    WireError::LengthPastEnd => c.ip_in_truncated += 1,
+                    WireError::Fragment => c.ip_reasm_fails += 1,
+                    WireError::BadChecksum => {
+                        c.ip_in_csum_errors += 1;
+                        c.ip_in_hdr_errors += 1;
+                    }
+                    _ => c.ip_in_hdr_errors += 1,
+                }
                 return;
             }
         };
-        if ipp.protocol != PROTO_TCP || !self.addrs.contains(&ipp.dst) {
+        // As Linux decides: the destination first (routing), then the protocol.
+        if !self.addrs.contains(&ipp.dst) {
             self.counters.ip_drops += 1;
+            self.counters.ip_in_addr_errors += 1;
+            return;
+        }
+        if ipp.protocol != PROTO_TCP {
+            self.counters.ip_drops += 1;
+            self.counters.ip_in_unknown_protos += 1;
             return;
         }
         self.counters.in_segs += 1;
@@ -784,6 +801,7 @@ impl Stack {
     ) {
         let f = seg.flags;
         if f.rst() {
+            self.counters.flags_drop += 1;
             return;
         }
         if f.ack() {
@@ -792,8 +810,9 @@ impl Stack {
             }
             return;
         }
-        // SYN+FIN is discarded, as Linux does.
+        // SYN+FIN is discarded, as Linux does, and so is a segment without SYN or ACK.
         if !f.syn() || f.fin() {
+            self.counters.flags_drop += 1;
             return;
         }
         let Some(lst) = self.listener(l) else {

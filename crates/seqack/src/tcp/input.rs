@@ -63,8 +63,9 @@ impl Connection {
             }
             return;
         }
-        // Fourth: SYN.
+        // Fourth: SYN. Fifth: with neither SYN nor RST, drop.
         if !f.syn() {
+            cx.flags_drop += 1;
             return;
         }
         self.take_syn(now, seg);
@@ -225,8 +226,9 @@ impl Connection {
             }
             return;
         }
-        // Fifth: ACK.
+        // Fifth: ACK. Without it, the segment is dropped.
         if !f.ack() {
+            cx.flags_drop += 1;
             return;
         }
         // RFC 7323 4.3: TS.Recent, but only from a segment whose ACK passes RFC 5961

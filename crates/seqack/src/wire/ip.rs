@@ -40,6 +40,8 @@ pub fn parse(buf: &[u8]) -> Result<IpPacket<'_>, WireError> {
 }
 
 fn parse_v4(buf: &[u8]) -> Result<IpPacket<'_>, WireError> {
+    // Linux's order (ip_rcv_core): header length, header present, checksum, then the
+    // total length against the packet and the header.
     if buf.len() < IPV4_HEADER_LEN {
         return Err(WireError::Truncated);
     }
@@ -47,12 +49,18 @@ fn parse_v4(buf: &[u8]) -> Result<IpPacket<'_>, WireError> {
     if ihl < IPV4_HEADER_LEN {
         return Err(WireError::BadHeaderLen);
     }
-    let total = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
-    if total < ihl || buf.len() < total {
+    if buf.len() < ihl {
         return Err(WireError::Truncated);
     }
     if checksum::checksum(&buf[..ihl]) != 0 {
         return Err(WireError::BadChecksum);
+    }
+    let total = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+    if buf.len() < total {
+        return Err(WireError::LengthPastEnd);
+    }
+    if total < ihl {
+        return Err(WireError::BadHeaderLen);
     }
     let frag = u16::from_be_bytes([buf[6], buf[7]]);
     if frag & 0x3fff != 0 {
@@ -75,7 +83,7 @@ fn parse_v6(buf: &[u8]) -> Result<IpPacket<'_>, WireError> {
     let payload_len = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
     let end = IPV6_HEADER_LEN + payload_len;
     if buf.len() < end {
-        return Err(WireError::Truncated);
+        return Err(WireError::LengthPastEnd);
     }
     let mut src = [0u8; 16];
     src.copy_from_slice(&buf[8..24]);
@@ -227,5 +235,52 @@ mod tests {
         let c = checksum::checksum(&frag[..20]);
         frag[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(parse(&frag[..n]), Err(WireError::Fragment));
+    }
+
+    /// A v4 header with `f` applied and its checksum made right again.
+    fn v4_with(f: impl Fn(&mut [u8])) -> [u8; 40] {
+        let mut buf = [0u8; 40];
+        emit(
+            &mut buf,
+            "1.2.3.4".parse().unwrap(),
+            "5.6.7.8".parse().unwrap(),
+            6,
+            64,
+            20,
+        );
+        f(&mut buf);
+        buf[10..12].copy_from_slice(&[0, 0]);
+        let ihl = (usize::from(buf[0] & 0x0f) * 4).clamp(20, 40);
+        let c = checksum::checksum(&buf[..ihl]);
+        buf[10..12].copy_from_slice(&c.to_be_bytes());
+        buf
+    }
+
+    #[test]
+    fn length_fields_against_the_packet() {
+        // The total length past the end of the packet is its own error (Linux's
+        // IpExtInTruncatedPkts); below the header length, a header error.
+        let long = v4_with(|b| b[2..4].copy_from_slice(&41u16.to_be_bytes()));
+        assert_eq!(parse(&long), Err(WireError::LengthPastEnd));
+        let short = v4_with(|b| b[2..4].copy_from_slice(&19u16.to_be_bytes()));
+        assert_eq!(parse(&short), Err(WireError::BadHeaderLen));
+        // IHL 15 (60 bytes) in a 40-byte packet: the header itself is cut off.
+        let ihl = v4_with(|b| b[0] = 0x4f);
+        assert_eq!(parse(&ihl), Err(WireError::Truncated));
+        // IHL 6 with a total length of 40: valid, the payload starts after 24 bytes.
+        let opt = v4_with(|b| b[0] = 0x46);
+        assert_eq!(parse(&opt).map(|p| p.payload.len()), Ok(16));
+        // IPv6: a payload length past the end.
+        let mut v6 = [0u8; 60];
+        let n = emit(
+            &mut v6,
+            "fd00::1".parse().unwrap(),
+            "fd00::2".parse().unwrap(),
+            6,
+            64,
+            20,
+        );
+        assert_eq!(parse(&v6[..n + 19]), Err(WireError::LengthPastEnd));
+        assert_eq!(parse(&v6[..39]), Err(WireError::Truncated));
     }
 }

@@ -15,8 +15,11 @@ use core::fmt;
 /// Why a packet could not be parsed.
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Hash)]
 pub enum WireError {
-    /// Shorter than its headers or its length fields say.
+    /// Shorter than its headers.
     Truncated,
+    /// Shorter than its IP length field says (Linux counts these apart, as
+    /// IpExtInTruncatedPkts).
+    LengthPastEnd,
     /// Not IPv4 or IPv6.
     BadVersion,
     /// A header length field below the minimum or past the end.
@@ -33,6 +36,7 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             WireError::Truncated => "truncated packet",
+            WireError::LengthPastEnd => "packet shorter than its IP length field",
             WireError::BadVersion => "not an IPv4 or IPv6 packet",
             WireError::BadHeaderLen => "bad header length",
             WireError::BadChecksum => "bad checksum",

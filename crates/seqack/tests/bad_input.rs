@@ -1,0 +1,196 @@
+//! Malformed and senseless packets at the stack's front door: each is dropped and
+//! counted in exactly the counter that names its fault, and nothing else changes.
+
+use seqack::stack::StackConfig;
+use seqack::tcp::write_packet;
+use seqack::tcp::RecvError;
+use seqack::wire::checksum;
+use seqack::wire::tcp::{Flags, Header, OptionLayout, Options};
+use seqack::wire::{ip, tcp, Seq};
+use seqack::{Config, Counters, Instant, ListenerId, Stack, State};
+use std::net::SocketAddr;
+
+const SERVER: &str = "10.0.0.2:80";
+const CLIENT: &str = "10.0.0.1:40000";
+
+fn stack() -> (Stack, ListenerId) {
+    let tcp = Config {
+        timestamps: false,
+        sack: false,
+        wscale: None,
+        ..Config::default()
+    };
+    let mut s = Stack::new(StackConfig {
+        tcp,
+        seed: 3,
+        ..Default::default()
+    });
+    s.add_address("10.0.0.2".parse().unwrap());
+    let l = s.listen(SERVER.parse().unwrap(), 8).unwrap();
+    (s, l)
+}
+
+fn packet(from: &str, to: &str, flags: Flags, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
+    let (from, to): (SocketAddr, SocketAddr) = (from.parse().unwrap(), to.parse().unwrap());
+    let hdr = Header {
+        src_port: from.port(),
+        dst_port: to.port(),
+        seq: Seq(seq),
+        ack: Seq(ack),
+        flags,
+        window: 65535,
+        options: Options::default(),
+    };
+    let mut buf = vec![0u8; 1500];
+    let n = write_packet(
+        &mut buf,
+        from,
+        to,
+        &hdr,
+        OptionLayout::Linux,
+        (data, &[]),
+        64,
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Sets the IPv4 header checksum right after an edit.
+fn fix_ip_checksum(p: &mut [u8]) {
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(&p[..ihl]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The counters that changed between `a` and `b`, by nstat name.
+fn delta(a: &Counters, b: &Counters) -> Vec<(&'static str, u64)> {
+    a.iter()
+        .zip(b.iter())
+        .filter(|(x, y)| x.1 != y.1)
+        .map(|(x, y)| (x.0, y.1 - x.1))
+        .collect()
+}
+
+/// Feeds one packet and returns which counters it moved, sorted by name.
+fn feed(s: &mut Stack, now: Instant, p: &[u8]) -> Vec<(&'static str, u64)> {
+    let before = s.counters().clone();
+    s.handle_packet(now, p);
+    let mut d = delta(&before, s.counters());
+    d.sort();
+    d
+}
+
+#[test]
+fn ip_header_faults_each_have_their_counter() {
+    let (mut s, _) = stack();
+    let t0 = Instant::ZERO;
+    let good = packet(CLIENT, SERVER, Flags::SYN, 1000, 0, b"");
+    let hdr = |extra: &[(&'static str, u64)]| {
+        let mut v = vec![("IpExtInDrops", 1)];
+        v.extend_from_slice(extra);
+        v.sort();
+        v
+    };
+    let mut check = |p: &[u8], want: Vec<(&'static str, u64)>, what: &str| {
+        assert_eq!(feed(&mut s, t0, p), want, "{what}");
+    };
+    check(
+        &good[..12],
+        hdr(&[("IpInHdrErrors", 1)]),
+        "header cut short",
+    );
+    let mut p = good.clone();
+    p[0] = 0x44;
+    fix_ip_checksum(&mut p);
+    check(&p, hdr(&[("IpInHdrErrors", 1)]), "IHL 4");
+    let mut p = good.clone();
+    p[0] = 0x4f;
+    check(&p, hdr(&[("IpInHdrErrors", 1)]), "IHL 15 past the end");
+    let mut p = good.clone();
+    p[2..4].copy_from_slice(&(good.len() as u16 + 1).to_be_bytes());
+    fix_ip_checksum(&mut p);
+    check(
+        &p,
+        hdr(&[("IpExtInTruncatedPkts", 1)]),
+        "total length past the end",
+    );
+    let mut p = good.clone();
+    p[2..4].copy_from_slice(&16u16.to_be_bytes());
+    fix_ip_checksum(&mut p);
+    check(&p, hdr(&[("IpInHdrErrors", 1)]), "total length below IHL");
+    let mut p = good.clone();
+    p[10] ^= 0x40;
+    check(
+        &p,
+        hdr(&[("IpExtInCsumErrors", 1), ("IpInHdrErrors", 1)]),
+        "IP checksum",
+    );
+    let mut p = good.clone();
+    p[0] = 0x55;
+    check(&p, hdr(&[("IpInHdrErrors", 1)]), "version 5");
+    let mut p = good.clone();
+    p[6] = 0x20; // MF
+    fix_ip_checksum(&mut p);
+    check(&p, hdr(&[("IpReasmFails", 1)]), "fragment");
+    let p = packet(CLIENT, "10.0.0.3:80", Flags::SYN, 1000, 0, b"");
+    check(&p, hdr(&[("IpInAddrErrors", 1)]), "not our address");
+    let mut p = good.clone();
+    p[9] = 17;
+    fix_ip_checksum(&mut p);
+    check(&p, hdr(&[("IpInUnknownProtos", 1)]), "UDP");
+    // Nothing reached TCP, nothing was answered.
+    assert_eq!(s.counters().in_segs, 0);
+    let mut buf = [0u8; 1500];
+    assert_eq!(s.poll_transmit(t0, &mut buf), None);
+}
+
+#[test]
+fn flags_that_mean_nothing_are_counted_drops() {
+    let (mut s, l) = stack();
+    let t0 = Instant::ZERO;
+    let drop = vec![("TcpExtTCPFlagsDrop", 1), ("TcpInSegs", 1)];
+    assert!(drop.is_sorted());
+    // At the listener.
+    for f in [
+        Flags(0),
+        Flags::RST,
+        Flags::SYN | Flags::FIN,
+        Flags::SYN | Flags::RST,
+        Flags(0xff),
+    ] {
+        assert_eq!(
+            feed(&mut s, t0, &packet(CLIENT, SERVER, f, 1000, 0, b"")),
+            drop,
+            "{f:?} at the listener"
+        );
+    }
+    let mut buf = [0u8; 1500];
+    assert_eq!(s.poll_transmit(t0, &mut buf), None, "no reply to any");
+    // At an established connection: a segment in the window without ACK.
+    s.handle_packet(t0, &packet(CLIENT, SERVER, Flags::SYN, 1000, 0, b""));
+    let n = s.poll_transmit(t0, &mut buf).expect("SYN-ACK");
+    let synack = {
+        let p = ip::parse(&buf[..n]).unwrap();
+        tcp::parse(p.payload, p.src, p.dst, true).unwrap().seq.0
+    };
+    s.handle_packet(
+        t0,
+        &packet(CLIENT, SERVER, Flags::ACK, 1001, synack + 1, b""),
+    );
+    let id = s.accept(l).expect("established");
+    assert_eq!(s.state(id), State::Established);
+    assert_eq!(
+        feed(
+            &mut s,
+            t0,
+            &packet(CLIENT, SERVER, Flags::PSH, 1001, 0, b"EVIL")
+        ),
+        drop,
+        "data without ACK"
+    );
+    assert_eq!(s.poll_transmit(t0, &mut buf), None);
+    let mut out = [0u8; 16];
+    assert_eq!(s.recv(t0, id, &mut out), Err(RecvError::WouldBlock));
+}
