@@ -502,6 +502,11 @@ struct Dir {
     snd_max: Seq,
     /// Highest ACK this direction has sent (RCV.NXT never moves back).
     ack_max: Option<Seq>,
+    /// Where this direction's FIN sits, once sent: FIN_WAIT_1, CLOSING, LAST_ACK and
+    /// TIME_WAIT send nothing past it.
+    fin: Option<Seq>,
+    /// This direction sent an RST: the connection is gone and sends no more data.
+    reset: bool,
 }
 
 #[derive(Default)]
@@ -526,6 +531,8 @@ impl SeqChecker {
                 d.iss = Some(p.seq);
                 d.snd_max = p.seq + 1u32;
                 d.ack_max = None;
+                d.fin = None;
+                d.reset = false;
                 if !f.ack() {
                     self.dirs.remove(&peer);
                 }
@@ -564,6 +571,38 @@ impl SeqChecker {
                 }
             }
         }
+        if f.syn() && f.ack() {
+            // A SYN-ACK acknowledges exactly the peer's SYN (RFC 9293 3.5).
+            if let Some(iss) = self.dirs.get(&peer).and_then(|d| d.iss) {
+                if p.ack != iss + 1u32 {
+                    bad.push(format!(
+                        "SYN-ACK acknowledges {} but the peer's SYN was {}",
+                        p.ack.0, iss.0
+                    ));
+                }
+            }
+        }
+        if !f.syn() && !f.rst() && !f.ack() && self.dirs.contains_key(&me) {
+            // Past SYN_SENT every segment carries an ACK (RFC 9293 3.10.7.4 fifth).
+            bad.push("a segment without ACK after the SYN".to_string());
+        }
+        if let Some(d) = self.dirs.get(&me) {
+            let seg_len = p.len as u32 + u32::from(f.fin());
+            if !f.syn() && !f.rst() && seg_len > 0 {
+                if d.reset {
+                    bad.push("data or FIN after this side sent an RST".to_string());
+                }
+                if let Some(fin) = d.fin {
+                    let data_end = p.seq + p.len as u32;
+                    if data_end > fin || (f.fin() && data_end != fin) {
+                        bad.push(format!(
+                            "data or FIN (SEQ {} len {}) beyond the FIN already sent at {}",
+                            p.seq.0, p.len, fin.0
+                        ));
+                    }
+                }
+            }
+        }
         let exempt_rst = f.rst() && f.ack();
         if let Some(d) = self.dirs.get_mut(&me) {
             if let Some(iss) = d.iss {
@@ -589,6 +628,12 @@ impl SeqChecker {
                     if end.since(iss) > max {
                         d.snd_max = end;
                     }
+                }
+                if f.fin() && !f.syn() && d.fin.is_none() {
+                    d.fin = Some(p.seq + p.len as u32);
+                }
+                if f.rst() {
+                    d.reset = true;
                 }
             }
         }
@@ -1429,5 +1474,49 @@ mod tests {
         // Data starting past SND.MAX (a gap).
         c.check(&info(ack, 200, 501, 10, (1, 2)), 1, 2);
         assert_eq!(c.failures.len(), 2);
+    }
+
+    #[test]
+    fn seq_checker_flags_what_a_state_forbids() {
+        use seqack::wire::tcp::Flags;
+        let mut c = SeqChecker::default();
+        let info = |flags: Flags, seq: u32, ack: u32, len: usize, ports| PacketInfo {
+            from: 0,
+            to: Some(1),
+            flags,
+            seq: Seq(seq),
+            ack: Seq(ack),
+            len,
+            window: 1000,
+            ports,
+            is_tcp: true,
+        };
+        let (a, b) = ((1, 2), (2, 1));
+        // Checks one packet; returns the new failures' text.
+        let mut check = |c: &mut SeqChecker, p: PacketInfo, src, dst| {
+            let before = c.failures.len();
+            c.check(&p, src, dst);
+            c.failures[before..].join("; ")
+        };
+        assert_eq!(check(&mut c, info(Flags::SYN, 100, 0, 0, a), 1, 2), "");
+        // A SYN-ACK acknowledging the wrong ISS.
+        let f = check(&mut c, info(Flags::SYN | Flags::ACK, 500, 105, 0, b), 2, 1);
+        assert!(f.contains("SYN-ACK acknowledges 105"), "{f}");
+        assert_eq!(check(&mut c, info(Flags::ACK, 101, 501, 10, a), 1, 2), "");
+        // Data without ACK in ESTABLISHED.
+        let f = check(&mut c, info(Flags::PSH, 111, 0, 5, a), 1, 2);
+        assert!(f.contains("without ACK"), "{f}");
+        // FIN at 116 (after 15 bytes), retransmitted with the data before it: fine.
+        let fin = Flags::FIN | Flags::ACK;
+        assert_eq!(check(&mut c, info(fin, 116, 501, 0, a), 1, 2), "");
+        assert_eq!(check(&mut c, info(fin, 111, 501, 5, a), 1, 2), "");
+        // Data past the FIN (FIN_WAIT_1 sending new data).
+        let f = check(&mut c, info(Flags::ACK, 116, 501, 3, a), 1, 2);
+        assert!(f.contains("beyond the FIN"), "{f}");
+        // The server resets, then sends data on the dead connection.
+        let rst = Flags::RST | Flags::ACK;
+        assert_eq!(check(&mut c, info(rst, 501, 117, 0, b), 2, 1), "");
+        let f = check(&mut c, info(Flags::ACK, 501, 117, 4, b), 2, 1);
+        assert!(f.contains("after this side sent an RST"), "{f}");
     }
 }
