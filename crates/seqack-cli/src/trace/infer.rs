@@ -403,6 +403,15 @@ impl Machine {
         }
     }
 
+    /// The application closes: the state the FIN will be sent in.
+    fn close(&mut self) {
+        self.state = match self.state {
+            Some(State::Established | State::SynReceived) => Some(State::FinWait1),
+            Some(State::CloseWait) => Some(State::LastAck),
+            other => other,
+        };
+    }
+
     fn recv(&mut self, s: &Seg) {
         let Some(st) = self.state else {
             return;
@@ -496,7 +505,9 @@ pub fn analyze(c: &Conn) -> Analysis {
     // Answer times: for each SYN/FIN, the first segment of the peer acknowledging it.
     let mut answer_us: [Option<u64>; 2] = [None, None];
     for (i, s) in segs.iter().enumerate() {
-        if !s.control() || rows[i].retransmission {
+        // Only the first segment carrying each SYN or FIN: a later copy (or the
+        // SYN-ACK of a simultaneous open) may find its acknowledgment already sent.
+        if !s.control() || (0..i).any(|k| segs[k].same_position(s)) {
             continue;
         }
         let y = 1 - s.sender();
@@ -512,10 +523,13 @@ pub fn analyze(c: &Conn) -> Analysis {
         [a, b] => a.or(b),
     };
     let vantage = vantage(answer_us);
-    let cross = rtt_us.unwrap_or(1000).max(1);
-
     // Receipt positions (doubled indices: a send of row i is at 2i, a receipt after it
     // at 2i+1), or None for a segment taken as lost.
+    //
+    // Timing first: an endpoint never answered a SYN or FIN faster than answer_us, so a
+    // segment it sent less than that after another was captured was on its way before
+    // that other one arrived.
+    let reach = |x: usize| answer_us[x].unwrap_or(0);
     let mut recv_pos: Vec<Option<usize>> = vec![None; n];
     let mut recv_sure: Vec<bool> = vec![true; n];
     let mut last_pos: [usize; 2] = [0, 0];
@@ -524,7 +538,15 @@ pub fn analyze(c: &Conn) -> Analysis {
         let y = s.sender();
         let x = 1 - y;
         let later_x = || (i + 1..n).filter(move |&j| segs[j].sender() == x);
-        let mut pos: Option<usize> = Some(2 * i + 1);
+        // The last send of x that left before s can have reached it.
+        let too_soon = |from: usize| {
+            (from + 1..n)
+                .filter(|&j| segs[j].sender() == x)
+                .take_while(|&j| segs[j].t_us.saturating_sub(segs[from].t_us) < reach(x))
+                .last()
+                .unwrap_or(from)
+        };
+        let mut pos: Option<usize> = Some(2 * too_soon(i) + 1);
         // A SYN or FIN the receiver has not processed in an earlier copy.
         let new_control =
             s.control() && !(0..i).any(|k| recv_pos[k].is_some() && segs[k].same_position(s));
@@ -535,48 +557,40 @@ pub fn analyze(c: &Conn) -> Analysis {
                     if latest != i {
                         pos = None;
                     } else {
+                        // Every segment of x before the acknowledgment did not have it.
                         let m = (i + 1..j)
                             .rev()
-                            .find(|&k| segs[k].sender() == x && !segs[k].flags.rst());
-                        pos = Some(2 * m.unwrap_or(i) + 1);
+                            .find(|&k| segs[k].sender() == x && !segs[k].flags.rst())
+                            .unwrap_or(i);
+                        pos = Some(2 * m.max(too_soon(i)).min(j - 1) + 1);
                     }
                 }
                 None => {
                     recv_sure[i] = false;
                     // A later copy may still be the one that arrives.
                     let later_copy = (i + 1..n).any(|k| segs[k].same_control(s));
-                    let x_spoke = later_x().any(|j| !segs[j].flags.rst());
+                    let x_spoke = later_x().any(|j| {
+                        !segs[j].flags.rst() && segs[j].t_us.saturating_sub(s.t_us) >= reach(x)
+                    });
                     if later_copy || x_spoke {
                         pos = None;
                     }
                 }
             }
         } else if !s.flags.rst() && s.flags.ack() {
-            // Does the receiver send again a SYN or FIN this segment acknowledges?
-            let again: Vec<usize> = later_x()
-                .filter(|&j| {
-                    let r = &segs[j];
-                    r.control() && s.covers(r.end()) && (0..i).any(|k| segs[k].same_control(r))
-                        || (r.flags.syn() && r.flags.ack() && s.covers(r.end()))
-                })
-                .collect();
-            if let Some(&first) = again.first() {
-                if segs[first].t_us.saturating_sub(s.t_us) <= cross {
-                    let last = again
-                        .iter()
-                        .copied()
-                        .take_while(|&j| segs[j].t_us.saturating_sub(s.t_us) <= cross)
-                        .last()
-                        .unwrap_or(first);
-                    pos = Some(2 * last + 1);
-                } else {
-                    pos = None;
-                    // Lost, unless nothing else acknowledges it later.
-                    let reacked = (first + 1..n)
-                        .any(|k| segs[k].sender() == y && segs[k].covers(segs[first].end()));
-                    if !reacked {
-                        recv_sure[i] = false;
-                    }
+            // The receiver sends again, after it could have seen this segment, a SYN or
+            // FIN this segment acknowledges: the segment was lost (or came too late).
+            let after = pos.map_or(i, |p| p / 2);
+            let again = (after + 1..n).find(|&j| {
+                let r = &segs[j];
+                r.sender() == x && r.control() && s.covers(r.end())
+            });
+            if let Some(first) = again {
+                pos = None;
+                let reacked = (first + 1..n)
+                    .any(|k| segs[k].sender() == y && segs[k].covers(segs[first].end()));
+                if !reacked {
+                    recv_sure[i] = false;
                 }
             }
         }
@@ -648,18 +662,38 @@ pub fn analyze(c: &Conn) -> Analysis {
             isn: None,
             fin_end: None,
         };
-        // A listener that answered with RST never existed: keep it CLOSED.
-        for (_, _, ev) in evs {
+        // The application's close comes before its FIN reaches the wire: data queued
+        // ahead of the FIN goes out after it. Segments sent in the same instant as the
+        // FIN, just before it, are taken as sent after the close (uncertain).
+        let burst = close_burst(segs, side, &rows);
+        for (k, &(_, _, ev)) in evs.iter().enumerate() {
             match ev {
                 Ev::Send(i) => {
+                    let early = burst.is_some_and(|(b, f)| b <= i && i < f);
+                    if early {
+                        m.close();
+                    }
                     m.send(&segs[i]);
                     rows[i].states[side] = m.state;
-                    rows[i].uncertain[side] = m.assumed;
+                    rows[i].uncertain[side] = m.assumed || early;
                 }
                 Ev::Recv(i) => {
+                    let before = m.state;
                     m.recv(&segs[i]);
+                    // A close queued before the handshake ended (shutdown() right after
+                    // a non-blocking connect()) takes effect as the SYN-ACK arrives, when
+                    // the burst ending in the FIN follows at once.
+                    let pending = before == Some(State::SynSent)
+                        && m.state == Some(State::Established)
+                        && matches!(
+                            (burst, evs.get(k + 1)),
+                            (Some((b, f)), Some(&(_, _, Ev::Send(j)))) if j == b && b < f
+                        );
+                    if pending {
+                        m.close();
+                    }
                     rows[i].states[side] = m.state;
-                    rows[i].uncertain[side] = m.assumed || !recv_sure[i];
+                    rows[i].uncertain[side] = m.assumed || !recv_sure[i] || pending;
                     rows[i].received = Some(true);
                 }
                 Ev::Probe(i) => {
@@ -695,6 +729,26 @@ pub fn analyze(c: &Conn) -> Analysis {
     };
     summarize(c, &mut a);
     a
+}
+
+/// The first FIN of `side` (row `f`) and the first row `b` of the run of that side's
+/// segments sent in the same instant just before it, when there is such a run.
+fn close_burst(segs: &[Seg], side: usize, rows: &[RowInfo]) -> Option<(usize, usize)> {
+    let f = segs
+        .iter()
+        .position(|s| s.sender() == side && s.flags.fin() && !s.flags.rst())?;
+    let t = segs[f].t_us;
+    let mut b = f;
+    for k in (0..f).rev() {
+        if segs[k].sender() != side {
+            continue;
+        }
+        if segs[k].t_us != t || rows[k].retransmission || segs[k].flags.syn() {
+            break;
+        }
+        b = k;
+    }
+    (b < f).then_some((b, f))
 }
 
 fn vantage(answer_us: [Option<u64>; 2]) -> Vantage {

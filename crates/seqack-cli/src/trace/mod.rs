@@ -10,6 +10,8 @@ pub mod html;
 pub mod infer;
 pub mod read;
 pub mod report;
+#[cfg(test)]
+mod tests;
 
 use crate::ladder;
 use std::net::{IpAddr, SocketAddr};
