@@ -131,6 +131,16 @@ impl Conn {
 
     /// Whether a SYN without ACK from `side` with `seq` starts a new incarnation.
     fn starts_new(&self, side: usize, seq: u32) -> bool {
+        // After a RST, or once both sides sent FIN, no SYN belongs to this connection
+        // any more (even with the same ISN, as a restarted program may pick).
+        let fin = |x: usize| {
+            self.segs
+                .iter()
+                .any(|s| s.sender() == x && s.flags.fin() && !s.flags.rst())
+        };
+        if self.segs.iter().any(|s| s.flags.rst()) || (fin(0) && fin(1)) {
+            return true;
+        }
         if let Some(isn) = self.isn(side) {
             return isn != seq;
         }
@@ -334,8 +344,11 @@ pub struct Analysis {
     pub anomalies: Vec<Anomaly>,
     /// Capture vantage point.
     pub vantage: Vantage,
-    /// Round-trip estimate used to tell crossing segments from retransmissions (µs).
+    /// Round-trip estimate: the longer of the two shortest answer times (µs).
     pub rtt_us: Option<u64>,
+    /// Each endpoint's states in the order it went through them (its own timeline,
+    /// which is not the order of the rows when segments cross).
+    pub paths: [Vec<State>; 2],
 }
 
 /// Phase durations, microseconds of capture time.
@@ -644,6 +657,7 @@ pub fn analyze(c: &Conn) -> Analysis {
     }
 
     // Run both machines over their own timelines.
+    let mut paths: [Vec<State>; 2] = [Vec::new(), Vec::new()];
     for side in 0..2 {
         let mut evs: Vec<(usize, usize, Ev)> = Vec::new();
         for (i, s) in segs.iter().enumerate() {
@@ -666,7 +680,13 @@ pub fn analyze(c: &Conn) -> Analysis {
         // ahead of the FIN goes out after it. Segments sent in the same instant as the
         // FIN, just before it, are taken as sent after the close (uncertain).
         let burst = close_burst(segs, side, &rows);
+        let mut path: Vec<State> = initial[side].into_iter().collect();
         for (k, &(_, _, ev)) in evs.iter().enumerate() {
+            if let Some(st) = m.state {
+                if path.last() != Some(&st) {
+                    path.push(st);
+                }
+            }
             match ev {
                 Ev::Send(i) => {
                     let early = burst.is_some_and(|(b, f)| b <= i && i < f);
@@ -690,6 +710,7 @@ pub fn analyze(c: &Conn) -> Analysis {
                             (Some((b, f)), Some(&(_, _, Ev::Send(j)))) if j == b && b < f
                         );
                     if pending {
+                        path.extend(m.state.filter(|&st| path.last() != Some(&st)));
                         m.close();
                     }
                     rows[i].states[side] = m.state;
@@ -703,6 +724,12 @@ pub fn analyze(c: &Conn) -> Analysis {
                 }
             }
         }
+        if let Some(st) = m.state {
+            if path.last() != Some(&st) {
+                path.push(st);
+            }
+        }
+        paths[side] = path;
     }
     for (i, r) in rows.iter_mut().enumerate() {
         if !recv_sure[i] && r.received == Some(true) {
@@ -726,6 +753,7 @@ pub fn analyze(c: &Conn) -> Analysis {
         anomalies: Vec::new(),
         vantage,
         rtt_us,
+        paths,
     };
     summarize(c, &mut a);
     a

@@ -151,6 +151,19 @@ pub fn summary_text(c: &Conn, a: &Analysis) -> String {
         name(1),
         fin(1)
     );
+    for side in 0..2 {
+        let path: Vec<&str> = a.paths[side].iter().map(|s| s.name()).collect();
+        let _ = writeln!(
+            s,
+            "  path        {} {}",
+            name(side),
+            if path.is_empty() {
+                "?".to_string()
+            } else {
+                path.join(" -> ")
+            }
+        );
+    }
     let p = &a.phases;
     let mut phases = Vec::new();
     for (what, v) in [
@@ -204,6 +217,7 @@ pub struct JsonConn {
     pub time_wait: Vec<&'static str>,
     pub initial_state: JsonPair,
     pub final_state: JsonPair,
+    pub path: JsonPaths,
     pub phases: JsonPhases,
     pub retransmissions: JsonCounts,
     pub rtt_us: Option<u64>,
@@ -218,6 +232,12 @@ pub struct JsonPair {
     pub right: Option<&'static str>,
     pub left_uncertain: bool,
     pub right_uncertain: bool,
+}
+
+#[derive(Serialize)]
+pub struct JsonPaths {
+    pub left: Vec<&'static str>,
+    pub right: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -297,6 +317,10 @@ pub fn json(c: &Conn, a: &Analysis, l: &Ladder) -> JsonConn {
             right: last.and_then(|r| name(r.states[1])),
             left_uncertain: last.is_some_and(|r| r.uncertain[0]),
             right_uncertain: last.is_some_and(|r| r.uncertain[1]),
+        },
+        path: JsonPaths {
+            left: a.paths[0].iter().map(|s| s.name()).collect(),
+            right: a.paths[1].iter().map(|s| s.name()).collect(),
         },
         phases: JsonPhases {
             handshake_us: a.phases.handshake_us,
