@@ -108,7 +108,16 @@ fn inferred_path(c: &Value, side: &str) -> Vec<String> {
 }
 
 /// (scenario, open, close, first closer, TIME_WAIT holders, anomaly kinds).
-const EXPECT: [(&str, &str, &str, &str, &[&str], &[&str]); 10] = [
+type Expect = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const EXPECT: [Expect; 10] = [
     (
         "active-close",
         "three-way",
