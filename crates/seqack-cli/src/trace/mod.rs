@@ -171,9 +171,14 @@ pub fn run(a: &TraceArgs) -> ExitCode {
         .collect();
     if !a.json {
         println!(
-            "{}: {}, {} frames, {} TCP segments, {} not TCP, {} malformed; {} connections{}",
+            "{}: {} (link type {}), {} frames, {} TCP segments, {} not TCP, {} malformed; {} connections{}",
             a.file.display(),
             cap.format,
+            cap.linktypes
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             cap.frames,
             cap.packets.len(),
             cap.not_tcp,
