@@ -310,3 +310,81 @@ fn parse_frame(link: u32, t_us: u64, data: &[u8], orig_len: u32) -> Result<Packe
         len: s.payload.len() as u32,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seqack::wire::tcp::Flags;
+
+    /// A minimal IPv4 TCP SYN from 10.0.0.1:1000 to 10.0.0.2:80 with 3 payload bytes.
+    fn ipv4_syn() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 43, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let sum = seqack::wire::checksum::checksum(&p);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p.extend_from_slice(&[
+            0x03, 0xe8, 0, 80, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+        ]);
+        p.extend_from_slice(&[0, 0, 0, 0, b'a', b'b', b'c']);
+        p
+    }
+
+    #[test]
+    fn link_types_are_stripped() {
+        let ip = ipv4_syn();
+        let mut null = vec![2, 0, 0, 0];
+        null.extend_from_slice(&ip);
+        let mut lo = vec![0, 0, 0, 2];
+        lo.extend_from_slice(&ip);
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&[0x88, 0xa8, 0, 1, 0x81, 0, 0, 2, 0x08, 0x00]);
+        eth.extend_from_slice(&ip);
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        sll.extend_from_slice(&ip);
+        for (link, frame) in [(0, &null), (108, &lo), (1, &eth), (113, &sll), (101, &ip)] {
+            let p = parse_frame(link, 5, frame, frame.len() as u32)
+                .unwrap_or_else(|e| panic!("link {link}: {e:?}"));
+            assert_eq!(p.src.to_string(), "10.0.0.1:1000");
+            assert_eq!(p.dst.to_string(), "10.0.0.2:80");
+            assert_eq!(p.flags, Flags::SYN);
+            assert_eq!((p.seq, p.len, p.t_us), (7, 3, 5));
+        }
+    }
+
+    #[test]
+    fn short_snap_length_keeps_the_headers() {
+        let ip = ipv4_syn();
+        // Cut after the TCP header: the payload length still comes from the IP header.
+        let p = parse_frame(101, 0, &ip[..40], ip.len() as u32).unwrap();
+        assert_eq!(p.len, 3);
+    }
+
+    #[test]
+    fn other_frames_are_counted_not_parsed() {
+        let mut arp = vec![0u8; 12];
+        arp.extend_from_slice(&[0x08, 0x06, 0, 1]);
+        assert_eq!(parse_frame(1, 0, &arp, 16).unwrap_err(), Skip::NotTcp);
+        let mut udp = ipv4_syn();
+        udp[9] = 17;
+        udp[10] = 0;
+        udp[11] = 0;
+        let sum = seqack::wire::checksum::checksum(&udp[..20]);
+        udp[10..12].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(parse_frame(101, 0, &udp, 43).unwrap_err(), Skip::NotTcp);
+        assert_eq!(
+            parse_frame(1, 0, &[1, 2, 3], 3).unwrap_err(),
+            Skip::Malformed
+        );
+        assert_eq!(
+            parse_frame(147, 0, &ipv4_syn(), 43).unwrap_err(),
+            Skip::Malformed
+        );
+        let mut bad = ipv4_syn();
+        bad[12 + 20] = 0x10; // TCP data offset below 5 words
+        assert_eq!(parse_frame(101, 0, &bad, 43).unwrap_err(), Skip::Malformed);
+        assert!(read_bytes(b"no").is_err());
+        assert!(read_bytes(b"nope, not a capture").is_err());
+    }
+}
