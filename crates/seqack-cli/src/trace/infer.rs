@@ -131,18 +131,23 @@ impl Conn {
 
     /// Whether a SYN without ACK from `side` with `seq` starts a new incarnation.
     fn starts_new(&self, side: usize, seq: u32) -> bool {
-        // After a RST, or once both sides sent FIN, no SYN belongs to this connection
-        // any more (even with the same ISN, as a restarted program may pick).
+        // Once both sides sent FIN no SYN belongs to this connection any more, even
+        // with the same ISN (as a program restarted with the same seed may pick).
         let fin = |x: usize| {
             self.segs
                 .iter()
                 .any(|s| s.sender() == x && s.flags.fin() && !s.flags.rst())
         };
-        if self.segs.iter().any(|s| s.flags.rst()) || (fin(0) && fin(1)) {
+        if fin(0) && fin(1) {
             return true;
         }
+        // The same ISN is a retransmitted SYN (also after a RST that answered the
+        // first copy and was lost); another ISN is a new connection.
         if let Some(isn) = self.isn(side) {
             return isn != seq;
+        }
+        if self.segs.iter().any(|s| s.flags.rst()) {
+            return true;
         }
         // This side never sent a SYN here: the same connection only while the other side
         // opens and nothing has been acknowledged yet (simultaneous open).

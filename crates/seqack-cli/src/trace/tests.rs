@@ -681,3 +681,25 @@ fn grouping_by_four_tuple_and_sides() {
     let _ = infer::group(&[]);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn syn_sent_again_after_a_lost_rst_is_the_same_connection() {
+    // The RST answering the first SYN is lost; the client's SYN comes again (same ISN)
+    // and is refused again: one connection. A SYN with another ISN after the RST is a
+    // new one.
+    let mut p = vec![
+        pk(0, true, "S", 0, 0, 0),
+        pk(ms(10), false, "R.", 0, 1, 0),
+        pk(ms(1000), true, "S", 0, 0, 0),
+        pk(ms(1010), false, "R.", 0, 1, 0),
+    ];
+    let (c, a) = go(&p);
+    assert_eq!(c.len(), 1);
+    assert_eq!(a[0].open, OpenKind::Refused);
+    assert!(kinds(&a[0]).contains(&"syn-retransmitted"));
+    let mut n = pk(ms(2000), true, "S", 0, 0, 0);
+    n.seq = 42;
+    p.push(n);
+    let (c, _) = go(&p);
+    assert_eq!(c.len(), 2);
+}
