@@ -388,7 +388,12 @@ fn parse_options(bytes: &[u8]) -> Option<tcp::Options> {
     Some(tcp::parse(p.payload, p.src, p.dst, false).ok()?.options)
 }
 
-fn short_options(o: &tcp::Options, syn: bool, peer_isn: Option<u32>, absolute: bool) -> String {
+pub(crate) fn short_options(
+    o: &tcp::Options,
+    syn: bool,
+    peer_isn: Option<u32>,
+    absolute: bool,
+) -> String {
     let mut v = Vec::new();
     if syn {
         if let Some(m) = o.mss {

@@ -50,8 +50,8 @@ pub struct Row {
     /// renderer shortens it with `...` when it would not fit.
     pub options: String,
     /// Remarks printed after the arrow, such as `retransmission`, `duplicate`,
-    /// `corrupted`. A lost row (`arrive == None`) gets `LOST` added in front if it is not
-    /// among the notes already.
+    /// `corrupted`. A lost row (`arrive == None`) gets `LOST` added in front unless a
+    /// note already starts with `lost` (such as `lost (inferred)`).
     pub notes: Vec<String>,
     /// The left endpoint's state after this segment; `None` if unknown (printed `?`).
     pub left_state: Option<State>,
@@ -89,7 +89,11 @@ impl Row {
     /// The notes to show: the caller's, with `LOST` in front for a lost segment.
     fn shown_notes(&self) -> Vec<String> {
         let mut notes = self.notes.clone();
-        if self.lost() && !notes.iter().any(|n| n.eq_ignore_ascii_case("lost")) {
+        if self.lost()
+            && !notes
+                .iter()
+                .any(|n| n.to_ascii_lowercase().starts_with("lost"))
+        {
             notes.insert(0, "LOST".to_string());
         }
         notes

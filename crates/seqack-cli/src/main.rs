@@ -9,6 +9,7 @@ mod realnet;
 mod serve;
 mod sim;
 mod stack_bench;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -49,6 +50,11 @@ enum Command {
     /// failed, sequence numbers within RFC 9293, no panic, no state left. Prints a line
     /// with a replay command per failing seed, then `N passed, M failed`.
     Sim(sim::SimArgs),
+    /// Read a pcap or pcapng capture, split it into TCP connections and infer both
+    /// endpoints' RFC 9293 states after every segment: a ladder and a summary per
+    /// connection (how it opened and closed, TIME_WAIT, retransmissions, anomalies),
+    /// or JSON, SVG and a self-contained HTML page.
+    Trace(trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +67,6 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(&a),
         Command::Connect(a) => connect::run(&a),
         Command::Sim(a) => sim::run(&a),
+        Command::Trace(a) => trace::run(&a),
     }
 }
