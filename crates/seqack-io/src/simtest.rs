@@ -505,7 +505,8 @@ struct Dir {
     /// Where this direction's FIN sits, once sent: FIN_WAIT_1, CLOSING, LAST_ACK and
     /// TIME_WAIT send nothing past it.
     fin: Option<Seq>,
-    /// This direction sent an RST: the connection is gone and sends no more data.
+    /// This direction sent an RST with ACK: the connection is gone and sends no more
+    /// data.
     reset: bool,
 }
 
@@ -632,7 +633,13 @@ impl SeqChecker {
                 if f.fin() && !f.syn() && d.fin.is_none() {
                     d.fin = Some(p.seq + p.len as u32);
                 }
-                if f.rst() {
+                if f.rst() && f.ack() {
+                    // A connection's own reset (abort, or a reply in a synchronized
+                    // state). An RST without ACK answers a segment for which there was
+                    // no connection (RFC 9293 3.10.7.1, a listener's reply to an ACK
+                    // it cannot match, a SYN cookie that did not decode): a connection
+                    // for the 4-tuple may still come into being after it, as when a
+                    // reordered cookie ACK arrives after the data behind it.
                     d.reset = true;
                 }
             }
