@@ -100,6 +100,28 @@ pub struct ConnId {
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ListenerId(u32);
 
+/// A connection's 4-tuple as the demultiplexing key: (local, remote). Its hash feeds
+/// the hasher two 128-bit words for IPv4 (one per endpoint: family, port, address)
+/// rather than the eight writes `(SocketAddr, SocketAddr)`'s derived `Hash` makes.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+struct Tuple(SocketAddr, SocketAddr);
+
+impl core::hash::Hash for Tuple {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        fn word(a: SocketAddr) -> u128 {
+            let ip = match a.ip() {
+                IpAddr::V4(v4) => u128::from(v4.to_bits()),
+                IpAddr::V6(v6) => v6.to_bits(),
+            };
+            // IPv6 addresses fill all 128 bits: the port goes in a word of its own.
+            ip ^ (u128::from(a.is_ipv6()) << 127)
+        }
+        h.write_u128(word(self.0));
+        h.write_u128(word(self.1));
+        h.write_u32(u32::from(self.0.port()) << 16 | u32::from(self.1.port()));
+    }
+}
+
 /// What a stack reports to its driver.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum StackEvent {
@@ -221,7 +243,7 @@ pub struct Stack {
     addrs: Vec<IpAddr>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    demux: HashMap<(SocketAddr, SocketAddr), ConnId, FixedState>,
+    demux: HashMap<Tuple, ConnId, FixedState>,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId, FixedState>,
     /// Every connection's next deadline, in one hierarchical timing wheel: O(1) to arm
@@ -406,16 +428,21 @@ impl Stack {
         remote: SocketAddr,
         cfg: Option<Config>,
     ) -> Result<ConnId, StackError> {
-        let local = match local {
+        // `in_tw`: the 4-tuple chosen is held by a TIME_WAIT record (to be reused).
+        let (local, in_tw) = match local {
             Some(l) if l.port() != 0 => {
-                if self.demux.contains_key(&(l, remote))
-                    || (self.time_wait.contains(l, remote) && !self.tw_reusable(now, l, remote))
+                let in_tw = self.time_wait.contains(l, remote);
+                if self.demux.contains_key(&Tuple(l, remote))
+                    || (in_tw && !self.tw_reusable(now, l, remote))
                 {
                     return Err(StackError::AddrInUse);
                 }
-                l
+                (l, in_tw)
             }
-            Some(l) => SocketAddr::new(l.ip(), self.ephemeral_port(now, l.ip(), remote)?),
+            Some(l) => {
+                let (port, in_tw) = self.ephemeral_port(now, l.ip(), remote)?;
+                (SocketAddr::new(l.ip(), port), in_tw)
+            }
             None => {
                 let ip = self
                     .addrs
@@ -423,14 +450,18 @@ impl Stack {
                     .copied()
                     .find(|a| a.is_ipv4() == remote.is_ipv4())
                     .ok_or(StackError::AddrNotAvailable)?;
-                SocketAddr::new(ip, self.ephemeral_port(now, ip, remote)?)
+                let (port, in_tw) = self.ephemeral_port(now, ip, remote)?;
+                (SocketAddr::new(ip, port), in_tw)
             }
         };
         if !self.addrs.contains(&local.ip()) {
             return Err(StackError::AddrNotAvailable);
         }
         let mut iss = self.isn.isn(now, local, remote);
-        if let Some(old) = self.time_wait.remove(local, remote) {
+        if let Some(old) = in_tw
+            .then(|| self.time_wait.remove(local, remote))
+            .flatten()
+        {
             // Linux's tcp_tw_reuse: the new connection starts above the old one's
             // sequence space, and its timestamps (same offset, later clock) are newer.
             self.counters.tw_recycled += 1;
@@ -446,14 +477,15 @@ impl Stack {
     }
 
     /// RFC 6056 algorithm 3: a keyed offset per destination plus a global counter, the
-    /// first port whose 4-tuple is free. A 4-tuple in TIME_WAIT is not free; with
+    /// first port whose 4-tuple is free; and whether that port's 4-tuple is a TIME_WAIT
+    /// record being reused. A 4-tuple in TIME_WAIT is not free; with
     /// `tw_reuse` one may be taken when no free port is left (see [`Stack::tw_reusable`]).
     fn ephemeral_port(
         &mut self,
         now: Instant,
         ip: IpAddr,
         remote: SocketAddr,
-    ) -> Result<u16, StackError> {
+    ) -> Result<(u16, bool), StackError> {
         let (lo, hi) = self.cfg.ephemeral_ports;
         if hi < lo {
             return Err(StackError::NoPortAvailable);
@@ -465,7 +497,7 @@ impl Stack {
             let port = lo + ((offset.wrapping_add(self.port_counter)) % n) as u16;
             self.port_counter = self.port_counter.wrapping_add(1);
             let l = SocketAddr::new(ip, port);
-            if self.demux.contains_key(&(l, remote)) || self.listen_map.contains_key(&l) {
+            if self.demux.contains_key(&Tuple(l, remote)) || self.listen_map.contains_key(&l) {
                 continue;
             }
             if self.time_wait.contains(l, remote) {
@@ -474,9 +506,11 @@ impl Stack {
                 }
                 continue;
             }
-            return Ok(port);
+            return Ok((port, false));
         }
-        reusable.ok_or(StackError::NoPortAvailable)
+        reusable
+            .map(|p| (p, true))
+            .ok_or(StackError::NoPortAvailable)
     }
 
     /// Whether our own connect() may take a 4-tuple in TIME_WAIT (Linux's
@@ -673,7 +707,7 @@ impl Stack {
     ) {
         // The old SND.NXT when a SYN reopens a 4-tuple in TIME_WAIT (RFC 6191).
         let mut recycled = None;
-        if let Some(&id) = self.demux.get(&(local, remote)) {
+        if let Some(&id) = self.demux.get(&Tuple(local, remote)) {
             if seg.flags.ack()
                 && !seg.flags.rst()
                 && !seg.flags.syn()
@@ -702,8 +736,8 @@ impl Stack {
                 Some(Disposition::NoConnection) | None => {}
             }
             // A connection that is gone no longer owns the 4-tuple.
-            if self.demux.get(&(local, remote)) == Some(&id) {
-                self.demux.remove(&(local, remote));
+            if self.demux.get(&Tuple(local, remote)) == Some(&id) {
+                self.demux.remove(&Tuple(local, remote));
             }
         } else if let Some(hit) =
             self.time_wait
@@ -1139,7 +1173,7 @@ impl Stack {
     }
 
     fn insert(&mut self, conn: Connection, listener: Option<ListenerId>) -> ConnId {
-        let key = (conn.local(), conn.remote());
+        let key = Tuple(conn.local(), conn.remote());
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -1236,8 +1270,8 @@ impl Stack {
             }
         }
         if closed {
-            if self.demux.get(&(local, remote)) == Some(&id) {
-                self.demux.remove(&(local, remote));
+            if self.demux.get(&Tuple(local, remote)) == Some(&id) {
+                self.demux.remove(&Tuple(local, remote));
             }
             if let Some(l) = listener {
                 if let Some(lst) = self.listener_mut(l) {
@@ -1262,8 +1296,8 @@ impl Stack {
     fn hand_over_to_time_wait(&mut self, id: ConnId, tw: &TimeWaitState) {
         match self.time_wait.insert(tw) {
             Ok(()) => {
-                if self.demux.get(&(tw.local, tw.remote)) == Some(&id) {
-                    self.demux.remove(&(tw.local, tw.remote));
+                if self.demux.get(&Tuple(tw.local, tw.remote)) == Some(&id) {
+                    self.demux.remove(&Tuple(tw.local, tw.remote));
                 }
                 self.release(id);
             }

@@ -6,15 +6,15 @@
 pub const MAX_OOO_RANGES: usize = 32;
 
 /// Smallest ring allocated at the first byte.
-const MIN_RING: usize = 4096;
+const MIN_RING: usize = 512;
 
 /// A ring of up to `cap` bytes. Offsets of out-of-order data are counted from RCV.NXT,
 /// the end of the readable region; they land directly at their place in the ring.
 ///
-/// The ring is allocated at the first byte, at the smallest power of two from 4 KiB up
+/// The ring is allocated at the first byte, at the smallest power of two from 512 bytes up
 /// that holds what arrived, and doubles (up to `cap`) when data lands beyond its end.
 /// It is kept once grown, for the life of the connection: a connection that moved
-/// 4 KiB holds 4 KiB, one that moves bulk data keeps the ring it needs and does not pay
+/// a 1-byte request holds 512 bytes, one that moves bulk data keeps the ring it needs and does not pay
 /// for a fresh allocation and its page faults every time the application empties it.
 #[derive(Clone, Debug)]
 pub struct RecvBuffer {
@@ -97,14 +97,25 @@ impl RecvBuffer {
             });
         }
         let len = data.len().min(win - off);
-        let (start, end) = (off as u32, (off + len) as u32);
-        self.insert_range(start, end)?;
+        let in_order = off == 0 && self.ooo.is_empty();
+        if !in_order {
+            self.insert_range(off as u32, (off + len) as u32)?;
+        }
         self.reserve(self.readable + off + len);
         let ring = self.buf.len();
         let pos = (self.head + self.readable + off) % ring;
         let first = len.min(ring - pos);
         self.buf[pos..pos + first].copy_from_slice(&data[..first]);
         self.buf[..len - first].copy_from_slice(&data[first..len]);
+        if in_order {
+            // The common case: no range list to touch (and none to allocate).
+            self.readable += len;
+            return Some(Written {
+                advanced: len,
+                accepted: len,
+                out_of_order: false,
+            });
+        }
         let mut advanced = 0;
         if let Some(&(0, e)) = self.ooo.first() {
             advanced = e as usize;
