@@ -54,41 +54,54 @@ impl Timer {
     }
 }
 
-/// A small table of deadlines, one per [`Timer`].
-#[derive(Clone, Debug, Default)]
+/// A small table of deadlines, one per [`Timer`]: microseconds, `u64::MAX` for a timer
+/// that is not armed (8 bytes a timer rather than an `Option<Instant>`'s 16).
+#[derive(Clone, Debug)]
 pub struct Timers {
-    deadlines: [Option<Instant>; 6],
+    deadlines: [u64; 6],
+}
+
+const UNARMED: u64 = u64::MAX;
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers {
+            deadlines: [UNARMED; 6],
+        }
+    }
 }
 
 impl Timers {
     /// Arms `t` to fire at `at`, replacing any earlier deadline.
     pub fn set(&mut self, t: Timer, at: Instant) {
-        self.deadlines[t.index()] = Some(at);
+        self.deadlines[t.index()] = at.total_micros().min(UNARMED - 1);
     }
 
     /// Disarms `t`.
     pub fn stop(&mut self, t: Timer) {
-        self.deadlines[t.index()] = None;
+        self.deadlines[t.index()] = UNARMED;
     }
 
     /// Disarms every timer.
     pub fn stop_all(&mut self) {
-        self.deadlines = [None; 6];
+        self.deadlines = [UNARMED; 6];
     }
 
     /// The deadline of `t`, if armed.
     pub fn get(&self, t: Timer) -> Option<Instant> {
-        self.deadlines[t.index()]
+        let d = self.deadlines[t.index()];
+        (d != UNARMED).then(|| Instant::from_micros(d))
     }
 
     /// True when `t` is armed.
     pub fn is_set(&self, t: Timer) -> bool {
-        self.get(t).is_some()
+        self.deadlines[t.index()] != UNARMED
     }
 
     /// The earliest armed deadline.
     pub fn next(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
+        let d = self.deadlines.iter().copied().min().unwrap_or(UNARMED);
+        (d != UNARMED).then(|| Instant::from_micros(d))
     }
 
     /// The earliest armed timer and its deadline.
@@ -101,9 +114,10 @@ impl Timers {
 
     /// Disarms and returns the first timer (in [`Timer::ALL`] order) due at `now`.
     pub fn take_expired(&mut self, now: Instant) -> Option<Timer> {
+        let now = now.total_micros();
         let t = Timer::ALL
             .into_iter()
-            .find(|&t| self.get(t).is_some_and(|d| d <= now))?;
+            .find(|&t| self.deadlines[t.index()] <= now)?;
         self.stop(t);
         Some(t)
     }
