@@ -96,6 +96,15 @@ pub struct ConnId {
     generation: u32,
 }
 
+impl ConnId {
+    /// The connection's slot number: dense (slots are reused after a connection is
+    /// freed) and stable while it lives, so a driver can keep its own per-connection
+    /// state in a `Vec` indexed by it instead of a map.
+    pub fn slot(self) -> usize {
+        self.index as usize
+    }
+}
+
 /// A handle to a listener.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ListenerId(u32);

@@ -8,14 +8,21 @@ pub const MAX_OOO_RANGES: usize = 32;
 /// Smallest ring allocated at the first byte.
 const MIN_RING: usize = 512;
 
+/// Largest ring given back when the application empties it. Rings up to this size are
+/// cheap to take again (the allocator's own free lists, no page faults); larger ones
+/// belong to connections moving bulk data and are kept.
+pub const KEEP_ABOVE: usize = 16 * 1024;
+
 /// A ring of up to `cap` bytes. Offsets of out-of-order data are counted from RCV.NXT,
 /// the end of the readable region; they land directly at their place in the ring.
 ///
 /// The ring is allocated at the first byte, at the smallest power of two from 512 bytes up
 /// that holds what arrived, and doubles (up to `cap`) when data lands beyond its end.
-/// It is kept once grown, for the life of the connection: a connection that moved
-/// a 1-byte request holds 512 bytes, one that moves bulk data keeps the ring it needs and does not pay
-/// for a fresh allocation and its page faults every time the application empties it.
+/// When the application empties a ring of at most [`KEEP_ABOVE`] bytes, the ring is
+/// given back: many connections each moving a little hold nothing between their
+/// exchanges. A larger ring is kept for the life of the connection: one that moves bulk
+/// data does not pay for a fresh allocation and its page faults every time the
+/// application empties it.
 #[derive(Clone, Debug)]
 pub struct RecvBuffer {
     buf: Vec<u8>,
@@ -196,6 +203,10 @@ impl RecvBuffer {
         let n = n.min(self.readable);
         self.head = (self.head + n) % self.buf.len().max(1);
         self.readable -= n;
+        if self.readable == 0 && self.ooo.is_empty() && self.buf.len() <= KEEP_ABOVE {
+            self.buf = Vec::new();
+            self.head = 0;
+        }
     }
 }
 
@@ -235,7 +246,13 @@ mod tests {
         assert_eq!(b.readable(), 40_000);
         let n = b.read(&mut all);
         assert_eq!(&all[..n], &data[27_000..67_000]);
-        assert_eq!(b.allocated(), 40_000, "kept once grown");
+        assert_eq!(b.allocated(), 40_000, "a large ring is kept once grown");
+        // A small one is given back when emptied.
+        let mut small = RecvBuffer::new(40_000);
+        small.write_at(0, &data[..100]).unwrap();
+        assert_eq!(small.allocated(), 512);
+        assert_eq!(small.read(&mut all), 100);
+        assert_eq!(small.allocated(), 0);
     }
 
     #[test]

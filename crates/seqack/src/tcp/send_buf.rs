@@ -12,8 +12,9 @@ pub struct SendBuffer {
 
 impl SendBuffer {
     /// An empty buffer holding at most `cap` bytes. Memory is taken as data arrives
-    /// (growing by doubling) and kept for the life of the connection, so a bulk sender
-    /// does not reallocate every time the peer acknowledges everything.
+    /// (growing by doubling). Once everything is acknowledged a small allocation (up to
+    /// [`super::recv_buf::KEEP_ABOVE`]) is given back; a larger one is kept, so a bulk
+    /// sender does not reallocate every time the peer acknowledges everything.
     pub fn new(cap: usize) -> SendBuffer {
         SendBuffer {
             data: VecDeque::new(),
@@ -66,6 +67,9 @@ impl SendBuffer {
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.data.len());
         self.data.drain(..n);
+        if self.data.is_empty() && self.data.capacity() <= super::recv_buf::KEEP_ABOVE {
+            self.data = VecDeque::new();
+        }
     }
 
     /// Drops everything.
