@@ -9,50 +9,261 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use seqack::stack::time_wait::TimeWaitTable;
 use seqack::tcp::time_wait::TimeWaitState;
 use seqack::{Duration, Instant, Seq};
-use seqack_io::workload::{self, ManyConfig, Milestone};
 
 /// What [`concurrent`] measured.
 #[derive(Clone, Debug)]
 pub struct ConcurrentSample {
     /// Connections, all open at once.
     pub conns: usize,
-    /// TcpInSegs + TcpOutSegs of every stack, per CPU second, over the whole run
-    /// (handshakes, data, closes).
+    /// Segments (TcpInSegs + TcpOutSegs of both stacks) per CPU second while every
+    /// connection moved its data.
     pub segments_per_sec: f64,
     /// Heap bytes per connection end once all were established, before any data
     /// (so no buffer is allocated): slab slot, index entry, timer entry.
     pub bytes_per_conn: f64,
-    /// CPU nanoseconds per payload byte delivered, over the whole run.
+    /// CPU nanoseconds per payload byte delivered while the data moved.
     pub ns_per_byte: f64,
-    /// Checks of the workload that failed (`None`: every byte arrived intact, every
-    /// connection closed).
+    /// What went wrong (`None`: every byte arrived intact).
     pub failures: Option<String>,
 }
 
-/// `conns` connections on one server, each moving 4 KiB each way, on the simulated
-/// link in virtual time (`seqack_io::workload::many_connections`).
+/// Bytes each connection moves each way.
+pub const CONCURRENT_BYTES: usize = 4096;
+
+fn request_byte(i: usize) -> u8 {
+    (i * 7 % 251) as u8
+}
+
+/// `conns` connections between two stacks on the in-memory link (the bulk workload's
+/// link and driver), all established before any data moves (1,000 handshakes at a
+/// time); then each client sends 4 KiB and its server answers with 4 KiB, all at once.
+/// The figures are taken over that data phase, from the thread's CPU time.
 pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSample {
-    let cfg = ManyConfig {
-        conns,
-        ..ManyConfig::default()
+    use seqack::stack::{Stack, StackConfig, StackEvent};
+    use seqack::{Config, Event};
+
+    const CLIENT_ADDRS: u32 = 8;
+    const PORTS: u16 = 4;
+    let tcp = Config {
+        send_buffer: 16 * 1024,
+        recv_buffer: 16 * 1024,
+        ..Config::default()
     };
-    let mut ready = 0;
-    let mut established = 0;
-    let cpu0 = crate::cpu_time();
-    let r = workload::many_connections(&cfg, &mut |m, _| match m {
-        Milestone::Ready => ready = heap_in_use(),
-        Milestone::Established => established = heap_in_use(),
-        Milestone::Done => {}
+    let cfg = StackConfig {
+        tcp,
+        max_tw_buckets: usize::MAX,
+        ..StackConfig::default()
+    };
+    let mut client = Stack::new(StackConfig {
+        seed: 21,
+        ..cfg.clone()
     });
-    let cpu = (crate::cpu_time() - cpu0).max(1e-9);
-    let ends = r.server_connections_established + r.client_connections_established;
-    ConcurrentSample {
-        conns: r.conns,
-        segments_per_sec: r.segments as f64 / cpu,
-        bytes_per_conn: established.saturating_sub(ready) as f64 / ends.max(1) as f64,
-        ns_per_byte: cpu * 1e9 / r.bytes_delivered.max(1) as f64,
-        failures: (!r.failures.is_empty()).then(|| r.failures.to_string()),
+    let caddr = |i: u32| IpAddr::V4(Ipv4Addr::new(10, 2, (i % CLIENT_ADDRS) as u8, 1));
+    for i in 0..CLIENT_ADDRS {
+        client.add_address(caddr(i));
     }
+    let mut server = Stack::new(StackConfig { seed: 22, ..cfg });
+    let sip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    server.add_address(sip);
+    for p in 0..PORTS {
+        server
+            .listen(SocketAddr::new(sip, 5000 + p), 1024)
+            .expect("listen");
+    }
+    let mut ab = crate::link::Queue::new(1500);
+    let mut ba = crate::link::Queue::new(1500);
+    let mut clock = crate::link::Clock::new();
+    // The driver's own per-connection state, allocated before the baseline (slots
+    // are dense: at most one per connection end on each stack).
+    let mut client_ids = Vec::with_capacity(conns);
+    let mut client_got = vec![0u32; 2 * conns + 16];
+    let mut server_got = vec![0u32; 2 * conns + 16];
+    let mut buf = vec![0u8; CONCURRENT_BYTES];
+    let request: Vec<u8> = (0..CONCURRENT_BYTES).map(request_byte).collect();
+    let reply: Vec<u8> = (0..CONCURRENT_BYTES).map(|k| (k % 251) as u8).collect();
+    let mut failures = Vec::new();
+    let ready = heap_in_use();
+    // Phase 1: open everything.
+    let (mut started, mut connected, mut accepted) = (0usize, 0usize, 0usize);
+    let mut guard = 0u64;
+    while connected < conns || accepted < conns {
+        guard += 1;
+        if guard > 100_000_000 {
+            failures.push("handshakes made no progress".to_string());
+            break;
+        }
+        let now = Instant::from_micros(clock.now_us());
+        while started < conns && started - connected.min(started) < 1000 {
+            let i = started as u32;
+            let remote = SocketAddr::new(sip, 5000 + (i % u32::from(PORTS)) as u16);
+            match client.connect(now, Some(SocketAddr::new(caddr(i), 0)), remote) {
+                Ok(id) => client_ids.push(id),
+                Err(e) => {
+                    failures.push(format!("connect {i}: {e:?}"));
+                    break;
+                }
+            }
+            started += 1;
+        }
+        let moved = pump(now, &mut client, &mut server, &mut ab)
+            | pump(now, &mut server, &mut client, &mut ba);
+        while let Some(e) = server.poll_event() {
+            if let StackEvent::Incoming(l) = e {
+                while server.accept(l).is_some() {
+                    accepted += 1;
+                }
+            }
+        }
+        while let Some(e) = client.poll_event() {
+            if let StackEvent::Conn {
+                event: Event::Connected,
+                ..
+            } = e
+            {
+                connected += 1;
+            }
+        }
+        if !moved {
+            idle(&mut clock, &mut client, &mut server);
+        }
+        if !failures.is_empty() {
+            break;
+        }
+    }
+    let established = heap_in_use();
+    // Phase 2: the data, timed.
+    let segs = |c: &Stack, s: &Stack| {
+        let (a, b) = (c.counters(), s.counters());
+        a.in_segs + a.out_segs + b.in_segs + b.out_segs
+    };
+    let segs0 = segs(&client, &server);
+    let cpu0 = crate::cpu_time();
+    let now = Instant::from_micros(clock.now_us());
+    for (i, &id) in client_ids.iter().enumerate() {
+        if client.send(now, id, &request) != Ok(CONCURRENT_BYTES) {
+            failures.push(format!("client {i}: send buffer refused 4 KiB"));
+        }
+    }
+    let (mut clients_done, mut delivered) = (0usize, 0u64);
+    guard = 0;
+    while clients_done < client_ids.len() && failures.is_empty() {
+        guard += 1;
+        if guard > 100_000_000 {
+            failures.push("data made no progress".to_string());
+            break;
+        }
+        let now = Instant::from_micros(clock.now_us());
+        let mut moved = pump(now, &mut client, &mut server, &mut ab);
+        while let Some(e) = server.poll_event() {
+            if let StackEvent::Conn {
+                id,
+                event: Event::Readable,
+                ..
+            } = e
+            {
+                let got = &mut server_got[id.slot()];
+                while let Ok(n) = server.recv(now, id, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let off = *got as usize;
+                    if (0..n).any(|k| buf[k] != request_byte(off + k)) {
+                        failures.push("a request arrived corrupted".to_string());
+                    }
+                    *got += n as u32;
+                    delivered += n as u64;
+                    if *got as usize == CONCURRENT_BYTES
+                        && server.send(now, id, &reply) != Ok(CONCURRENT_BYTES)
+                    {
+                        failures.push("server send buffer refused 4 KiB".to_string());
+                    }
+                }
+            }
+        }
+        moved |= pump(now, &mut server, &mut client, &mut ba);
+        while let Some(e) = client.poll_event() {
+            if let StackEvent::Conn {
+                id,
+                event: Event::Readable,
+                ..
+            } = e
+            {
+                let got = &mut client_got[id.slot()];
+                while let Ok(n) = client.recv(now, id, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let off = *got as usize;
+                    if (0..n).any(|k| buf[k] != reply[off + k]) {
+                        failures.push("a reply arrived corrupted".to_string());
+                    }
+                    *got += n as u32;
+                    delivered += n as u64;
+                    if *got as usize == CONCURRENT_BYTES {
+                        clients_done += 1;
+                    }
+                }
+            }
+        }
+        if !moved {
+            idle(&mut clock, &mut client, &mut server);
+        }
+    }
+    let cpu = (crate::cpu_time() - cpu0).max(1e-9);
+    let segments = segs(&client, &server) - segs0;
+    if delivered != (2 * CONCURRENT_BYTES * client_ids.len()) as u64 {
+        failures.push(format!("{delivered} bytes delivered"));
+    }
+    ConcurrentSample {
+        conns: client_ids.len(),
+        segments_per_sec: segments as f64 / cpu,
+        bytes_per_conn: established.saturating_sub(ready) as f64 / (2 * conns.max(1)) as f64,
+        ns_per_byte: cpu * 1e9 / delivered.max(1) as f64,
+        failures: (!failures.is_empty()).then(|| failures.join("; ")),
+    }
+}
+
+fn pump(
+    now: Instant,
+    from: &mut seqack::stack::Stack,
+    to: &mut seqack::stack::Stack,
+    q: &mut crate::link::Queue,
+) -> bool {
+    let mut moved = false;
+    loop {
+        let mut buf = q.buffer();
+        match from.poll_transmit(now, &mut buf) {
+            Some(len) => q.push(buf, len),
+            None => {
+                q.give_back(buf);
+                break;
+            }
+        }
+    }
+    while let Some(p) = q.pop() {
+        to.handle_packet(now, &p);
+        q.recycle(p);
+        moved = true;
+    }
+    moved
+}
+
+/// Nothing moved: jump to the earliest timer of either stack and fire what is due.
+fn idle(
+    clock: &mut crate::link::Clock,
+    a: &mut seqack::stack::Stack,
+    b: &mut seqack::stack::Stack,
+) {
+    let next = [a.poll_timeout(), b.poll_timeout()]
+        .into_iter()
+        .flatten()
+        .min();
+    if let Some(d) = next {
+        clock.jump_to(d.total_micros());
+    }
+    let now = Instant::from_micros(clock.now_us());
+    a.handle_timeout(now);
+    b.handle_timeout(now);
 }
 
 /// What [`time_wait`] measured.
@@ -81,9 +292,10 @@ pub fn time_wait(records: usize, heap_in_use: &dyn Fn() -> usize) -> TimeWaitSam
     for i in 0..records {
         let now = Instant::from_micros((i as u64 * 1_000_000) / records.max(1) as u64);
         let n = i as u32;
+        // 60,000 ports per local address: every 4-tuple distinct.
         let local = SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(10, 1, (n >> 16) as u8, 1)),
-            (n & 0xffff) as u16 | 1,
+            IpAddr::V4(Ipv4Addr::new(10, 1, (n / 60_000) as u8, 1)),
+            1024 + (n % 60_000) as u16,
         );
         let remote = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80);
         table
@@ -108,6 +320,7 @@ pub fn time_wait(records: usize, heap_in_use: &dyn Fn() -> usize) -> TimeWaitSam
     let mut out = Vec::with_capacity(records);
     table.expire(Instant::from_secs(62), &mut out);
     let cpu2 = crate::cpu_time();
+    assert_eq!(held, records, "one record per connection");
     assert_eq!(out.len(), held, "every record expired");
     TimeWaitSample {
         records: held,

@@ -22,8 +22,10 @@ Benchmarks (--only takes these names, or a prefix such as `bulk` or `lossy`):
   bulk-64k    the same at MTU 65535 (seqack, smoltcp, Linux over lo)
   churn       connect, 1-byte request and response, active close, TIME_WAIT kept:
               connections per CPU second (seqack, 64 in flight; Linux over lo, 8 clients)
-  concurrent  100,000 connections each moving 4 KiB each way: segments per CPU second,
-              and concurrent-memory (heap per connection, no buffers; smoltcp's socket size)
+  concurrent  100,000 connections established at once on the in-memory link, then each
+              moving 4 KiB each way: segments per CPU second and CPU ns per byte over the
+              data phase (concurrent-cost), and concurrent-memory (heap per connection end
+              once established, before any buffer exists; smoltcp's socket size)
   time-wait   1,000,000 TIME_WAIT records: bytes per record, CPU ns per insert and expiry
   lossy-0, lossy-0.1, lossy-1
               100 Mbit/s, 40 ms RTT, BDP drop-tail queue, 0 / 0.1 / 1 % random loss, 30 s:
