@@ -962,11 +962,14 @@ impl Stack {
         };
         if let (true, Some((val, _))) = (cfg.timestamps, syn.options.timestamps) {
             let carried = CookieOptions {
-                wscale: syn.options.wscale.filter(|_| cfg.wscale.is_some()),
+                wscale: syn
+                    .options
+                    .wscale
+                    .filter(|_| cfg.offered_wscale().is_some()),
                 sack_ok: cfg.sack && syn.options.sack_permitted,
                 ecn: false,
             };
-            o.wscale = carried.wscale.and(cfg.wscale);
+            o.wscale = carried.wscale.and(cfg.offered_wscale());
             o.sack_permitted = carried.sack_ok;
             let ts_now =
                 (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(local, remote));

@@ -85,7 +85,9 @@ pub struct Config {
     /// Largest window offered in a SYN or SYN-ACK (before scaling is in force). Linux
     /// offers 64240 on a 1460 MSS (the largest MSS multiple under 65535).
     pub initial_window_cap: u32,
-    /// Window scale shift we offer, `None` to offer none. Linux: 7.
+    /// Window scale shift we offer, `None` to offer none. Linux: 7. A receive buffer
+    /// larger than this shift can advertise (65,535 << 7 is 8 MiB) raises it: see
+    /// [`Config::offered_wscale`].
     pub wscale: Option<u8>,
     /// Offer and use timestamps (RFC 7323). Linux: on.
     pub timestamps: bool,
@@ -191,8 +193,45 @@ impl Config {
         self.mtu.saturating_sub(headers).max(88)
     }
 
+    /// The window scale shift actually offered: `wscale`, raised if need be so that the
+    /// whole receive buffer can be advertised (RFC 7323 2.3: the smallest shift with
+    /// `recv_buffer >> shift <= 65535`), at most 14. `None` when `wscale` is `None`.
+    pub fn offered_wscale(&self) -> Option<u8> {
+        let mut needed = 0u8;
+        while needed < 14 && (self.recv_buffer >> needed) > 65_535 {
+            needed += 1;
+        }
+        self.wscale.map(|w| w.max(needed).min(14))
+    }
+
     /// TIME_WAIT's length: twice the MSL.
     pub fn time_wait_len(&self) -> Duration {
         self.msl * 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offered_window_scale_covers_the_receive_buffer() {
+        let with = |recv_buffer, wscale| Config {
+            recv_buffer,
+            wscale,
+            ..Config::default()
+        };
+        // Linux's 7 covers up to 65,535 << 7, just under 8 MiB.
+        assert_eq!(with(256 * 1024, Some(7)).offered_wscale(), Some(7));
+        assert_eq!(with(65_535 << 7, Some(7)).offered_wscale(), Some(7));
+        assert_eq!(with(8 << 20, Some(7)).offered_wscale(), Some(8));
+        // Beyond, the shift grows with the buffer; never past RFC 7323's 14.
+        assert_eq!(with(65_535 << 8, Some(7)).offered_wscale(), Some(8));
+        assert_eq!(with(16 << 20, Some(7)).offered_wscale(), Some(9));
+        assert_eq!(with(1 << 30, Some(7)).offered_wscale(), Some(14));
+        assert_eq!(with(usize::MAX, Some(0)).offered_wscale(), Some(14));
+        // A small buffer keeps the configured shift; none stays none.
+        assert_eq!(with(60_000, Some(2)).offered_wscale(), Some(2));
+        assert_eq!(with(16 << 20, None).offered_wscale(), None);
     }
 }

@@ -433,14 +433,14 @@ impl Connection {
             conn.ts.recent_age = now;
         }
         // Without timestamps the cookie could carry no options: no scaling, no SACK.
-        conn.ws_ok = conn.ts.enabled && c.wscale.is_some() && conn.cfg.wscale.is_some();
+        conn.ws_ok = conn.ts.enabled && c.wscale.is_some() && conn.cfg.offered_wscale().is_some();
         conn.snd_wscale = if conn.ws_ok {
             c.wscale.unwrap_or(0).min(14)
         } else {
             0
         };
         conn.rcv_wscale = if conn.ws_ok {
-            conn.cfg.wscale.unwrap_or(0).min(14)
+            conn.cfg.offered_wscale().unwrap_or(0)
         } else {
             0
         };
@@ -854,14 +854,14 @@ impl Connection {
         let cfg = &self.cfg;
         // RFC 7323 2.2: scaling is on only when both SYNs carry the option; a shift
         // above 14 is taken as 14.
-        self.ws_ok = o.wscale.is_some() && cfg.wscale.is_some();
+        self.ws_ok = o.wscale.is_some() && cfg.offered_wscale().is_some();
         self.snd_wscale = if self.ws_ok {
             o.wscale.unwrap_or(0).min(14)
         } else {
             0
         };
         self.rcv_wscale = if self.ws_ok {
-            cfg.wscale.unwrap_or(0).min(14)
+            cfg.offered_wscale().unwrap_or(0)
         } else {
             0
         };
@@ -893,13 +893,17 @@ impl Connection {
             ..Default::default()
         };
         if syn_ack {
-            o.wscale = if self.ws_ok { cfg.wscale } else { None };
+            o.wscale = if self.ws_ok {
+                cfg.offered_wscale()
+            } else {
+                None
+            };
             o.sack_permitted = self.sack_ok;
             if self.ts.enabled {
                 o.timestamps = Some((self.ts_val(now), self.ts.recent));
             }
         } else {
-            o.wscale = cfg.wscale;
+            o.wscale = cfg.offered_wscale();
             o.sack_permitted = cfg.sack;
             if cfg.timestamps {
                 o.timestamps = Some((self.ts_val(now), 0));
