@@ -145,12 +145,14 @@ fn format_value(v: f64) -> String {
     }
 }
 
+/// Six significant digits: enough that a ratio recomputed from the printed figures
+/// agrees with the printed ratio.
 fn round(v: f64) -> f64 {
-    if v.abs() >= 100.0 {
-        v.round()
-    } else {
-        (v * 1000.0).round() / 1000.0
+    if v == 0.0 || !v.is_finite() {
+        return v;
     }
+    let scale = 10f64.powi(5 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
 }
 
 fn median(samples: &[f64]) -> f64 {
