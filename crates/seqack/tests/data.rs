@@ -643,3 +643,56 @@ fn data_segments_shrink_by_the_sack_blocks_they_carry() {
     assert_eq!(s.options.sack_blocks().len(), 0);
     assert_eq!(s.payload.len() as u32, smss);
 }
+
+#[test]
+fn a_scaled_window_never_offers_more_than_the_ring_holds() {
+    // Window scale 7 (units of 128 bytes) and an application that never reads. Keeping
+    // the right edge from moving left rounds each new window up; the edge may creep
+    // past the free space only as far as the ring's slack, and every byte offered is
+    // taken. (Found behind TUN offload: the kernel filled the crept window and seqack
+    // dropped its last bytes.)
+    let cap = 16 * 1024;
+    let mut f = conn_established_with(Config {
+        recv_buffer: cap,
+        wscale: Some(7),
+        ..plain_config()
+    });
+    let mut last: Option<Sent> = None;
+    let mut next = 1u32;
+    let mut sent = Vec::new();
+    for i in 0..2000u32 {
+        let edge = match &last {
+            Some(a) => a.ack + (u32::from(a.window) << 7),
+            None => irs(1) + 64 * 128u32,
+        };
+        let room = edge.since(irs(next));
+        if edge <= irs(next) || room == 0 {
+            break;
+        }
+        let len = room.min(97 + i % 7);
+        let data: Vec<u8> = (0..len).map(|k| ((next + k) % 251) as u8).collect();
+        f.inject(&seg(Flags::ACK | Flags::PSH, irs(next), iss(1), &data));
+        next += len;
+        sent.extend_from_slice(&data);
+        let mut out = f.transmit();
+        if out.is_empty() {
+            f.fire_next();
+            out = f.transmit();
+        }
+        if let Some(a) = out.into_iter().rfind(|s| s.flags.ack()) {
+            assert_eq!(
+                a.ack,
+                irs(next),
+                "every byte inside the offered window is taken"
+            );
+            last = Some(a);
+        }
+    }
+    let held = sent.len();
+    assert!(held >= cap, "the buffer filled: {held}");
+    assert!(
+        held <= cap + cap / 16,
+        "at most the slack beyond it: {held}"
+    );
+    assert_eq!(f.read_all(), sent);
+}

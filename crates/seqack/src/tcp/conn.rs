@@ -444,6 +444,7 @@ impl Connection {
         } else {
             0
         };
+        conn.recv_buf.set_window_scale(conn.rcv_wscale);
         conn.sack_ok = conn.ts.enabled && c.sack_ok && conn.cfg.sack;
         let overhead = if conn.ts.enabled { 12 } else { 0 };
         let ours = u32::from(conn.cfg.mss(remote.is_ipv6()));
@@ -865,6 +866,7 @@ impl Connection {
         } else {
             0
         };
+        self.recv_buf.set_window_scale(self.rcv_wscale);
         self.sack_ok = cfg.sack && o.sack_permitted;
         if let (true, Some((val, _))) = (cfg.timestamps, o.timestamps) {
             self.ts.enabled = true;

@@ -518,13 +518,22 @@ impl Connection {
         self.window_to_field(wnd.max(current), current)
     }
 
-    /// The window field for `wnd` bytes (rounded up so the right edge never moves
-    /// left), recording the new right edge.
+    /// The window field for `wnd` bytes, recording the new right edge. Rounded up so
+    /// the right edge never moves left (as Linux does), as long as the ring can hold
+    /// what that offers: its capacity plus its slack
+    /// ([`super::recv_buf::RecvBuffer::set_window_scale`]). Past that it is rounded down, the
+    /// edge retracting by less than a unit (RFC 7323 appendix F): rounding up on every
+    /// ACK while the application does not read would otherwise let the edge creep
+    /// beyond the buffer, and the bytes the peer sends up to it be dropped.
     fn window_to_field(&mut self, wnd: u32, current: u32) -> u16 {
         let ws = self.rcv_wscale;
         let mut field = wnd >> ws;
         if field << ws < current {
             field += 1;
+        }
+        let room = u32::try_from(self.recv_buf.room()).unwrap_or(u32::MAX);
+        if u64::from(field) << ws > u64::from(room) {
+            field = room >> ws;
         }
         let field = field.min(65535);
         let edge = self.rcv_nxt + (field << ws);

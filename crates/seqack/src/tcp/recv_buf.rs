@@ -27,6 +27,9 @@ pub const KEEP_ABOVE: usize = 16 * 1024;
 pub struct RecvBuffer {
     buf: Vec<u8>,
     cap: usize,
+    /// Bytes the ring takes beyond `cap`: what rounding the window up to the scale unit
+    /// may have offered (see [`RecvBuffer::set_window_scale`]).
+    slack: usize,
     head: usize,
     readable: usize,
     /// Sorted, disjoint, non-adjacent ranges `[start, end)` beyond RCV.NXT.
@@ -50,6 +53,7 @@ impl RecvBuffer {
         RecvBuffer {
             buf: Vec::new(),
             cap,
+            slack: 0,
             head: 0,
             readable: 0,
             ooo: Vec::new(),
@@ -68,7 +72,28 @@ impl RecvBuffer {
 
     /// Room beyond RCV.NXT: the receive window this buffer can offer.
     pub fn window(&self) -> usize {
-        self.cap - self.readable
+        self.cap.saturating_sub(self.readable)
+    }
+
+    /// Bytes beyond RCV.NXT the ring can hold: [`RecvBuffer::window`] plus the slack.
+    pub fn room(&self) -> usize {
+        (self.cap + self.slack).saturating_sub(self.readable)
+    }
+
+    /// Sets the slack for a window scale shift: bytes the ring takes beyond its
+    /// capacity. With window scaling the window field counts units of 2^shift bytes,
+    /// and keeping the right edge from moving left (RFC 9293 3.8.6.2.2) rounds the
+    /// window up; while the application does not read, each ACK can push the edge up
+    /// to a unit further past the free space (Linux lets its buffer grow for it). The
+    /// slack, a sixteenth of the buffer and at least a unit, is what the edge may creep
+    /// before it is rounded down instead (RFC 7323 appendix F); without scaling there
+    /// is no rounding and no slack. The ring only grows into it when data arrives there.
+    pub fn set_window_scale(&mut self, shift: u8) {
+        self.slack = if shift == 0 {
+            0
+        } else {
+            ((1usize << shift.min(14)) - 1).max(self.cap / 16)
+        };
     }
 
     /// True when out-of-order data is held.
@@ -95,7 +120,7 @@ impl RecvBuffer {
     /// the window are cut off. Returns `None` when the segment would open more than
     /// [`MAX_OOO_RANGES`] gaps and was dropped.
     pub fn write_at(&mut self, off: usize, data: &[u8]) -> Option<Written> {
-        let win = self.window();
+        let win = self.room();
         if off >= win || data.is_empty() {
             return Some(Written {
                 advanced: 0,
@@ -151,7 +176,7 @@ impl RecvBuffer {
         while size < end {
             size *= 2;
         }
-        let mut ring = vec![0u8; size.min(self.cap)];
+        let mut ring = vec![0u8; size.min(self.cap + self.slack)];
         let first = old - self.head;
         ring[..first].copy_from_slice(&self.buf[self.head..]);
         ring[first..old].copy_from_slice(&self.buf[..self.head]);
