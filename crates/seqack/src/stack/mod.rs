@@ -1262,7 +1262,17 @@ impl Stack {
         } else {
             None
         };
-        if deadline != slot.scheduled {
+        // The wheel entry moves only when the deadline comes earlier (or the timers
+        // stop). A later deadline (the retransmission timer restarted by every ACK)
+        // leaves the earlier entry in place: when it fires, the connection finds nothing
+        // due and the entry is re-armed at the real deadline. One spurious wake-up per
+        // timer period instead of a wheel update per segment; `poll_timeout` stays never
+        // later than the true deadline.
+        let move_entry = match (deadline, slot.scheduled) {
+            (Some(d), Some(s)) => d < s,
+            (a, b) => a != b,
+        };
+        if move_entry {
             slot.scheduled = deadline;
             slot.timer = match deadline {
                 Some(t) if slot.timer != TimerHandle::DANGLING => {
