@@ -135,18 +135,23 @@ impl std::error::Error for FrameError {}
 /// the pseudo-header's sum; the one's-complement sum of everything from `start` to
 /// the end of `packet`, that field included, complemented, is the checksum.
 pub fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) -> Result<(), FrameError> {
-    let at = start
-        .checked_add(offset)
-        .filter(|&at| at + 2 <= packet.len())
-        .ok_or(FrameError::BadChecksumOffsets)?;
-    if start % 2 != 0 {
-        // The sum is taken on 16-bit words of the packet; every IP header is a whole
-        // number of words, so an odd start is nonsense.
+    if !checksum_offsets_ok(packet, start, offset) {
         return Err(FrameError::BadChecksumOffsets);
     }
+    let at = start + offset;
     let c = !fold(accumulate(0, &packet[start..]));
     packet[at..at + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
+}
+
+/// Whether a partial checksum at `start + offset` fits in `packet`, `start` even
+/// (the sum is taken on 16-bit words, and every IP header is a whole number of them).
+pub fn checksum_offsets_ok(packet: &[u8], start: usize, offset: usize) -> bool {
+    start % 2 == 0
+        && start
+            .checked_add(offset)
+            .and_then(|at| at.checked_add(2))
+            .is_some_and(|end| end <= packet.len())
 }
 
 /// Where the headers of a TCP/IP packet end.

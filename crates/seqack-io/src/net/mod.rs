@@ -21,7 +21,7 @@ pub mod tokio;
 pub use stream::{TcpListener, TcpStream};
 
 use crate::device::Device;
-use crate::offload::{self, GsoBatch, VnetHdr, F_NEEDS_CSUM, GSO_NONE, VNET_HDR_LEN};
+use crate::offload::{self, GsoBatch, VnetHdr, F_DATA_VALID, F_NEEDS_CSUM, GSO_NONE, VNET_HDR_LEN};
 use crate::pcap::PcapTap;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -228,20 +228,30 @@ impl Inner {
         any
     }
 
-    /// One packet from the device into the stack (and the pcap file).
-    fn input(&mut self, now: Instant, ts: Instant, packet: &[u8]) {
+    /// One packet from the device into the stack (and the pcap file); its TCP
+    /// checksum verified unless the kernel vouched for it (`verify` false).
+    fn input(&mut self, now: Instant, ts: Instant, packet: &[u8], verify: bool) {
         if let Some((p, _)) = self.pcap.as_mut() {
             let _ = p.write(ts, packet);
         }
-        self.stack.handle_packet(now, packet);
+        if verify {
+            self.stack.handle_packet(now, packet);
+        } else {
+            self.stack.handle_packet_unverified(now, packet);
+        }
     }
 
     /// One frame read from the device into the stack: a packet, or with offload a
-    /// virtio-net header and a packet whose partial checksum is completed here (so
-    /// that the core verifies a whole one), and a super-packet given whole or split.
+    /// virtio-net header and a packet, a super-packet given whole or split.
+    ///
+    /// Checksums: a packet the kernel marks `F_NEEDS_CSUM` (its own data, checksum
+    /// left partial for the device to finish) or `F_DATA_VALID` (verified already) is
+    /// given to the stack unverified, as the kernel's own TCP takes such packets; its
+    /// checksum is completed only for the pcap file. Split segments get whole
+    /// checksums and are verified. Any other packet is verified as without offload.
     fn input_frame(&mut self, now: Instant, ts: Instant, frame: &mut [u8]) {
         if self.hdr_room == 0 {
-            self.input(now, ts, frame);
+            self.input(now, ts, frame, true);
             return;
         }
         self.offload_stats.rx_frames += 1;
@@ -253,38 +263,38 @@ impl Inner {
             }
         };
         let packet = &mut frame[VNET_HDR_LEN..];
-        if hdr.flags & F_NEEDS_CSUM != 0
-            && offload::complete_checksum(
-                packet,
-                usize::from(hdr.csum_start),
-                usize::from(hdr.csum_offset),
-            )
-            .is_err()
-        {
+        let partial = hdr.flags & F_NEEDS_CSUM != 0;
+        let (start, offset) = (usize::from(hdr.csum_start), usize::from(hdr.csum_offset));
+        if partial && !offload::checksum_offsets_ok(packet, start, offset) {
             self.offload_stats.rx_bad_frames += 1;
             return;
         }
-        if hdr.gso_type == GSO_NONE || !hdr.is_tcp_gso() {
-            // A single packet, or a super-packet of another protocol, which the stack
-            // drops and counts as it would the segments.
-            self.input(now, ts, packet);
-            return;
+        // A super-packet of another protocol goes to the stack whole, which drops and
+        // counts it as it would its segments.
+        let super_tcp = hdr.gso_type != GSO_NONE && hdr.is_tcp_gso();
+        if super_tcp {
+            self.offload_stats.rx_super += 1;
+            self.offload_stats.rx_super_bytes +=
+                packet.len().saturating_sub(usize::from(hdr.hdr_len)) as u64;
+            if self.rx_split {
+                let mut scratch = std::mem::take(&mut self.split_scratch);
+                let r =
+                    offload::gso_split(packet, usize::from(hdr.gso_size), &mut scratch, |seg| {
+                        self.input(now, ts, seg, true)
+                    });
+                self.split_scratch = scratch;
+                if r.is_err() {
+                    self.offload_stats.rx_bad_frames += 1;
+                }
+                return;
+            }
         }
-        self.offload_stats.rx_super += 1;
-        self.offload_stats.rx_super_bytes +=
-            packet.len().saturating_sub(usize::from(hdr.hdr_len)) as u64;
-        if !self.rx_split {
-            self.input(now, ts, packet);
-            return;
+        if partial && self.pcap.is_some() {
+            // Offsets checked above: this cannot fail.
+            let _ = offload::complete_checksum(packet, start, offset);
         }
-        let mut scratch = std::mem::take(&mut self.split_scratch);
-        let r = offload::gso_split(packet, usize::from(hdr.gso_size), &mut scratch, |seg| {
-            self.input(now, ts, seg)
-        });
-        self.split_scratch = scratch;
-        if r.is_err() {
-            self.offload_stats.rx_bad_frames += 1;
-        }
+        let vouched = hdr.flags & (F_NEEDS_CSUM | F_DATA_VALID) != 0;
+        self.input(now, ts, packet, !vouched);
     }
 
     fn wake_all(&mut self) {
