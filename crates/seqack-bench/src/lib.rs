@@ -11,6 +11,7 @@ pub mod link;
 pub mod lossy;
 pub mod scale;
 pub mod smol;
+pub mod tun;
 
 /// CPU time of the calling thread in seconds (`CLOCK_THREAD_CPUTIME_ID`: exact, not
 /// the scheduler tick's granularity of /proc's statistics).

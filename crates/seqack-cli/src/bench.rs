@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use seqack_bench::bulk::{self, BulkConfig};
+use seqack_bench::tun::{self, Direction, TunConfig, TunLab};
 use seqack_bench::{churn, lossy, scale};
 use serde_json::json;
 
@@ -30,10 +31,19 @@ Benchmarks (--only takes these names, or a prefix such as `bulk` or `lossy`):
   lossy-0, lossy-0.1, lossy-1
               100 Mbit/s, 40 ms RTT, BDP drop-tail queue, 0 / 0.1 / 1 % random loss, 30 s:
               goodput as a fraction of the bottleneck (seqack, smoltcp with CUBIC)
+  tun-tx, tun-rx
+              root only (skipped with a message otherwise): 1 GiB (32 MiB with --quick)
+              between seqack on a TUN device (MTU 1500, 1 MiB buffers) and the kernel's
+              TCP in a network namespace of its own; tun-tx: seqack sends, tun-rx: the
+              kernel sends. Gbit/s for seqack (plain TUN), seqack-offload (TUN offload:
+              virtio-net header, TSO super-packets read, segments coalesced into GSO
+              writes), and linux-veth (the kernel to itself over a veth pair, MTU 1500,
+              between that namespace and a second one)
 
 Each run interleaves the implementations; the figure is the median of --runs runs.
 `--json` prints one object per figure: {\"bench\",\"impl\",\"value\",\"unit\",\"runs\"},
-and one per ratio: {\"bench\",\"ratio_vs\",\"ratio\"} (seqack's value / the anchor's).
+and one per ratio: {\"bench\",\"impl\",\"ratio_vs\",\"ratio\"} (impl's value / ratio_vs's;
+impl is seqack except for the tun benchmarks' seqack-offload).
 
 Example: seqack bench --quick --only bulk --json")]
 pub struct BenchArgs {
@@ -64,6 +74,8 @@ struct Figure {
 struct Report {
     json: bool,
     figures: Vec<Figure>,
+    /// The ratios asked for: (bench, impl, anchor).
+    ratios: Vec<(String, &'static str, &'static str)>,
     ok: bool,
 }
 
@@ -86,19 +98,25 @@ impl Report {
     }
 
     fn ratio(&mut self, bench: &str, anchor: &'static str) {
+        self.ratio_of(bench, "seqack", anchor);
+    }
+
+    /// `imp`'s figure over `anchor`'s on `bench`.
+    fn ratio_of(&mut self, bench: &str, imp: &'static str, anchor: &'static str) {
         let find = |imp: &str| {
             self.figures
                 .iter()
                 .find(|f| f.bench == bench && f.imp == imp)
                 .map(|f| f.value)
         };
-        if let (Some(s), Some(a)) = (find("seqack"), find(anchor)) {
+        if let (Some(s), Some(a)) = (find(imp), find(anchor)) {
             if a > 0.0 && self.json {
                 println!(
                     "{}",
-                    json!({"bench": bench, "ratio_vs": anchor, "ratio": round(s / a)})
+                    json!({"bench": bench, "impl": imp, "ratio_vs": anchor, "ratio": round(s / a)})
                 );
             }
+            self.ratios.push((bench.to_string(), imp, anchor));
         }
     }
 
@@ -109,21 +127,23 @@ impl Report {
 
     fn table(&self) {
         println!(
-            "{:<18} {:<8} {:>14} {:<16} {:>4}  ratio",
+            "{:<18} {:<14} {:>14} {:<16} {:>4}  ratio",
             "bench", "impl", "median", "unit", "runs"
         );
         for f in &self.figures {
-            let ratios: Vec<String> = if f.imp == "seqack" {
-                self.figures
-                    .iter()
-                    .filter(|a| a.bench == f.bench && a.imp != "seqack" && a.value > 0.0)
-                    .map(|a| format!("{:.2}x {}", f.value / a.value, a.imp))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let ratios: Vec<String> = self
+                .ratios
+                .iter()
+                .filter(|(b, imp, _)| *b == f.bench && *imp == f.imp)
+                .filter_map(|(_, _, anchor)| {
+                    self.figures
+                        .iter()
+                        .find(|a| a.bench == f.bench && a.imp == *anchor && a.value > 0.0)
+                })
+                .map(|a| format!("{:.2}x {}", f.value / a.value, a.imp))
+                .collect();
             println!(
-                "{:<18} {:<8} {:>14} {:<16} {:>4}  {}",
+                "{:<18} {:<14} {:>14} {:<16} {:>4}  {}",
                 f.bench,
                 f.imp,
                 format_value(f.value),
@@ -181,6 +201,8 @@ pub fn run(a: &BenchArgs) -> ExitCode {
         "lossy-0",
         "lossy-0.1",
         "lossy-1",
+        "tun-tx",
+        "tun-rx",
     ];
     for o in &a.only {
         if !known.iter().any(|k| k.starts_with(o.as_str())) {
@@ -191,6 +213,7 @@ pub fn run(a: &BenchArgs) -> ExitCode {
     let mut r = Report {
         json: a.json,
         figures: Vec::new(),
+        ratios: Vec::new(),
         ok: true,
     };
     let gib: u64 = if a.quick { 16 << 20 } else { 1 << 30 };
@@ -301,6 +324,9 @@ pub fn run(a: &BenchArgs) -> ExitCode {
         r.figure(name, "smoltcp", "of 100 Mbit/s", &m);
         r.ratio(name, "smoltcp");
     }
+    if selected(&a.only, "tun-tx") || selected(&a.only, "tun-rx") {
+        run_tun(a, runs, &mut r);
+    }
     if !a.json {
         r.table();
     }
@@ -308,5 +334,57 @@ pub fn run(a: &BenchArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `tun-tx` and `tun-rx`, or the line saying why they are skipped.
+fn run_tun(a: &BenchArgs, runs: usize, r: &mut Report) {
+    if let Some(why) = tun::unavailable() {
+        eprintln!("seqack bench: tun-tx, tun-rx skipped: {why}");
+        return;
+    }
+    let lab = match TunLab::new() {
+        Ok(l) => l,
+        Err(e) => return r.failed("tun", &format!("setting up the namespaces: {e}")),
+    };
+    let bytes: u64 = if a.quick { 32 << 20 } else { 1 << 30 };
+    for (name, direction) in [
+        ("tun-tx", Direction::SeqackToKernel),
+        ("tun-rx", Direction::KernelToSeqack),
+    ] {
+        if !selected(&a.only, name) {
+            continue;
+        }
+        let (mut plain, mut off, mut veth) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            for (offload, v) in [(false, &mut plain), (true, &mut off)] {
+                let cfg = TunConfig {
+                    direction,
+                    offload,
+                    bytes,
+                    buffer: tun::BUFFER,
+                };
+                match lab.seqack(&cfg) {
+                    Ok(x) => v.push(x.gbps()),
+                    Err(e) => r.failed(name, &format!("seqack (offload {offload}): {e}")),
+                }
+            }
+            match lab.linux_veth(direction, bytes) {
+                Ok(x) => veth.push(x.gbps()),
+                Err(e) => r.failed(name, &format!("Linux over veth: {e}")),
+            }
+        }
+        for (imp, v) in [
+            ("seqack", &plain),
+            ("seqack-offload", &off),
+            ("linux-veth", &veth),
+        ] {
+            if !v.is_empty() {
+                r.figure(name, imp, "Gbit/s", v);
+            }
+        }
+        r.ratio_of(name, "seqack-offload", "seqack");
+        r.ratio_of(name, "seqack", "linux-veth");
+        r.ratio_of(name, "seqack-offload", "linux-veth");
     }
 }

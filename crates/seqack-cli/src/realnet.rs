@@ -55,6 +55,13 @@ pub struct NetArgs {
     /// seqack whose loss the sender cannot see.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub rx_loss: f64,
+    /// TUN offload: open the device with a virtio-net header (IFF_VNET_HDR) and turn
+    /// on TSO and checksum offload, so that one read brings a TCP super-packet of up
+    /// to 64 KiB from the kernel and one write takes the segments seqack sends in a
+    /// burst, coalesced, to it. The pcap file then shows received super-packets as
+    /// they arrived (checksum completed) and sent segments one by one.
+    #[arg(long)]
+    pub tun_offload: bool,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -162,6 +169,7 @@ pub fn start(a: &NetArgs, side: &'static str) -> Result<Running, String> {
         name: a.tun.clone(),
         kernel_addr: Some((kernel_addr, prefix)),
         mtu: 1500,
+        offload: a.tun_offload,
     })
     .map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {

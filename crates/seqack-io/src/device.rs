@@ -19,6 +19,12 @@ pub trait Device: Send + Sync + 'static {
     fn fd(&self) -> BorrowedFd<'_>;
     /// The device's MTU: the largest packet it carries.
     fn mtu(&self) -> usize;
+    /// Whether every packet read and written starts with a virtio-net header
+    /// ([`crate::offload::VnetHdr`]): a TUN device with offload, which reads TCP
+    /// super-packets of up to 64 KiB and takes them.
+    fn vnet_hdr(&self) -> bool {
+        false
+    }
 }
 
 /// How to open a TUN device.
@@ -31,6 +37,12 @@ pub struct TunOptions {
     pub kernel_addr: Option<(IpAddr, u8)>,
     /// MTU to set on a device seqack creates.
     pub mtu: u16,
+    /// TUN offload: open the device with `IFF_VNET_HDR` and turn on checksum offload
+    /// and TSO for IPv4 and IPv6 (`TUNSETOFFLOAD`), so that the kernel hands over and
+    /// takes TCP super-packets of up to 64 KiB, one per read or write, with the
+    /// virtio-net header in front (see [`crate::offload`]). The setting is the
+    /// device's: it applies to an attached device too.
+    pub offload: bool,
 }
 
 impl TunOptions {
@@ -42,6 +54,7 @@ impl TunOptions {
             name: name.to_string(),
             kernel_addr: Some((default_kernel_addr(addr, prefix), prefix)),
             mtu: 1500,
+            offload: false,
         }
     }
 }
@@ -101,6 +114,7 @@ pub struct TunDevice {
     name: String,
     mtu: usize,
     created: bool,
+    vnet_hdr: bool,
 }
 
 impl TunDevice {
@@ -109,7 +123,9 @@ impl TunDevice {
     /// and given `opts.kernel_addr`; an attached one is only brought up if it is down.
     pub fn open(opts: &TunOptions) -> io::Result<TunDevice> {
         let existed = interface_exists(&opts.name);
-        let mut b = tun_rs::DeviceBuilder::new().name(opts.name.clone());
+        let mut b = tun_rs::DeviceBuilder::new()
+            .name(opts.name.clone())
+            .offload(opts.offload);
         if !existed {
             b = b.mtu(opts.mtu).enable(true);
             match opts.kernel_addr {
@@ -126,11 +142,22 @@ impl TunDevice {
             dev.enabled(true)?;
         }
         let mtu = dev.mtu().map(usize::from).unwrap_or(usize::from(opts.mtu));
+        let vnet_hdr = dev.tcp_gso();
+        if opts.offload && !vnet_hdr {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "TUN offload (IFF_VNET_HDR) is not available on {}",
+                    opts.name
+                ),
+            ));
+        }
         Ok(TunDevice {
             dev,
             name: opts.name.clone(),
             mtu,
             created: !existed,
+            vnet_hdr,
         })
     }
 
@@ -167,6 +194,10 @@ impl Device for TunDevice {
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    fn vnet_hdr(&self) -> bool {
+        self.vnet_hdr
     }
 }
 

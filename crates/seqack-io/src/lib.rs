@@ -7,6 +7,7 @@
 
 pub mod device;
 pub mod net;
+pub mod offload;
 pub mod pcap;
 pub mod scenario;
 pub mod sim;

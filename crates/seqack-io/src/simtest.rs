@@ -1500,7 +1500,7 @@ mod tests {
         };
         let (a, b) = ((1, 2), (2, 1));
         // Checks one packet; returns the new failures' text.
-        let mut check = |c: &mut SeqChecker, p: PacketInfo, src, dst| {
+        let check = |c: &mut SeqChecker, p: PacketInfo, src, dst| {
             let before = c.failures.len();
             c.check(&p, src, dst);
             c.failures[before..].join("; ")

@@ -21,6 +21,7 @@ pub mod tokio;
 pub use stream::{TcpListener, TcpStream};
 
 use crate::device::Device;
+use crate::offload::{self, GsoBatch, VnetHdr, F_DATA_VALID, F_NEEDS_CSUM, GSO_NONE, VNET_HDR_LEN};
 use crate::pcap::PcapTap;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -64,6 +65,15 @@ pub struct NetConfig {
     /// (raw IP, as [`NetStack::set_pcap`] does, which only starts once the driver may
     /// have taken a few).
     pub pcap: Option<Box<dyn Write + Send>>,
+    /// With a device that has offload ([`Device::vnet_hdr`]): cut each TCP
+    /// super-packet the kernel hands over into the MSS-sized segments it stands for
+    /// before the stack sees them. Off (the default), the stack gets the super-packet
+    /// as one large segment, its checksum completed, as Linux's TCP gets a GRO packet.
+    pub rx_split: bool,
+    /// With a device that has offload: coalesce the segments the stack sends in one
+    /// burst into TCP super-packets, one write each (default on). Off, every segment
+    /// is written alone.
+    pub tx_coalesce: bool,
 }
 
 impl NetConfig {
@@ -76,6 +86,8 @@ impl NetConfig {
             rx_delay: Duration::ZERO,
             rx_loss: 0.0,
             pcap: None,
+            rx_split: false,
+            tx_coalesce: true,
         }
     }
 }
@@ -110,6 +122,30 @@ pub(crate) struct Inner {
     driver_wake_at: Option<Instant>,
     pub(crate) stopped: bool,
     device_errors: u64,
+    /// Room for the virtio-net header before each packet in `tx` (0 without offload).
+    hdr_room: usize,
+    /// Coalesces sent segments (offload with `tx_coalesce`).
+    gso: Option<GsoBatch>,
+    rx_split: bool,
+    split_scratch: Vec<u8>,
+    offload_stats: OffloadStats,
+}
+
+/// What TUN offload did (all zero on a device without it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffloadStats {
+    /// Frames read from the device.
+    pub rx_frames: u64,
+    /// Of those, TCP super-packets (GSO).
+    pub rx_super: u64,
+    /// Payload bytes in the super-packets.
+    pub rx_super_bytes: u64,
+    /// Frames dropped as malformed (bad header, checksum offsets, unsplittable).
+    pub rx_bad_frames: u64,
+    /// Frames written to the device.
+    pub tx_frames: u64,
+    /// Segments in those frames (more than `tx_frames` when segments were coalesced).
+    pub tx_segments: u64,
 }
 
 impl Inner {
@@ -121,15 +157,52 @@ impl Inner {
     /// Sends everything the stack has to send and hands out its events. Returns
     /// whether there were events (blocked callers should look again).
     pub(crate) fn pump(&mut self, now: Instant) -> bool {
-        while let Some(n) = self.stack.poll_transmit(now, &mut self.tx) {
+        let room = self.hdr_room;
+        while let Some(n) = self.stack.poll_transmit(now, &mut self.tx[room..]) {
+            let packet = &self.tx[room..room + n];
             if let Some((p, _)) = self.pcap.as_mut() {
                 let _ = p.write(
                     Instant::from_micros(self.epoch_us + now.total_micros()),
-                    &self.tx[..n],
+                    packet,
                 );
             }
-            if self.dev.send(&self.tx[..n]).is_err() {
-                self.device_errors += 1;
+            match self.gso.as_mut() {
+                Some(g) => {
+                    if !g.push(packet) {
+                        let segs = g.segments() as u64;
+                        if let Some(frame) = g.take() {
+                            send_frame(
+                                &*self.dev,
+                                frame,
+                                segs,
+                                &mut self.device_errors,
+                                &mut self.offload_stats,
+                            );
+                        }
+                        g.push(packet);
+                    }
+                }
+                // Without coalescing, the header room in front stays zero: a header
+                // with no GSO and no checksum to finish (offload without tx_coalesce).
+                None => send_frame(
+                    &*self.dev,
+                    &self.tx[..room + n],
+                    1,
+                    &mut self.device_errors,
+                    &mut self.offload_stats,
+                ),
+            }
+        }
+        if let Some(g) = self.gso.as_mut() {
+            let segs = g.segments() as u64;
+            if let Some(frame) = g.take() {
+                send_frame(
+                    &*self.dev,
+                    frame,
+                    segs,
+                    &mut self.device_errors,
+                    &mut self.offload_stats,
+                );
             }
         }
         let mut any = false;
@@ -155,12 +228,73 @@ impl Inner {
         any
     }
 
-    /// One packet from the device into the stack (and the pcap file).
-    fn input(&mut self, now: Instant, ts: Instant, packet: &[u8]) {
+    /// One packet from the device into the stack (and the pcap file); its TCP
+    /// checksum verified unless the kernel vouched for it (`verify` false).
+    fn input(&mut self, now: Instant, ts: Instant, packet: &[u8], verify: bool) {
         if let Some((p, _)) = self.pcap.as_mut() {
             let _ = p.write(ts, packet);
         }
-        self.stack.handle_packet(now, packet);
+        if verify {
+            self.stack.handle_packet(now, packet);
+        } else {
+            self.stack.handle_packet_unverified(now, packet);
+        }
+    }
+
+    /// One frame read from the device into the stack: a packet, or with offload a
+    /// virtio-net header and a packet, a super-packet given whole or split.
+    ///
+    /// Checksums: a packet the kernel marks `F_NEEDS_CSUM` (its own data, checksum
+    /// left partial for the device to finish) or `F_DATA_VALID` (verified already) is
+    /// given to the stack unverified, as the kernel's own TCP takes such packets; its
+    /// checksum is completed only for the pcap file. Split segments get whole
+    /// checksums and are verified. Any other packet is verified as without offload.
+    fn input_frame(&mut self, now: Instant, ts: Instant, frame: &mut [u8]) {
+        if self.hdr_room == 0 {
+            self.input(now, ts, frame, true);
+            return;
+        }
+        self.offload_stats.rx_frames += 1;
+        let hdr = match VnetHdr::parse(frame) {
+            Ok(h) => h,
+            Err(_) => {
+                self.offload_stats.rx_bad_frames += 1;
+                return;
+            }
+        };
+        let packet = &mut frame[VNET_HDR_LEN..];
+        let partial = hdr.flags & F_NEEDS_CSUM != 0;
+        let (start, offset) = (usize::from(hdr.csum_start), usize::from(hdr.csum_offset));
+        if partial && !offload::checksum_offsets_ok(packet, start, offset) {
+            self.offload_stats.rx_bad_frames += 1;
+            return;
+        }
+        // A super-packet of another protocol goes to the stack whole, which drops and
+        // counts it as it would its segments.
+        let super_tcp = hdr.gso_type != GSO_NONE && hdr.is_tcp_gso();
+        if super_tcp {
+            self.offload_stats.rx_super += 1;
+            self.offload_stats.rx_super_bytes +=
+                packet.len().saturating_sub(usize::from(hdr.hdr_len)) as u64;
+            if self.rx_split {
+                let mut scratch = std::mem::take(&mut self.split_scratch);
+                let r =
+                    offload::gso_split(packet, usize::from(hdr.gso_size), &mut scratch, |seg| {
+                        self.input(now, ts, seg, true)
+                    });
+                self.split_scratch = scratch;
+                if r.is_err() {
+                    self.offload_stats.rx_bad_frames += 1;
+                }
+                return;
+            }
+        }
+        if partial && self.pcap.is_some() {
+            // Offsets checked above: this cannot fail.
+            let _ = offload::complete_checksum(packet, start, offset);
+        }
+        let vouched = hdr.flags & (F_NEEDS_CSUM | F_DATA_VALID) != 0;
+        self.input(now, ts, packet, !vouched);
     }
 
     fn wake_all(&mut self) {
@@ -170,6 +304,23 @@ impl Inner {
         for (_, ws) in self.listener_wakers.drain() {
             ws.into_iter().for_each(Waker::wake);
         }
+    }
+}
+
+/// Writes one frame to the device, counting it.
+fn send_frame(
+    dev: &dyn Device,
+    frame: &[u8],
+    segments: u64,
+    errors: &mut u64,
+    stats: &mut OffloadStats,
+) {
+    if dev.send(frame).is_err() {
+        *errors += 1;
+    }
+    if dev.vnet_hdr() {
+        stats.tx_frames += 1;
+        stats.tx_segments += segments;
     }
 }
 
@@ -281,11 +432,17 @@ impl NetStack {
             }
             None => None,
         };
+        let hdr_room = if dev.vnet_hdr() { VNET_HDR_LEN } else { 0 };
         let inner = Inner {
             stack,
             origin: std::time::Instant::now(),
             epoch_us,
-            tx: vec![0; dev.mtu().max(1280)],
+            tx: vec![0; hdr_room + dev.mtu().max(1280)],
+            hdr_room,
+            gso: (dev.vnet_hdr() && cfg.tx_coalesce).then(GsoBatch::new),
+            rx_split: cfg.rx_split,
+            split_scratch: Vec::new(),
+            offload_stats: OffloadStats::default(),
             dev: dev.clone(),
             pcap,
             hooks: Vec::new(),
@@ -346,6 +503,11 @@ impl NetStack {
         self.shared.lock().device_errors
     }
 
+    /// What TUN offload did so far (zeros on a device without it).
+    pub fn offload_stats(&self) -> OffloadStats {
+        self.shared.lock().offload_stats
+    }
+
     /// Runs `f` on the stack (for snapshots: `ss`, TIME_WAIT records, counters).
     pub fn with_stack<R>(&self, f: impl FnOnce(&Stack, Instant) -> R) -> R {
         let g = self.shared.lock();
@@ -397,7 +559,11 @@ impl Drop for NetStack {
 /// (with `rx_delay`) a held packet is due.
 fn drive(shared: &Shared, dev: &dyn Device, mut faults: Faults) {
     let rx_delay = faults.delay;
-    let size = dev.mtu().max(1280) + 64;
+    let size = if dev.vnet_hdr() {
+        VNET_HDR_LEN + offload::MAX_PACKET
+    } else {
+        dev.mtu().max(1280) + 64
+    };
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH).map(|_| vec![0; size]).collect();
     let mut lens = [0usize; RX_BATCH];
     // Packets held back by `rx_delay`, with the time the stack may see them.
@@ -435,12 +601,12 @@ fn drive(shared: &Shared, dev: &dyn Device, mut faults: Faults) {
             let ts = Instant::from_micros(g.epoch_us + now.total_micros());
             let real_now = std::time::Instant::now();
             while held.front().is_some_and(|(t, _)| *t <= real_now) {
-                if let Some((_, packet)) = held.pop_front() {
-                    g.input(now, ts, &packet);
+                if let Some((_, mut frame)) = held.pop_front() {
+                    g.input_frame(now, ts, &mut frame);
                 }
             }
-            for (buf, &len) in bufs.iter().zip(&lens).take(n) {
-                g.input(now, ts, &buf[..len]);
+            for (buf, &len) in bufs.iter_mut().zip(&lens).take(n) {
+                g.input_frame(now, ts, &mut buf[..len]);
             }
             if g.stack.poll_timeout().is_some_and(|t| t <= now) {
                 g.stack.handle_timeout(now);
