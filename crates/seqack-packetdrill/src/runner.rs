@@ -282,6 +282,10 @@ pub fn profile_config(p: Profile) -> Config {
         // TIME_WAIT drops segments without ACK; ACKs resend an unacknowledged FIN.
         c.tw_ack_required = true;
         c.resend_fin_in_acks = true;
+        // FreeBSD's default stack: NewReno, and no tail loss probes (those belong to
+        // its RACK stack, not the default one).
+        c.congestion = seqack::tcp::congestion::Algorithm::NewReno;
+        c.tail_loss_probe = false;
     }
     c
 }

@@ -99,6 +99,10 @@ counters! {
     sack_recovery => "TcpExtTCPSackRecovery",
     /// Loss recoveries without SACK (NewReno, RFC 6582).
     reno_recovery => "TcpExtTCPRenoRecovery",
+    /// Tail loss probes sent (RFC 8985 section 7).
+    loss_probes => "TcpExtTCPLossProbes",
+    /// Losses a tail loss probe repaired (the window was reduced for them).
+    loss_probe_recovery => "TcpExtTCPLossProbeRecovery",
     /// Connections aborted on close() with unread data.
     abort_on_close => "TcpExtTCPAbortOnClose",
     /// Connections aborted because data arrived after close().

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use seqack::tcp::congestion::Algorithm;
-use seqack::tcp::Config;
+use seqack::tcp::{Config, Timer};
 use seqack::wire::tcp::{Flags, SackBlock, Segment};
 use seqack::Seq;
 
@@ -146,7 +146,11 @@ fn a_lost_tail_gets_one_rescue_retransmission() {
 
 #[test]
 fn rto_forgets_the_scoreboard_and_resends_sacked_data() {
-    let mut f = conn_established_with(sack_config());
+    // (No tail loss probe, so that the RTO is the next thing to fire.)
+    let mut f = conn_established_with(Config {
+        tail_loss_probe: false,
+        ..sack_config()
+    });
     f.send(&[7u8; 4 * MSS as usize]);
     f.transmit();
     f.advance(RTT);
@@ -209,5 +213,99 @@ fn cubic_cuts_the_window_to_seven_tenths_newreno_to_half_the_flight() {
         f.transmit();
         // Without SACK, cwnd is ssthresh inflated by the three duplicate ACKs.
         assert_eq!(f.conn.cwnd(), ssthresh + 3 * MSS, "{algorithm:?}");
+    }
+}
+
+#[test]
+fn a_lost_last_segment_is_repaired_by_a_tail_loss_probe_before_the_rto() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 3 * MSS as usize]);
+    assert_eq!(f.transmit().len(), 3);
+    f.advance(RTT);
+    // Segments 1 and 2 arrive and are ACKed; segment 3, the tail, is lost: no ACK
+    // follows, so nothing but a timer can notice.
+    f.inject(&sack_ack(seg_no(3), &[]));
+    f.expect_nothing();
+    // The probe timer stands in for the RTO (RFC 8985 7.2, Linux's
+    // tcp_schedule_loss_probe): 2 SRTT plus the worst-case delayed ACK with one segment
+    // in flight, but never later than the RTO would have fired.
+    let probe_at = f.timer(Timer::LossProbe);
+    assert_eq!(f.conn.timer(Timer::Retransmit), None);
+    assert_eq!(probe_at, f.now + (RTT * 2 + ms(200)).min(f.conn.rto()));
+    assert_eq!(f.fire_next(), probe_at);
+    let probe = f.expect_one();
+    assert_eq!((probe.seq, probe.payload.len()), (seg_no(3), MSS as usize));
+    assert_eq!((f.cx.loss_probes, f.cx.timeouts), (1, 0));
+    assert!(
+        f.conn.timer(Timer::Retransmit).is_some(),
+        "the RTO is armed again"
+    );
+    // Its ACK: a loss was repaired, so the window is cut as fast recovery would.
+    let before = f.conn.cwnd();
+    f.advance(RTT);
+    f.inject(&sack_ack(seg_no(4), &[]));
+    assert_eq!(f.cx.loss_probe_recovery, 1);
+    assert!(f.conn.cwnd() < before, "{} < {before}", f.conn.cwnd());
+    assert_eq!(f.conn.timer(Timer::Retransmit), None);
+}
+
+#[test]
+fn a_probe_reported_as_a_duplicate_costs_no_window() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 3 * MSS as usize]);
+    f.transmit();
+    f.advance(RTT);
+    f.inject(&sack_ack(seg_no(3), &[]));
+    f.fire_next();
+    assert_eq!(f.expect_one().seq, seg_no(3));
+    // Segment 3 had only been delayed: the ACK of everything carries a D-SACK for the
+    // probe's copy (RFC 2883).
+    let before = f.conn.cwnd();
+    let mut ack = seg(Flags::ACK, irs(1), seg_no(4), b"");
+    ack.options.push_sack(SackBlock {
+        left: seg_no(3),
+        right: seg_no(4),
+    });
+    f.inject(&ack);
+    assert_eq!(f.cx.loss_probe_recovery, 0);
+    assert!(f.conn.cwnd() >= before);
+}
+
+#[test]
+fn a_probe_sends_new_data_when_the_peer_window_allows() {
+    let mut f = conn_established_with(sack_config());
+    // More than the initial window: 10 segments go, the rest waits for ACKs.
+    f.send(&[7u8; 14 * MSS as usize]);
+    assert_eq!(f.transmit().len(), 10);
+    f.advance(RTT);
+    // The ACK of the first 2 opens room for 3 more (slow start).
+    f.inject(&sack_ack(seg_no(3), &[]));
+    let sent: Vec<Seq> = f.transmit().iter().map(|s| s.seq).collect();
+    assert_eq!(sent.first(), Some(&seg_no(11)));
+    // Then silence: the probe is the next new segment, whatever cwnd says.
+    f.expect_nothing();
+    f.fire_next();
+    let probe = f.expect_one();
+    assert_eq!(probe.seq, seg_no(11 + sent.len() as u32));
+    assert_eq!(f.cx.loss_probes, 1);
+    assert_eq!(f.cx.retrans_segs, 0, "new data, not a retransmission");
+}
+
+#[test]
+fn no_probe_without_sack_or_when_disabled() {
+    for cfg in [
+        plain_config(),
+        Config {
+            tail_loss_probe: false,
+            ..sack_config()
+        },
+    ] {
+        let mut f = conn_established_with(cfg);
+        f.send(&[7u8; 3 * MSS as usize]);
+        f.transmit();
+        assert_eq!(f.conn.timer(Timer::LossProbe), None);
+        f.fire_next();
+        assert_eq!(f.cx.timeouts, 1, "the RTO fires instead");
+        assert_eq!(f.cx.loss_probes, 0);
     }
 }

@@ -117,6 +117,11 @@ pub struct Config {
     pub initial_cwnd: u32,
     /// Congestion control algorithm. Linux: CUBIC.
     pub congestion: Algorithm,
+    /// Tail loss probes (RFC 8985 section 7) when SACK is in use: 2 SRTTs after the
+    /// last transmission with no ACK, one segment (new data, or the last one again)
+    /// draws the ACK or SACK that lets loss recovery start without waiting for the
+    /// RTO. Linux: on (`tcp_early_retrans` = 3).
+    pub tail_loss_probe: bool,
     /// Option order on outbound headers.
     pub option_layout: OptionLayout,
     /// IP TTL / hop limit of outbound packets. Linux: 64.
@@ -164,6 +169,7 @@ impl Default for Config {
             accept_to_buffer_space: false,
             initial_cwnd: 10,
             congestion: Algorithm::Cubic,
+            tail_loss_probe: true,
             option_layout: OptionLayout::Linux,
             hop_limit: 64,
         }

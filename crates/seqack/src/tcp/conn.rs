@@ -254,6 +254,13 @@ pub struct Connection {
     pub(super) rexmit_first: bool,
     /// RFC 6675 RescueRxt: the recovery point when the rescue retransmission went.
     pub(super) rescue_rxt: Option<Seq>,
+    /// A tail loss probe is due to be sent (the probe timer fired).
+    pub(super) probe_pending: bool,
+    /// RFC 8985 TLP.end_seq: SND.MAX when the last probe went, until that is ACKed.
+    pub(super) tlp_end: Option<Seq>,
+    /// The last probe was a retransmission: the range it resent, and whether a D-SACK
+    /// has since reported it a duplicate (then nothing had been lost).
+    pub(super) tlp_rexmit: Option<(Seq, Seq, bool)>,
     pub(super) recover: Option<Seq>,
     /// In fast recovery (entered on three duplicate ACKs). After a timeout `recover` is
     /// set too, but only to stop a spurious fast retransmit (RFC 6582 section 4).
@@ -347,6 +354,9 @@ impl Connection {
             high_rxt: Seq(0),
             rexmit_first: false,
             rescue_rxt: None,
+            probe_pending: false,
+            tlp_end: None,
+            tlp_rexmit: None,
             recover: None,
             fast_recovery: false,
             rexmit_resume: None,

@@ -632,7 +632,7 @@ impl Connection {
     }
 
     /// SND.UNA advances: free acknowledged data, time the RTT, grow the window.
-    fn on_new_ack(&mut self, now: Instant, seg: &Segment<'_>, _cx: &mut Counters) {
+    fn on_new_ack(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) {
         let ack = seg.ack;
         // The ACK of our SYN-ACK acknowledges no data: it does not grow the window
         // that init_transfer has just set.
@@ -713,13 +713,95 @@ impl Connection {
             None => self.cc.on_ack(now, acked.min(flight_before), mss, srtt),
         }
         self.dupacks = 0;
+        if self.tlp_end.is_some_and(|e| ack >= e) {
+            // RFC 8985 7.4: the probe episode is over. A retransmitted probe that no
+            // D-SACK reported as a duplicate repaired a loss: reduce the window for it
+            // as fast recovery would have.
+            self.tlp_end = None;
+            if let Some((_, _, false)) = self.tlp_rexmit.take() {
+                cx.loss_probe_recovery += 1;
+                self.cc.on_loss(now, flight_before, mss);
+            }
+        }
         if self.snd_una == self.snd_max {
             self.timers.stop(Timer::Retransmit);
+            self.timers.stop(Timer::LossProbe);
         } else {
+            self.timers.stop(Timer::LossProbe);
             // RFC 6298 5.3: restart the timer with the current RTO (backoff included).
             self.timers
                 .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            self.arm_loss_probe(now);
         }
+    }
+
+    /// Whether a tail loss probe may be armed now (RFC 8985 7.2, as Linux's
+    /// `tcp_schedule_loss_probe`): SACK in use, no loss recovery under way and no
+    /// probe outstanding, in a state that sends data or FIN.
+    fn probe_allowed(&self) -> bool {
+        self.cfg.tail_loss_probe
+            && self.sack_ok
+            && !self.fast_recovery
+            && self.recover.is_none()
+            && self.tlp_end.is_none()
+            && matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+    }
+
+    /// Arms the probe timer in place of the retransmission timer (RFC 8985 7.2, as
+    /// Linux's `tcp_schedule_loss_probe`): two SRTTs out, plus the worst-case delayed
+    /// ACK (200 ms) when a single segment is in flight, at least 10 ms, and never later
+    /// than the RTO would have fired. The RTO is armed again when the probe goes.
+    pub(super) fn arm_loss_probe(&mut self, now: Instant) {
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        if !self.probe_allowed() || self.snd_una == self.snd_max {
+            self.stop_loss_probe(now);
+            return;
+        }
+        let mut pto = srtt * 2;
+        if self.snd_max.since(self.snd_una) <= self.smss {
+            pto += Duration::from_millis(200);
+        }
+        let pto = pto.max(Duration::from_millis(10));
+        let rto = self
+            .timers
+            .get(Timer::Retransmit)
+            .unwrap_or(now + self.rtt.backed_off(self.backoff));
+        self.timers.set(Timer::LossProbe, (now + pto).min(rto));
+        self.timers.stop(Timer::Retransmit);
+    }
+
+    /// Disarms the probe timer, leaving the RTO armed if data is in flight.
+    pub(super) fn stop_loss_probe(&mut self, now: Instant) {
+        if self.timers.is_set(Timer::LossProbe) {
+            self.timers.stop(Timer::LossProbe);
+            if self.snd_max > self.snd_una && !self.timers.is_set(Timer::Retransmit) {
+                self.timers
+                    .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            }
+        }
+    }
+
+    /// The probe timer fired: one segment goes out on the next `poll_transmit`, and
+    /// the RTO is armed again from now (RFC 8985 7.3).
+    fn on_loss_probe(&mut self, now: Instant, cx: &mut Counters) {
+        if self.snd_una == self.snd_max {
+            return;
+        }
+        if self.probe_allowed() {
+            cx.loss_probes += 1;
+            self.probe_pending = true;
+        }
+        self.timers
+            .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
     }
 
     /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582,
@@ -740,6 +822,11 @@ impl Connection {
     /// NewReno with window inflation.
     fn enter_recovery(&mut self, now: Instant, cx: &mut Counters) {
         let mss = self.smss;
+        // Recovery takes over from any probe episode (its window cut covers it).
+        self.tlp_end = None;
+        self.tlp_rexmit = None;
+        self.probe_pending = false;
+        self.stop_loss_probe(now);
         cx.fast_retrans += 1;
         self.recover = Some(self.snd_max);
         self.fast_recovery = true;
@@ -783,6 +870,10 @@ impl Connection {
                         .get(1)
                         .is_some_and(|n| n.left <= b.left && b.right <= n.right));
             if dsack {
+                if let Some((s, e, dup)) = self.tlp_rexmit.as_mut() {
+                    // The probe's retransmission arrived twice: nothing was lost.
+                    *dup |= b.left <= *s && *e <= b.right;
+                }
                 continue;
             }
             let una = self.snd_una.max(seg.ack.min(self.snd_max));
@@ -1090,6 +1181,7 @@ impl Connection {
                     return;
                 }
                 Timer::Retransmit => self.on_rto(now, cx),
+                Timer::LossProbe => self.on_loss_probe(now, cx),
                 Timer::Persist => self.on_persist(now, cx),
                 Timer::Keepalive => self.on_keepalive(now, cx),
                 Timer::DelayedAck => {
@@ -1147,6 +1239,10 @@ impl Connection {
         self.fast_recovery = false;
         self.sack_recovery = false;
         self.rexmit_first = false;
+        self.tlp_end = None;
+        self.tlp_rexmit = None;
+        self.probe_pending = false;
+        self.timers.stop(Timer::LossProbe);
         // RFC 2018 section 8: the timeout may mean the receiver reneged; forget what it
         // SACKed and resend from SND.UNA.
         self.board.clear();

@@ -56,6 +56,11 @@ impl Connection {
                 return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
             }
         }
+        if std::mem::take(&mut self.probe_pending) {
+            if let Some(n) = self.emit_loss_probe(now, buf, cx) {
+                return Some(n);
+            }
+        }
         if let Some(n) = self.transmit_data(now, buf, cx) {
             return Some(n);
         }
@@ -225,6 +230,10 @@ impl Connection {
             self.timers
                 .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
+        if !retransmission {
+            // New data: the probe timer counts from the latest transmission.
+            self.arm_loss_probe(now);
+        }
         Some(n)
     }
 
@@ -313,6 +322,58 @@ impl Connection {
             self.timers
                 .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
         }
+        Some(n)
+    }
+
+    /// The tail loss probe (RFC 8985 7.3): a segment of new data if the peer's window
+    /// allows one, whatever the congestion window says; otherwise the last segment sent
+    /// (or the FIN) again.
+    fn emit_loss_probe(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        cx: &mut Counters,
+    ) -> Option<usize> {
+        let data_end = self.buf_seq + self.send_buf.len();
+        let mss = self.smss.saturating_sub(self.sack_option_len()).max(1);
+        let wnd_right = self.snd_una + self.snd_wnd;
+        if self.snd_nxt == self.snd_max && self.snd_nxt < data_end && wnd_right > self.snd_nxt {
+            let seq = self.snd_nxt;
+            let room = wnd_right.since(seq);
+            let len = data_end.since(seq).min(mss).min(room);
+            let fin = self.fin_queued && seq + len == data_end && room > len;
+            let mut flags = Flags::ACK | Flags::PSH;
+            if fin {
+                flags |= Flags::FIN;
+            }
+            let off = seq.since(self.buf_seq) as usize;
+            let n = self.emit(now, buf, seq, flags, off, len as usize, false, cx)?;
+            self.snd_nxt = seq + len + u32::from(fin);
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            self.tlp_end = Some(self.snd_max);
+            self.tlp_rexmit = None;
+            return Some(n);
+        }
+        let end = self.snd_max;
+        let fin_sent = self.fin_queued && end == data_end + 1u32;
+        let data_last = if fin_sent { data_end } else { end };
+        let start = if data_last.since(self.snd_una) > mss {
+            data_last - mss
+        } else {
+            self.snd_una.min(data_last)
+        };
+        let len = data_last.since(start);
+        let mut flags = Flags::ACK;
+        if fin_sent {
+            flags |= Flags::FIN;
+        }
+        if len == 0 && !fin_sent {
+            return None;
+        }
+        let off = start.since(self.buf_seq) as usize;
+        let n = self.emit(now, buf, start, flags, off, len as usize, true, cx)?;
+        self.tlp_end = Some(self.snd_max);
+        self.tlp_rexmit = Some((start, end, false));
         Some(n)
     }
 

@@ -17,14 +17,17 @@ pub enum Timer {
     FinWait2,
     /// TIME_WAIT's 2MSL has passed.
     TimeWait,
+    /// Tail loss probe (RFC 8985 section 7): the last segments may have been lost.
+    LossProbe,
 }
 
 impl Timer {
     /// Every kind, in the order expiries are handled when several fall due at once.
-    pub const ALL: [Timer; 6] = [
+    pub const ALL: [Timer; 7] = [
         Timer::TimeWait,
         Timer::FinWait2,
         Timer::Retransmit,
+        Timer::LossProbe,
         Timer::Persist,
         Timer::Keepalive,
         Timer::DelayedAck,
@@ -38,6 +41,7 @@ impl Timer {
             Timer::Keepalive => 3,
             Timer::FinWait2 => 4,
             Timer::TimeWait => 5,
+            Timer::LossProbe => 6,
         }
     }
 
@@ -50,6 +54,7 @@ impl Timer {
             Timer::Keepalive => "keepalive",
             Timer::FinWait2 => "fin_wait2",
             Timer::TimeWait => "timewait",
+            Timer::LossProbe => "probe",
         }
     }
 }
@@ -58,7 +63,7 @@ impl Timer {
 /// that is not armed (8 bytes a timer rather than an `Option<Instant>`'s 16).
 #[derive(Clone, Debug)]
 pub struct Timers {
-    deadlines: [u64; 6],
+    deadlines: [u64; 7],
 }
 
 const UNARMED: u64 = u64::MAX;
@@ -66,7 +71,7 @@ const UNARMED: u64 = u64::MAX;
 impl Default for Timers {
     fn default() -> Timers {
         Timers {
-            deadlines: [UNARMED; 6],
+            deadlines: [UNARMED; 7],
         }
     }
 }
@@ -84,7 +89,7 @@ impl Timers {
 
     /// Disarms every timer.
     pub fn stop_all(&mut self) {
-        self.deadlines = [UNARMED; 6];
+        self.deadlines = [UNARMED; 7];
     }
 
     /// The deadline of `t`, if armed.
