@@ -759,9 +759,7 @@ impl Stack {
                 Some(Disposition::NoConnection) | None => {}
             }
             // A connection that is gone no longer owns the 4-tuple.
-            if self.demux.get(&Tuple(local, remote)) == Some(&id) {
-                self.demux.remove(&Tuple(local, remote));
-            }
+            self.unmap(Tuple(local, remote), id);
         } else if let Some(hit) =
             self.time_wait
                 .segment(now, local, remote, seg, self.tcp.challenge_ack_interval)
@@ -1306,9 +1304,7 @@ impl Stack {
             }
         }
         if closed {
-            if self.demux.get(&Tuple(local, remote)) == Some(&id) {
-                self.demux.remove(&Tuple(local, remote));
-            }
+            self.unmap(Tuple(local, remote), id);
             if let Some(l) = listener {
                 if let Some(lst) = self.listener_mut(l) {
                     lst.syn_queue.remove(&id);
@@ -1332,9 +1328,7 @@ impl Stack {
     fn hand_over_to_time_wait(&mut self, id: ConnId, tw: &TimeWaitState) {
         match self.time_wait.insert(tw) {
             Ok(()) => {
-                if self.demux.get(&Tuple(tw.local, tw.remote)) == Some(&id) {
-                    self.demux.remove(&Tuple(tw.local, tw.remote));
-                }
+                self.unmap(Tuple(tw.local, tw.remote), id);
                 self.release(id);
             }
             Err(InsertError::Full) => {
@@ -1355,6 +1349,15 @@ impl Stack {
             if lst.syn_queue.remove(&id) {
                 lst.accept_queue.push_back(id);
                 self.events.push_back(StackEvent::Incoming(l));
+            }
+        }
+    }
+
+    /// Removes `key` from the 4-tuple index if it still maps to `id` (one lookup).
+    fn unmap(&mut self, key: Tuple, id: ConnId) {
+        if let std::collections::hash_map::Entry::Occupied(e) = self.demux.entry(key) {
+            if *e.get() == id {
+                e.remove();
             }
         }
     }
