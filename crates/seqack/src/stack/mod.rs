@@ -1201,6 +1201,13 @@ impl Stack {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
+                if self.slots.len() == self.slots.capacity() {
+                    // Grow by an eighth (at least 64 slots), not by doubling: a slot
+                    // holds a whole TCB, and doubling would leave up to half of them
+                    // allocated and unused. Copying stays amortised O(1) per slot.
+                    let more = (self.slots.len() / 8).max(64);
+                    self.slots.reserve_exact(more);
+                }
                 self.slots.push(Slot {
                     generation: 0,
                     conn: None,
