@@ -30,6 +30,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use core::hash::BuildHasher;
 use foldhash::fast::FixedState;
 use std::sync::Arc;
 use time_wait::{InsertError, TimeWaitTable};
@@ -252,7 +253,11 @@ pub struct Stack {
     addrs: Vec<IpAddr>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    demux: HashMap<Tuple, ConnId, FixedState>,
+    /// Slot numbers of live connections, hashed by their 4-tuple (read from the slot:
+    /// 4 bytes an entry instead of a copy of the 64-byte key).
+    demux: hashbrown::HashTable<u32>,
+    /// The keyed hash of the 4-tuple index.
+    tuple_hash: FixedState,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId, FixedState>,
     /// Every connection's next deadline, in one hierarchical timing wheel: O(1) to arm
@@ -301,7 +306,8 @@ impl Stack {
             addrs: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            demux: HashMap::with_hasher(tuple_hash.clone()),
+            demux: hashbrown::HashTable::new(),
+            tuple_hash: tuple_hash.clone(),
             listeners: Vec::new(),
             listen_map: HashMap::with_hasher(tuple_hash),
             wheel: TimerWheel::new(Instant::ZERO, Duration::from_millis(1)),
@@ -441,7 +447,7 @@ impl Stack {
         let (local, in_tw) = match local {
             Some(l) if l.port() != 0 => {
                 let in_tw = self.time_wait.contains(l, remote);
-                if self.demux.contains_key(&Tuple(l, remote))
+                if self.demux_get(l, remote).is_some()
                     || (in_tw && !self.tw_reusable(now, l, remote))
                 {
                     return Err(StackError::AddrInUse);
@@ -506,7 +512,7 @@ impl Stack {
             let port = lo + ((offset.wrapping_add(self.port_counter)) % n) as u16;
             self.port_counter = self.port_counter.wrapping_add(1);
             let l = SocketAddr::new(ip, port);
-            if self.demux.contains_key(&Tuple(l, remote)) || self.listen_map.contains_key(&l) {
+            if self.demux_get(l, remote).is_some() || self.listen_map.contains_key(&l) {
                 continue;
             }
             if self.time_wait.contains(l, remote) {
@@ -730,7 +736,7 @@ impl Stack {
     ) {
         // The old SND.NXT when a SYN reopens a 4-tuple in TIME_WAIT (RFC 6191).
         let mut recycled = None;
-        if let Some(&id) = self.demux.get(&Tuple(local, remote)) {
+        if let Some(id) = self.demux_get(local, remote) {
             if seg.flags.ack()
                 && !seg.flags.rst()
                 && !seg.flags.syn()
@@ -1229,7 +1235,9 @@ impl Stack {
             index,
             generation: slot.generation,
         };
-        self.demux.insert(key, id);
+        let (slots, hs) = (&self.slots, &self.tuple_hash);
+        self.demux
+            .insert_unique(hs.hash_one(key), index, |&i| slot_hash(hs, slots, i));
         id
     }
 
@@ -1362,14 +1370,39 @@ impl Stack {
 
     /// Removes `key` from the 4-tuple index if it still maps to `id` (one lookup).
     fn unmap(&mut self, key: Tuple, id: ConnId) {
-        if let std::collections::hash_map::Entry::Occupied(e) = self.demux.entry(key) {
-            if *e.get() == id {
-                e.remove();
-            }
+        let h = self.tuple_hash.hash_one(key);
+        if let Ok(e) = self.demux.find_entry(h, |&i| i == id.index) {
+            e.remove();
         }
     }
 
+    /// The live connection of a 4-tuple.
+    fn demux_get(&self, local: SocketAddr, remote: SocketAddr) -> Option<ConnId> {
+        let h = self.tuple_hash.hash_one(Tuple(local, remote));
+        let slots = &self.slots;
+        self.demux
+            .find(h, |&i| {
+                slots[i as usize]
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.local() == local && c.remote() == remote)
+            })
+            .map(|&i| ConnId {
+                index: i,
+                generation: slots[i as usize].generation,
+            })
+    }
+
     fn release(&mut self, id: ConnId) {
+        // Out of the 4-tuple index first: the index reads each entry's tuple from its
+        // slot, so none may point to an empty one.
+        let key = self
+            .slot(id)
+            .and_then(|s| s.conn.as_ref())
+            .map(|c| Tuple(c.local(), c.remote()));
+        if let Some(key) = key {
+            self.unmap(key, id);
+        }
         let slot = self
             .slots
             .get_mut(id.index as usize)
@@ -1384,6 +1417,15 @@ impl Stack {
             self.free.push(id.index);
         }
     }
+}
+
+/// The 4-tuple hash of the connection in slot `i` (every slot in the index holds one).
+fn slot_hash(hs: &FixedState, slots: &[Slot], i: u32) -> u64 {
+    let c = slots[i as usize]
+        .conn
+        .as_ref()
+        .expect("an indexed slot holds its connection");
+    hs.hash_one(Tuple(c.local(), c.remote()))
 }
 
 /// `iss` if it lies above `old` + 65536 (the old connection's largest possible window
