@@ -77,6 +77,48 @@ impl Seg {
     }
 }
 
+/// `seqack trace --json` of a capture `seqack serve` or `seqack connect` wrote: the
+/// capture feeds straight into it. One object per connection.
+fn trace(lab: &Lab, pcap: &str) -> Vec<Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqack"))
+        .args(["trace", "--json", &lab.path(pcap)])
+        .output()
+        .expect("run seqack trace");
+    assert!(
+        out.status.success(),
+        "seqack trace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect()
+}
+
+/// The one connection of a capture, as `seqack trace` classified it: (open, close,
+/// first closer's address, the addresses that held TIME_WAIT).
+fn traced(lab: &Lab, pcap: &str) -> (String, String, String, Vec<String>) {
+    let conns = trace(lab, pcap);
+    assert_eq!(conns.len(), 1, "{conns:#?}");
+    let c = &conns[0];
+    let side = |v: &Value| {
+        c[v.as_str().unwrap_or("none")]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let tw = c["time_wait"]
+        .as_array()
+        .map(|a| a.iter().map(side).collect())
+        .unwrap_or_default();
+    (
+        c["open"].as_str().unwrap_or("").to_string(),
+        c["close"].as_str().unwrap_or("").to_string(),
+        side(&c["first_closer"]),
+        tw,
+    )
+}
+
 /// Every TCP segment of a pcap file written by seqack.
 fn segments(lab: &Lab, file: &str) -> Vec<Seg> {
     let data = std::fs::read(lab.dir.join(file)).unwrap();
@@ -341,6 +383,12 @@ fn three_way_close_kernel_client_seqack_server() {
     assert!(!states(&st).contains(&"FIN_WAIT_2"), "{st:?}");
     stop_server(&lab, srv);
     assert_three_way(&segments(&lab, "serve.pcap"), seqack_ip());
+    // seqack trace reads serve's capture and tells the same story.
+    let (open, close, first, tw) = traced(&lab, "serve.pcap");
+    assert_eq!((open.as_str(), close.as_str()), ("three-way", "three-way"));
+    assert!(first.starts_with("10.0.0.2:"), "{first}");
+    assert_eq!(tw.len(), 1);
+    assert!(tw[0].starts_with("10.0.0.2:"), "{tw:?}");
 }
 
 #[test]
@@ -448,6 +496,9 @@ fn simultaneous_close_kernel_client_seqack_server() {
     );
     stop_server(&lab, srv); // waits for seqack's TIME_WAIT to end
     assert_simultaneous(&lab, "serve.jsonl");
+    let (_, close, _, tw) = traced(&lab, "serve.pcap");
+    assert_eq!(close, "simultaneous");
+    assert_eq!(tw.len(), 2, "both ends hold TIME_WAIT: {tw:?}");
 }
 
 #[test]
@@ -516,6 +567,12 @@ fn half_close_by_kernel_client_seqack_keeps_sending() {
     assert!(
         data_after_peer_fin(&segs, seqack_ip()) > 0,
         "seqack sent nothing in CLOSE_WAIT"
+    );
+    let (_, close, first, _) = traced(&lab, "serve.pcap");
+    assert_eq!(close, "half-close");
+    assert!(
+        first.starts_with("10.0.0.1:"),
+        "the kernel closed first: {first}"
     );
 }
 
