@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use seqack::stack::{Stack, StackConfig, StackEvent};
 use seqack::{Config, Instant};
 
-use crate::link::{Clock, Queue};
+use crate::link::{idle, pump, Clock, Queue};
 
 /// One bulk workload.
 #[derive(Clone, Copy, Debug)]
@@ -62,29 +62,6 @@ fn seqack_stack(addr: Ipv4Addr, cfg: &BulkConfig, seed: u64) -> Stack {
     s
 }
 
-/// Moves every queued packet of `from` into `to`'s input, and `to`'s buffers back.
-fn drain(now: Instant, from: &mut Stack, to: &mut Stack, q: &mut Queue) -> usize {
-    let mut n = 0;
-    loop {
-        let mut buf = q.buffer();
-        match from.poll_transmit(now, &mut buf) {
-            Some(len) => {
-                q.push(buf, len);
-                n += 1;
-            }
-            None => {
-                q.give_back(buf);
-                break;
-            }
-        }
-    }
-    while let Some(p) = q.pop() {
-        to.handle_packet(now, &p);
-        q.recycle(p);
-    }
-    n
-}
-
 /// seqack to seqack.
 pub fn seqack(cfg: &BulkConfig) -> BulkSample {
     let mut a = seqack_stack(CLIENT, cfg, 1);
@@ -115,7 +92,7 @@ pub fn seqack(cfg: &BulkConfig) -> BulkSample {
                 _ => break,
             }
         }
-        progress |= drain(now, &mut a, &mut b, &mut ab) > 0;
+        progress |= pump(now, &mut a, &mut b, &mut ab);
         if s.is_none() {
             s = b.accept(l);
         }
@@ -128,7 +105,7 @@ pub fn seqack(cfg: &BulkConfig) -> BulkSample {
                 progress = true;
             }
         }
-        progress |= drain(now, &mut b, &mut a, &mut ba) > 0;
+        progress |= pump(now, &mut b, &mut a, &mut ba);
         while let Some(e) = a.poll_event() {
             fail_on_error(e);
         }
@@ -136,16 +113,7 @@ pub fn seqack(cfg: &BulkConfig) -> BulkSample {
             fail_on_error(e);
         }
         if !progress {
-            let next = [a.poll_timeout(), b.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            if let Some(d) = next {
-                clock.jump_to(d.total_micros());
-            }
-            let now = t(&clock);
-            a.handle_timeout(now);
-            b.handle_timeout(now);
+            idle(&mut clock, &mut a, &mut b);
         }
     }
     BulkSample {

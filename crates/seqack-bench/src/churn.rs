@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use seqack::stack::{ConnId, Stack, StackConfig, StackEvent};
 use seqack::{Config, Event, Instant};
 
-use crate::link::{Clock, Queue};
+use crate::link::{idle, pump, Clock, Queue};
 
 /// What one run measured.
 #[derive(Clone, Copy, Debug)]
@@ -125,16 +125,7 @@ pub fn seqack(conns: u64, parallel: usize) -> ChurnSample {
             }
         }
         if !moved {
-            let next = [client.poll_timeout(), server.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            if let Some(d) = next {
-                clock.jump_to(d.total_micros());
-            }
-            let now = Instant::from_micros(clock.now_us());
-            client.handle_timeout(now);
-            server.handle_timeout(now);
+            idle(&mut clock, &mut client, &mut server);
         }
     }
     let _ = listener;
@@ -143,26 +134,6 @@ pub fn seqack(conns: u64, parallel: usize) -> ChurnSample {
         seconds: crate::cpu_time() - cpu0,
         time_wait: client.time_wait().len(),
     }
-}
-
-fn pump(now: Instant, from: &mut Stack, to: &mut Stack, q: &mut Queue) -> bool {
-    let mut moved = false;
-    loop {
-        let mut buf = q.buffer();
-        match from.poll_transmit(now, &mut buf) {
-            Some(len) => q.push(buf, len),
-            None => {
-                q.give_back(buf);
-                break;
-            }
-        }
-    }
-    while let Some(p) = q.pop() {
-        to.handle_packet(now, &p);
-        q.recycle(p);
-        moved = true;
-    }
-    moved
 }
 
 /// Linux over loopback: one server thread, `clients` client threads, `conns`

@@ -117,3 +117,45 @@ impl Default for Clock {
         Clock::new()
     }
 }
+
+/// Moves every packet `from` has to send through `q` into `to`'s input; true when any
+/// packet moved.
+pub fn pump(
+    now: seqack::Instant,
+    from: &mut seqack::Stack,
+    to: &mut seqack::Stack,
+    q: &mut Queue,
+) -> bool {
+    loop {
+        let mut buf = q.buffer();
+        match from.poll_transmit(now, &mut buf) {
+            Some(len) => q.push(buf, len),
+            None => {
+                q.give_back(buf);
+                break;
+            }
+        }
+    }
+    let mut moved = false;
+    while let Some(p) = q.pop() {
+        to.handle_packet(now, &p);
+        q.recycle(p);
+        moved = true;
+    }
+    moved
+}
+
+/// Nothing moved: jumps the clock to the earliest timer of either stack and fires what
+/// is due.
+pub fn idle(clock: &mut Clock, a: &mut seqack::Stack, b: &mut seqack::Stack) {
+    let next = [a.poll_timeout(), b.poll_timeout()]
+        .into_iter()
+        .flatten()
+        .min();
+    if let Some(d) = next {
+        clock.jump_to(d.total_micros());
+    }
+    let now = seqack::Instant::from_micros(clock.now_us());
+    a.handle_timeout(now);
+    b.handle_timeout(now);
+}

@@ -39,6 +39,7 @@ fn request_byte(i: usize) -> u8 {
 /// time); then each client sends 4 KiB and its server answers with 4 KiB, all at once.
 /// The figures are taken over that data phase, from the thread's CPU time.
 pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSample {
+    use crate::link::{idle, pump};
     use seqack::stack::{Stack, StackConfig, StackEvent};
     use seqack::{Config, Event};
 
@@ -221,49 +222,6 @@ pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSa
         ns_per_byte: cpu * 1e9 / delivered.max(1) as f64,
         failures: (!failures.is_empty()).then(|| failures.join("; ")),
     }
-}
-
-fn pump(
-    now: Instant,
-    from: &mut seqack::stack::Stack,
-    to: &mut seqack::stack::Stack,
-    q: &mut crate::link::Queue,
-) -> bool {
-    let mut moved = false;
-    loop {
-        let mut buf = q.buffer();
-        match from.poll_transmit(now, &mut buf) {
-            Some(len) => q.push(buf, len),
-            None => {
-                q.give_back(buf);
-                break;
-            }
-        }
-    }
-    while let Some(p) = q.pop() {
-        to.handle_packet(now, &p);
-        q.recycle(p);
-        moved = true;
-    }
-    moved
-}
-
-/// Nothing moved: jump to the earliest timer of either stack and fire what is due.
-fn idle(
-    clock: &mut crate::link::Clock,
-    a: &mut seqack::stack::Stack,
-    b: &mut seqack::stack::Stack,
-) {
-    let next = [a.poll_timeout(), b.poll_timeout()]
-        .into_iter()
-        .flatten()
-        .min();
-    if let Some(d) = next {
-        clock.jump_to(d.total_micros());
-    }
-    let now = Instant::from_micros(clock.now_us());
-    a.handle_timeout(now);
-    b.handle_timeout(now);
 }
 
 /// What [`time_wait`] measured.

@@ -47,6 +47,12 @@ fn slow_start(cwnd: &mut u32, acked: u32, mss: u32) {
     *cwnd = cwnd.saturating_add(acked.min(mss));
 }
 
+/// RFC 6582 3.2 step 3: a partial ACK deflates the window by what it acknowledged and
+/// adds back one segment.
+fn deflate(cwnd: u32, acked: u32, mss: u32) -> u32 {
+    cwnd.saturating_sub(acked).saturating_add(mss).max(mss)
+}
+
 /// RFC 6582 3.2 step 4, option (1): min(ssthresh, max(FlightSize, SMSS) + SMSS), so
 /// a full ACK that empties the pipe leaves two segments, not one.
 fn recovery_exit(ssthresh: u32, flight: u32, mss: u32) -> u32 {
@@ -107,7 +113,7 @@ impl CongestionControl for NewReno {
     }
 
     fn on_partial_ack(&mut self, acked: u32, mss: u32) {
-        self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
+        self.cwnd = deflate(self.cwnd, acked, mss);
     }
 
     fn on_recovery_exit(&mut self, flight: u32, mss: u32) {
@@ -242,7 +248,7 @@ impl CongestionControl for Cubic {
     }
 
     fn on_partial_ack(&mut self, acked: u32, mss: u32) {
-        self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
+        self.cwnd = deflate(self.cwnd, acked, mss);
     }
 
     fn on_recovery_exit(&mut self, flight: u32, mss: u32) {

@@ -744,14 +744,7 @@ impl Connection {
             && !self.fast_recovery
             && self.recover.is_none()
             && self.tlp_end.is_none()
-            && matches!(
-                self.state,
-                State::Established
-                    | State::CloseWait
-                    | State::FinWait1
-                    | State::Closing
-                    | State::LastAck
-            )
+            && self.state.sends_data()
     }
 
     /// Arms the probe timer in place of the retransmission timer (RFC 8985 7.2, as

@@ -149,14 +149,7 @@ impl Connection {
     /// New data, retransmitted data, and FIN, within the peer's window and our
     /// congestion window, with Nagle (RFC 9293 3.7.4) and sender-side SWS avoidance.
     fn transmit_data(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
-        if !matches!(
-            self.state,
-            State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck
-        ) {
+        if !self.state.sends_data() {
             return None;
         }
         if self.sack_recovery {

@@ -90,6 +90,19 @@ impl State {
         Some(st)
     }
 
+    /// States in which data and our FIN are sent and resent: the synchronized states
+    /// but FIN_WAIT_2 and TIME_WAIT (whose FIN has been acknowledged).
+    pub const fn sends_data(self) -> bool {
+        matches!(
+            self,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        )
+    }
+
     /// Both SYNs seen: the states after the handshake, where RFC 5961's rules apply.
     pub const fn is_synchronized(self) -> bool {
         !matches!(
