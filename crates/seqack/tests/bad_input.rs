@@ -1,12 +1,13 @@
 //! Malformed and senseless packets at the stack's front door: each is dropped and
 //! counted in exactly the counter that names its fault, and nothing else changes.
 
+mod common;
+
 use seqack::stack::StackConfig;
-use seqack::tcp::write_packet;
 use seqack::tcp::RecvError;
 use seqack::wire::checksum;
-use seqack::wire::tcp::{Flags, Header, OptionLayout, Options};
-use seqack::wire::{ip, tcp, Seq};
+use seqack::wire::tcp::{Flags, Options};
+use seqack::wire::{ip, tcp};
 use seqack::{Config, Counters, Instant, ListenerId, Stack, State};
 use std::net::SocketAddr;
 
@@ -32,28 +33,7 @@ fn stack() -> (Stack, ListenerId) {
 
 fn packet(from: &str, to: &str, flags: Flags, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
     let (from, to): (SocketAddr, SocketAddr) = (from.parse().unwrap(), to.parse().unwrap());
-    let hdr = Header {
-        src_port: from.port(),
-        dst_port: to.port(),
-        seq: Seq(seq),
-        ack: Seq(ack),
-        flags,
-        window: 65535,
-        options: Options::default(),
-    };
-    let mut buf = vec![0u8; 1500];
-    let n = write_packet(
-        &mut buf,
-        from,
-        to,
-        &hdr,
-        OptionLayout::Linux,
-        (data, &[]),
-        64,
-    )
-    .unwrap();
-    buf.truncate(n);
-    buf
+    common::ip_packet(from, to, flags, seq, ack, Options::default(), data)
 }
 
 /// Sets the IPv4 header checksum right after an edit.

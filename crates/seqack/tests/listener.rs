@@ -1,6 +1,8 @@
 //! Listener behaviour at the stack level, driven by hand-made segments: backlog limits
 //! and Linux's overflow rules.
 
+mod common;
+
 use seqack::stack::{StackConfig, StackEvent, SynCookies};
 use seqack::tcp::write_packet;
 use seqack::wire::tcp::{Flags, Header, OptionLayout, Options};
@@ -55,29 +57,15 @@ fn packet_with(
     options: Options,
     data: &[u8],
 ) -> Vec<u8> {
-    let to: SocketAddr = SERVER.parse().unwrap();
-    let hdr = Header {
-        src_port: from.port(),
-        dst_port: to.port(),
-        seq: Seq(seq),
-        ack: Seq(ack),
-        flags,
-        window: 65535,
-        options,
-    };
-    let mut buf = vec![0u8; 1500];
-    let n = write_packet(
-        &mut buf,
+    common::ip_packet(
         from,
-        to,
-        &hdr,
-        OptionLayout::Linux,
-        (data, &[]),
-        64,
+        SERVER.parse().unwrap(),
+        flags,
+        seq,
+        ack,
+        options,
+        data,
     )
-    .unwrap();
-    buf.truncate(n);
-    buf
 }
 
 /// Everything the stack sends now, as (destination port, flags, seq, ack).

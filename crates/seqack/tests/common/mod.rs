@@ -490,3 +490,39 @@ pub fn conn_time_wait_with(cfg: Config) -> Fixture {
     f.events();
     f
 }
+
+/// One whole IP packet from `from` to `to` carrying a segment with these fields, the
+/// window 65535, Linux's option order and TTL 64: what a stack-level test feeds to
+/// `Stack::handle_packet`.
+pub fn ip_packet(
+    from: SocketAddr,
+    to: SocketAddr,
+    flags: Flags,
+    seq: u32,
+    ack: u32,
+    options: Options,
+    data: &[u8],
+) -> Vec<u8> {
+    let hdr = tcp::Header {
+        src_port: from.port(),
+        dst_port: to.port(),
+        seq: Seq(seq),
+        ack: Seq(ack),
+        flags,
+        window: 65535,
+        options,
+    };
+    let mut buf = vec![0u8; 65_600];
+    let n = seqack::tcp::write_packet(
+        &mut buf,
+        from,
+        to,
+        &hdr,
+        tcp::OptionLayout::Linux,
+        (data, &[]),
+        64,
+    )
+    .expect("the packet fits");
+    buf.truncate(n);
+    buf
+}
