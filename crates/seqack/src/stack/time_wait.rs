@@ -784,7 +784,9 @@ impl TimeWaitTable {
         seg: &Segment<'_>,
         ack_interval: Duration,
     ) -> Option<Hit> {
-        let now_ms = now.total_millis();
+        // Rounded up: a 2MSL restarted now ends no earlier than a full 2MSL from now
+        // (records keep milliseconds; rounding down ended it up to 1 ms early).
+        let now_ms = now.total_micros().div_ceil(1000);
         let durations = &self.durations;
         // A restarted 2MSL only moves a deadline later, so the cached lower bound of
         // the next deadline stays valid.
@@ -943,7 +945,8 @@ mod tests {
                         if let Some(hit) = hit {
                             prop_assert_eq!(hit.action, TimeWaitAction::AckAndRestart);
                             let entry = model.get_mut(&(local, remote)).unwrap();
-                            entry.0 = now.total_millis() + DURATIONS_MS[entry.1];
+                            // A full 2MSL from now, in milliseconds rounded up.
+                            entry.0 = now.total_micros().div_ceil(1000) + DURATIONS_MS[entry.1];
                         }
                     }
                     Op::Remove(i) => {
