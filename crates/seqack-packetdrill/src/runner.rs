@@ -286,6 +286,7 @@ pub fn profile_config(p: Profile) -> Config {
         // its RACK stack, not the default one).
         c.congestion = seqack::tcp::congestion::Algorithm::NewReno;
         c.tail_loss_probe = false;
+        c.rack = false;
     }
     c
 }

@@ -103,6 +103,8 @@ counters! {
     loss_probes => "TcpExtTCPLossProbes",
     /// Losses a tail loss probe repaired (the window was reduced for them).
     loss_probe_recovery => "TcpExtTCPLossProbeRecovery",
+    /// Segments RACK declared lost (RFC 8985).
+    rack_lost => "TcpExtTCPRackLoss",
     /// Connections aborted on close() with unread data.
     abort_on_close => "TcpExtTCPAbortOnClose",
     /// Connections aborted because data arrived after close().

@@ -146,9 +146,10 @@ fn a_lost_tail_gets_one_rescue_retransmission() {
 
 #[test]
 fn rto_forgets_the_scoreboard_and_resends_sacked_data() {
-    // (No tail loss probe, so that the RTO is the next thing to fire.)
+    // (No tail loss probe and no RACK, so that the RTO is the next thing to fire.)
     let mut f = conn_established_with(Config {
         tail_loss_probe: false,
+        rack: false,
         ..sack_config()
     });
     f.send(&[7u8; 4 * MSS as usize]);
@@ -308,4 +309,82 @@ fn no_probe_without_sack_or_when_disabled() {
         assert_eq!(f.cx.timeouts, 1, "the RTO fires instead");
         assert_eq!(f.cx.loss_probes, 0);
     }
+}
+
+/// Every transmission of segment `n` so far.
+fn times_sent(all: &[Sent], n: u32) -> usize {
+    all.iter()
+        .filter(|s| s.seq == seg_no(n) && !s.payload.is_empty())
+        .count()
+}
+
+#[test]
+fn rack_finds_a_lost_retransmission_without_waiting_for_the_rto() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 20 * MSS as usize]);
+    let mut all = f.transmit();
+    assert_eq!(all.len(), 10);
+    f.advance(RTT);
+    // Segment 2 lost: segment 1's ACK, then SACKs for 3, 4, 5 start recovery and
+    // segment 2 is sent again (with new data as the pipe allows).
+    f.inject(&sack_ack(seg_no(2), &[]));
+    for n in 3..=5 {
+        f.inject(&sack_ack(seg_no(2), &[(3, n)]));
+    }
+    let sent = f.transmit();
+    assert_eq!(times_sent(&sent, 2), 1, "{sent:?}");
+    let newest = sent.iter().map(|s| s.seq.since(seg_no(1))).max().unwrap();
+    all.extend(sent);
+    // That retransmission is lost too. A round trip later the peer SACKs everything
+    // else, including what was sent after it: RACK declares it lost once the
+    // reordering window (a quarter of the RTT) has passed, with no RTO.
+    f.advance(RTT);
+    let last = newest / MSS + 1;
+    f.inject(&sack_ack(seg_no(2), &[(3, last)]));
+    all.extend(f.transmit());
+    f.fire_next();
+    all.extend(f.transmit());
+    assert_eq!(times_sent(&all, 2), 3, "sent, resent, resent again");
+    assert_eq!(f.cx.timeouts, 0);
+    assert!(f.cx.rack_lost >= 1);
+}
+
+#[test]
+fn rack_and_a_tail_loss_probe_repair_a_lost_tail_of_two_segments() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 4 * MSS as usize]);
+    f.transmit();
+    f.advance(RTT);
+    // 1 and 2 arrive; the tail, 3 and 4, is lost.
+    f.inject(&sack_ack(seg_no(3), &[]));
+    f.fire_next();
+    let probe = f.expect_one();
+    assert_eq!(probe.seq, seg_no(4), "the probe resends the last segment");
+    // The probe arrives and is SACKed: segment 3, sent before it, is lost (RACK), and
+    // goes again at once: recovery without an RTO.
+    f.advance(RTT);
+    f.inject(&sack_ack(seg_no(3), &[(4, 4)]));
+    let sent = f.transmit();
+    assert_eq!(times_sent(&sent, 3), 1, "{sent:?}");
+    assert_eq!(f.cx.timeouts, 0);
+    f.advance(RTT);
+    f.inject(&sack_ack(seg_no(5), &[]));
+    assert_eq!(f.conn.send_queue(), 0);
+}
+
+#[test]
+fn reordering_inside_the_window_is_not_a_loss() {
+    let mut f = conn_established_with(sack_config());
+    f.send(&[7u8; 3 * MSS as usize]);
+    f.transmit();
+    f.advance(RTT);
+    // Segment 2 arrives after 3: a SACK for 3, then, 10 ms later (inside the quarter
+    // RTT window), the ACK of everything.
+    f.inject(&sack_ack(seg_no(2), &[(3, 3)]));
+    f.expect_nothing();
+    f.advance(ms(10));
+    f.inject(&sack_ack(seg_no(4), &[]));
+    f.run_until(f.now + RTT * 5);
+    f.expect_nothing();
+    assert_eq!((f.cx.retrans_segs, f.cx.rack_lost), (0, 0));
 }

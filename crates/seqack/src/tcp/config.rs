@@ -122,6 +122,11 @@ pub struct Config {
     /// draws the ACK or SACK that lets loss recovery start without waiting for the
     /// RTO. Linux: on (`tcp_early_retrans` = 3).
     pub tail_loss_probe: bool,
+    /// RACK's time-based loss detection (RFC 8985 section 6) when SACK is in use:
+    /// a segment is lost once a later-sent one was delivered and an RTT plus a
+    /// reordering window have passed; finds lost retransmissions without an RTO.
+    /// Linux: on (`tcp_recovery` = 1).
+    pub rack: bool,
     /// Option order on outbound headers.
     pub option_layout: OptionLayout,
     /// IP TTL / hop limit of outbound packets. Linux: 64.
@@ -170,6 +175,7 @@ impl Default for Config {
             initial_cwnd: 10,
             congestion: Algorithm::Cubic,
             tail_loss_probe: true,
+            rack: true,
             option_layout: OptionLayout::Linux,
             hop_limit: 64,
         }

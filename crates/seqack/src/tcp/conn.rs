@@ -256,6 +256,8 @@ pub struct Connection {
     pub(super) rescue_rxt: Option<Seq>,
     /// A tail loss probe is due to be sent (the probe timer fired).
     pub(super) probe_pending: bool,
+    /// RACK's log and variables (RFC 8985), from the first transmission with SACK.
+    pub(super) rack: Option<Box<super::rack::Rack>>,
     /// RFC 8985 TLP.end_seq: SND.MAX when the last probe went, until that is ACKed.
     pub(super) tlp_end: Option<Seq>,
     /// The last probe was a retransmission: the range it resent, and whether a D-SACK
@@ -355,6 +357,7 @@ impl Connection {
             rexmit_first: false,
             rescue_rxt: None,
             probe_pending: false,
+            rack: None,
             tlp_end: None,
             tlp_rexmit: None,
             recover: None,

@@ -576,6 +576,7 @@ impl Connection {
             // RFC 5681's duplicate ACK, or RFC 6675's: one that SACKs new data.
             self.on_dupack(now, cx);
         }
+        self.rack_detect(now, cx);
         if self.sack_ok && !self.fast_recovery && self.recover.is_none() {
             // RFC 6675 5 (and 5.1 for an ACK that advanced SND.UNA): enough SACKed
             // above SND.UNA marks it lost before three duplicate ACKs have arrived.
@@ -732,6 +733,29 @@ impl Connection {
             self.timers
                 .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
             self.arm_loss_probe(now);
+        }
+    }
+
+    /// RACK (RFC 8985 6.2, 6.3): updates it from what the peer holds and declares lost
+    /// what was sent long enough before something delivered; arms the reorder timer
+    /// for what is still within the window. A loss starts recovery.
+    fn rack_detect(&mut self, now: Instant, cx: &mut Counters) {
+        let Some(rack) = self.rack.as_mut() else {
+            return;
+        };
+        let srtt = self.rtt.srtt().map_or(u32::MAX, |d| {
+            u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+        });
+        let d = rack.on_ack(now.total_micros(), self.snd_una, &self.board, srtt);
+        match d.timer {
+            Some(t) => self.timers.set(Timer::Reorder, Instant::from_micros(t)),
+            None => self.timers.stop(Timer::Reorder),
+        }
+        if d.lost > 0 {
+            cx.rack_lost += d.lost as u64;
+            if !self.fast_recovery && self.recover.is_none() && self.state.sends_data() {
+                self.enter_recovery(now, cx);
+            }
         }
     }
 
@@ -1175,6 +1199,7 @@ impl Connection {
                 }
                 Timer::Retransmit => self.on_rto(now, cx),
                 Timer::LossProbe => self.on_loss_probe(now, cx),
+                Timer::Reorder => self.rack_detect(now, cx),
                 Timer::Persist => self.on_persist(now, cx),
                 Timer::Keepalive => self.on_keepalive(now, cx),
                 Timer::DelayedAck => {
@@ -1236,6 +1261,10 @@ impl Connection {
         self.tlp_rexmit = None;
         self.probe_pending = false;
         self.timers.stop(Timer::LossProbe);
+        self.timers.stop(Timer::Reorder);
+        if let Some(r) = self.rack.as_mut() {
+            r.reset();
+        }
         // RFC 2018 section 8: the timeout may mean the receiver reneged; forget what it
         // SACKed and resend from SND.UNA.
         self.board.clear();

@@ -6,6 +6,7 @@ mod conn;
 mod event;
 mod input;
 mod output;
+pub mod rack;
 pub mod recv_buf;
 pub mod rtt;
 pub mod sack;

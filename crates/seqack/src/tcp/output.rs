@@ -256,31 +256,38 @@ impl Connection {
                 return None;
             }
             let from = self.high_rxt.max(self.snd_una);
-            self.board.next_lost(from, self.smss).or_else(|| {
-                // NextSeg rule 3: with no new data to send, the first hole above
-                // HighRxt below the highest SACKed byte goes even if not yet lost.
-                let (unsent, seg, room) = self.send_limits();
-                let new_data = unsent > 0 && room >= unsent.min(seg);
-                let fin_unsent = self.fin_queued && self.snd_max == self.fin_seq();
-                if new_data || fin_unsent {
-                    return None;
-                }
-                self.board.holes(from).next().or_else(|| {
-                    // Rule 4: one rescue retransmission per recovery, of the segment
-                    // holding the highest unSACKed byte, when nothing else is left
-                    // (a lost tail would otherwise wait for the RTO).
-                    let top = self.board.highest().unwrap_or(self.snd_una).max(from);
-                    let due = self.rescue_rxt.is_none_or(|r| self.snd_una > r);
-                    if due && top < self.snd_max {
-                        self.rescue_rxt = self.recover;
-                        rescue = true;
-                        let start = (self.snd_max - seg).max(top);
-                        Some((start, self.snd_max))
-                    } else {
-                        None
+            // RACK's losses first (they include lost retransmissions below HighRxt),
+            // then RFC 6675's.
+            let rack = self
+                .rack
+                .as_ref()
+                .and_then(|r| r.next_lost(self.snd_una, &self.board, mss));
+            rack.or_else(|| self.board.next_lost(from, self.smss))
+                .or_else(|| {
+                    // NextSeg rule 3: with no new data to send, the first hole above
+                    // HighRxt below the highest SACKed byte goes even if not yet lost.
+                    let (unsent, seg, room) = self.send_limits();
+                    let new_data = unsent > 0 && room >= unsent.min(seg);
+                    let fin_unsent = self.fin_queued && self.snd_max == self.fin_seq();
+                    if new_data || fin_unsent {
+                        return None;
                     }
+                    self.board.holes(from).next().or_else(|| {
+                        // Rule 4: one rescue retransmission per recovery, of the segment
+                        // holding the highest unSACKed byte, when nothing else is left
+                        // (a lost tail would otherwise wait for the RTO).
+                        let top = self.board.highest().unwrap_or(self.snd_una).max(from);
+                        let due = self.rescue_rxt.is_none_or(|r| self.snd_una > r);
+                        if due && top < self.snd_max {
+                            self.rescue_rxt = self.recover;
+                            rescue = true;
+                            let start = (self.snd_max - seg).max(top);
+                            Some((start, self.snd_max))
+                        } else {
+                            None
+                        }
+                    })
                 })
-            })
         };
         let (start, end) = hole?;
         let end = end.min(self.snd_max);
@@ -466,6 +473,12 @@ impl Connection {
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
+        }
+        let seg_len = len as u32 + u32::from(flags.fin());
+        if seg_len > 0 && self.sack_ok && self.cfg.rack {
+            self.rack
+                .get_or_insert_with(|| Box::new(super::rack::Rack::new()))
+                .sent(seq, seq + seg_len, now.total_micros(), retransmission);
         }
         if flags.ack() {
             self.after_ack_sent();

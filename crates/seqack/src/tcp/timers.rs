@@ -19,15 +19,19 @@ pub enum Timer {
     TimeWait,
     /// Tail loss probe (RFC 8985 section 7): the last segments may have been lost.
     LossProbe,
+    /// RACK's reordering window has passed for a segment sent before one that was
+    /// delivered (RFC 8985 6.3).
+    Reorder,
 }
 
 impl Timer {
     /// Every kind, in the order expiries are handled when several fall due at once.
-    pub const ALL: [Timer; 7] = [
+    pub const ALL: [Timer; 8] = [
         Timer::TimeWait,
         Timer::FinWait2,
         Timer::Retransmit,
         Timer::LossProbe,
+        Timer::Reorder,
         Timer::Persist,
         Timer::Keepalive,
         Timer::DelayedAck,
@@ -42,6 +46,7 @@ impl Timer {
             Timer::FinWait2 => 4,
             Timer::TimeWait => 5,
             Timer::LossProbe => 6,
+            Timer::Reorder => 7,
         }
     }
 
@@ -55,6 +60,7 @@ impl Timer {
             Timer::FinWait2 => "fin_wait2",
             Timer::TimeWait => "timewait",
             Timer::LossProbe => "probe",
+            Timer::Reorder => "reorder",
         }
     }
 }
@@ -63,7 +69,7 @@ impl Timer {
 /// that is not armed (8 bytes a timer rather than an `Option<Instant>`'s 16).
 #[derive(Clone, Debug)]
 pub struct Timers {
-    deadlines: [u64; 7],
+    deadlines: [u64; 8],
 }
 
 const UNARMED: u64 = u64::MAX;
@@ -71,7 +77,7 @@ const UNARMED: u64 = u64::MAX;
 impl Default for Timers {
     fn default() -> Timers {
         Timers {
-            deadlines: [UNARMED; 7],
+            deadlines: [UNARMED; 8],
         }
     }
 }
@@ -89,7 +95,7 @@ impl Timers {
 
     /// Disarms every timer.
     pub fn stop_all(&mut self) {
-        self.deadlines = [UNARMED; 7];
+        self.deadlines = [UNARMED; 8];
     }
 
     /// The deadline of `t`, if armed.
