@@ -475,10 +475,20 @@ impl Connection {
             cx.out_segs += 1;
         }
         let seg_len = len as u32 + u32::from(flags.fin());
-        if seg_len > 0 && self.sack_ok && self.cfg.rack {
-            self.rack
-                .get_or_insert_with(|| Box::new(super::rack::Rack::new()))
-                .sent(seq, seq + seg_len, now.total_micros(), retransmission);
+        // A segment alone in flight needs no RACK: nothing sent after it can be
+        // delivered first. The log starts with the second one (what was already in
+        // flight is entered as sent now: later, never early), so a request/response
+        // exchange never allocates it.
+        let rack_on = seg_len > 0 && self.sack_ok && self.cfg.rack;
+        if rack_on && (self.rack.is_some() || self.snd_max != self.snd_una) {
+            let now_us = now.total_micros();
+            let (una, max) = (self.snd_una, self.snd_max);
+            let r = self.rack.get_or_insert_with(|| {
+                let mut r = super::rack::Rack::new();
+                r.sent(una, max, now_us, false);
+                Box::new(r)
+            });
+            r.sent(seq, seq + seg_len, now_us, retransmission);
         }
         if flags.ack() {
             self.after_ack_sent();
