@@ -36,9 +36,11 @@ fn request_byte(i: usize) -> u8 {
 
 /// `conns` connections between two stacks on the in-memory link (the bulk workload's
 /// link and driver), all established before any data moves (1,000 handshakes at a
-/// time); then each client sends 4 KiB and its server answers with 4 KiB, all at once.
-/// The figures are taken over that data phase, from the thread's CPU time.
-pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSample {
+/// time); then each client sends 4 KiB and its server answers with 4 KiB, all at once,
+/// `rounds` times over (the next request when the reply is in). The figures are taken
+/// over that data phase, from the thread's CPU time. `concurrent(100_000, 1)` is the
+/// benchmark; `concurrent(1, N)` the same exchanges on one connection, for comparison.
+pub fn concurrent(conns: usize, rounds: u32, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSample {
     use crate::link::{idle, pump};
     use seqack::stack::{Stack, StackConfig, StackEvent};
     use seqack::{Config, Event};
@@ -79,6 +81,7 @@ pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSa
     let mut client_ids = Vec::with_capacity(conns);
     let mut client_got = vec![0u32; 2 * conns + 16];
     let mut server_got = vec![0u32; 2 * conns + 16];
+    let mut client_rounds = vec![0u32; 2 * conns + 16];
     let mut buf = vec![0u8; CONCURRENT_BYTES];
     let request: Vec<u8> = (0..CONCURRENT_BYTES).map(request_byte).collect();
     let reply: Vec<u8> = (0..CONCURRENT_BYTES).map(|k| (k % 251) as u8).collect();
@@ -173,10 +176,11 @@ pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSa
                     }
                     *got += n as u32;
                     delivered += n as u64;
-                    if *got as usize == CONCURRENT_BYTES
-                        && server.send(now, id, &reply) != Ok(CONCURRENT_BYTES)
-                    {
-                        failures.push("server send buffer refused 4 KiB".to_string());
+                    if *got as usize == CONCURRENT_BYTES {
+                        *got = 0;
+                        if server.send(now, id, &reply) != Ok(CONCURRENT_BYTES) {
+                            failures.push("server send buffer refused 4 KiB".to_string());
+                        }
                     }
                 }
             }
@@ -189,8 +193,9 @@ pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSa
                 ..
             } = e
             {
-                let got = &mut client_got[id.slot()];
+                let slot = id.slot();
                 while let Ok(n) = client.recv(now, id, &mut buf) {
+                    let got = &mut client_got[slot];
                     if n == 0 {
                         break;
                     }
@@ -201,7 +206,13 @@ pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSa
                     *got += n as u32;
                     delivered += n as u64;
                     if *got as usize == CONCURRENT_BYTES {
-                        clients_done += 1;
+                        *got = 0;
+                        client_rounds[slot] += 1;
+                        if client_rounds[slot] == rounds {
+                            clients_done += 1;
+                        } else if client.send(now, id, &request) != Ok(CONCURRENT_BYTES) {
+                            failures.push("client send buffer refused 4 KiB".to_string());
+                        }
                     }
                 }
             }
@@ -212,7 +223,7 @@ pub fn concurrent(conns: usize, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSa
     }
     let cpu = (crate::cpu_time() - cpu0).max(1e-9);
     let segments = segs(&client, &server) - segs0;
-    if delivered != (2 * CONCURRENT_BYTES * client_ids.len()) as u64 {
+    if delivered != 2 * CONCURRENT_BYTES as u64 * client_ids.len() as u64 * u64::from(rounds) {
         failures.push(format!("{delivered} bytes delivered"));
     }
     ConcurrentSample {

@@ -25,8 +25,10 @@ Benchmarks (--only takes these names, or a prefix such as `bulk` or `lossy`):
               connections per CPU second (seqack, 64 in flight; Linux over lo, 8 clients)
   concurrent  100,000 connections established at once on the in-memory link, then each
               moving 4 KiB each way: segments per CPU second and CPU ns per byte over the
-              data phase (concurrent-cost), and concurrent-memory (heap per connection end
-              once established, before any buffer exists; smoltcp's socket size)
+              data phase (concurrent-cost), against seqack-1conn, the same 100,000
+              exchanges one after another on a single connection; and concurrent-memory
+              (heap per connection end once established, before any buffer exists;
+              smoltcp's socket size)
   time-wait   1,000,000 TIME_WAIT records: bytes per record, CPU ns per insert and expiry
   lossy-0, lossy-0.1, lossy-1
               100 Mbit/s, 40 ms RTT, BDP drop-tail queue, 0 / 0.1 / 1 % random loss, 30 s:
@@ -274,18 +276,28 @@ pub fn run(a: &BenchArgs) -> ExitCode {
     }
     if selected(&a.only, "concurrent") {
         let n = if a.quick { 2_000 } else { 100_000 };
+        // The same exchanges on one connection, as many in all: what concurrency costs.
+        let rounds = n as u32;
         let (mut segs, mut mem, mut nspb) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut one_segs, mut one_nspb) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            let x = scale::concurrent(n, &Counting::in_use);
-            if let Some(f) = &x.failures {
+            let x = scale::concurrent(n, 1, &Counting::in_use);
+            let one = scale::concurrent(1, rounds, &Counting::in_use);
+            for f in [&x.failures, &one.failures].into_iter().flatten() {
                 r.failed("concurrent", f);
             }
             segs.push(x.segments_per_sec);
             mem.push(x.bytes_per_conn);
             nspb.push(x.ns_per_byte);
+            one_segs.push(one.segments_per_sec);
+            one_nspb.push(one.ns_per_byte);
         }
         r.figure("concurrent", "seqack", "segments/s", &segs);
+        r.figure("concurrent", "seqack-1conn", "segments/s", &one_segs);
+        r.ratio("concurrent", "seqack-1conn");
         r.figure("concurrent-cost", "seqack", "ns/byte", &nspb);
+        r.figure("concurrent-cost", "seqack-1conn", "ns/byte", &one_nspb);
+        r.ratio("concurrent-cost", "seqack-1conn");
         r.figure("concurrent-memory", "seqack", "B/conn", &mem);
         let smol = scale::smoltcp_socket_bytes() as f64;
         r.figure("concurrent-memory", "smoltcp", "B/conn", &[smol]);
