@@ -17,27 +17,15 @@
 //! Without root, or without tcpdump, the test prints why it skips and passes. Every wait
 //! is bounded; the namespaces are deleted when the test ends, pass or fail.
 
+#[path = "interop/lab.rs"]
+mod lab;
+
+use lab::{have, is_root};
 use serde_json::Value;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// Two namespaces and a veth pair between them; deleted on drop.
 struct Pair {

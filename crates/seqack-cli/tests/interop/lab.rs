@@ -61,7 +61,8 @@ impl Done {
     }
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -69,7 +70,8 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn have(tool: &str) -> bool {
+/// Whether `tool` is on the PATH.
+pub fn have(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .stdout(Stdio::null())

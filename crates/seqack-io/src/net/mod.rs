@@ -169,16 +169,12 @@ impl Inner {
             match self.gso.as_mut() {
                 Some(g) => {
                     if !g.push(packet) {
-                        let segs = g.segments() as u64;
-                        if let Some(frame) = g.take() {
-                            send_frame(
-                                &*self.dev,
-                                frame,
-                                segs,
-                                &mut self.device_errors,
-                                &mut self.offload_stats,
-                            );
-                        }
+                        flush_batch(
+                            g,
+                            &*self.dev,
+                            &mut self.device_errors,
+                            &mut self.offload_stats,
+                        );
                         g.push(packet);
                     }
                 }
@@ -194,16 +190,12 @@ impl Inner {
             }
         }
         if let Some(g) = self.gso.as_mut() {
-            let segs = g.segments() as u64;
-            if let Some(frame) = g.take() {
-                send_frame(
-                    &*self.dev,
-                    frame,
-                    segs,
-                    &mut self.device_errors,
-                    &mut self.offload_stats,
-                );
-            }
+            flush_batch(
+                g,
+                &*self.dev,
+                &mut self.device_errors,
+                &mut self.offload_stats,
+            );
         }
         let mut any = false;
         while let Some(ev) = self.stack.poll_event() {
@@ -308,6 +300,14 @@ impl Inner {
 }
 
 /// Writes one frame to the device, counting it.
+/// Writes the batch's super-packet, if it holds any segment, and empties it.
+fn flush_batch(g: &mut GsoBatch, dev: &dyn Device, errors: &mut u64, stats: &mut OffloadStats) {
+    let segs = g.segments() as u64;
+    if let Some(frame) = g.take() {
+        send_frame(dev, frame, segs, errors, stats);
+    }
+}
+
 fn send_frame(
     dev: &dyn Device,
     frame: &[u8],
