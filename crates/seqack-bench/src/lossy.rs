@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use seqack::stack::{Stack, StackConfig};
 use seqack::{Config, Instant};
 
-use crate::link::Queue;
+use crate::link::{Packet, Queue};
 
 /// The link and the run.
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +63,7 @@ pub struct LossySample {
 
 /// One direction: a serialising bottleneck (or none), propagation delay, random loss.
 struct Path {
-    inflight: VecDeque<(u64, Vec<u8>)>,
+    inflight: VecDeque<(u64, Packet)>,
     rate_bps: Option<u64>,
     delay_us: u64,
     loss: f64,
@@ -76,7 +76,7 @@ struct Path {
 }
 
 impl Path {
-    fn send(&mut self, now: u64, pkt: Vec<u8>, spare: &mut Queue) {
+    fn send(&mut self, now: u64, pkt: Packet, spare: &mut Queue) {
         if self.loss > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < self.loss {
             self.lost += 1;
             spare.recycle(pkt);
@@ -111,8 +111,7 @@ impl Path {
                 break;
             }
             let (_, p) = self.inflight.pop_front().expect("front exists");
-            let len = p.len();
-            into.push(p, len);
+            into.push_packet(p);
         }
     }
 }
@@ -217,10 +216,7 @@ pub fn seqack(cfg: &LossyConfig) -> LossySample {
             loop {
                 let mut buf = q.buffer();
                 match stack.poll_transmit(t, &mut buf) {
-                    Some(n) => {
-                        buf.truncate(n);
-                        path.send(now, buf, q);
-                    }
+                    Some(n) => path.send(now, Packet::new(buf, n), q),
                     None => {
                         q.give_back(buf);
                         break;

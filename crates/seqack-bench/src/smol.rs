@@ -11,7 +11,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
-use crate::link::Queue;
+use crate::link::{Packet, Queue};
 
 /// One end of the link as a smoltcp device.
 pub struct End {
@@ -22,7 +22,7 @@ pub struct End {
 
 /// Receive token: one packet from the queue.
 pub struct Rx {
-    buf: Vec<u8>,
+    buf: Packet,
     queue: Rc<RefCell<Queue>>,
 }
 
