@@ -58,10 +58,17 @@ impl IsnGenerator {
     }
 }
 
+/// Feeds the address's octets and then its port. The octets go in as little-endian
+/// words: SipHash reads its input as a byte stream, so `write_u32(from_le_bytes(o))`
+/// hashes exactly what `write(&o)` would, without the slice path's tail handling.
 fn write_addr(h: &mut SipHasher24, a: SocketAddr) {
     match a {
-        SocketAddr::V4(v4) => h.write(&v4.ip().octets()),
-        SocketAddr::V6(v6) => h.write(&v6.ip().octets()),
+        SocketAddr::V4(v4) => h.write_u32(u32::from_le_bytes(v4.ip().octets())),
+        SocketAddr::V6(v6) => {
+            let o = v6.ip().octets();
+            h.write_u64(u64::from_le_bytes(o[..8].try_into().expect("8 bytes")));
+            h.write_u64(u64::from_le_bytes(o[8..].try_into().expect("8 bytes")));
+        }
     }
     h.write_u16(a.port());
 }
@@ -69,6 +76,24 @@ fn write_addr(h: &mut SipHasher24, a: SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_hash_as_their_octets() {
+        // The word-at-a-time feed must hash the same byte stream as the octets would.
+        for a in ["10.1.2.3:40000", "[2001:db8::1:2:3]:443"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let key = [9u8; 16];
+            let mut words = SipHasher24::new_with_key(&key);
+            write_addr(&mut words, a);
+            let mut bytes = SipHasher24::new_with_key(&key);
+            match a {
+                SocketAddr::V4(v4) => bytes.write(&v4.ip().octets()),
+                SocketAddr::V6(v6) => bytes.write(&v6.ip().octets()),
+            }
+            bytes.write(&a.port().to_le_bytes());
+            assert_eq!(words.finish(), bytes.finish(), "{a}");
+        }
+    }
 
     #[test]
     fn isn_depends_on_tuple_key_and_clock() {
