@@ -1270,6 +1270,22 @@ impl Stack {
             match ev {
                 Event::Closed => closed = true,
                 Event::Connected => connected = true,
+                Event::Readable | Event::Writable => {
+                    // Readable and Writable say "look again", not "one more segment":
+                    // a second one right behind the first for the same connection,
+                    // not yet taken by the application, adds nothing (a window's worth
+                    // of segments would otherwise queue a window's worth of events).
+                    if let Some(StackEvent::Conn {
+                        id: last_id,
+                        event: last,
+                        ..
+                    }) = self.events.back()
+                    {
+                        if *last_id == id && *last == ev {
+                            continue;
+                        }
+                    }
+                }
                 _ => {}
             }
             self.events.push_back(StackEvent::Conn {
