@@ -41,7 +41,12 @@ fn request_byte(i: usize) -> u8 {
 /// over that data phase, from the thread's CPU time. `concurrent(100_000, 1)` is the
 /// benchmark; `concurrent(1, N)` the same exchanges on one connection, for comparison.
 pub fn concurrent(conns: usize, rounds: u32, heap_in_use: &dyn Fn() -> usize) -> ConcurrentSample {
-    use crate::link::{idle, pump};
+    use crate::link::{idle, pump_batched};
+    // Packets per hand-over, as the TUN driver reads them (`RX_BATCH`).
+    const BATCH: usize = 64;
+    let pump = |now, from: &mut Stack, to: &mut Stack, q: &mut crate::link::Queue| {
+        pump_batched(now, from, to, q, BATCH)
+    };
     use seqack::stack::{Stack, StackConfig, StackEvent};
     use seqack::{Config, Event};
 
