@@ -16,7 +16,7 @@
 //! `now`; nothing here reads a clock or touches a device.
 
 use super::congestion::{Congestion, CongestionControl};
-use super::event::{Error, Event, Reason};
+use super::event::{Error, Event, EventQueue, Reason};
 use super::recv_buf::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
@@ -28,7 +28,6 @@ use crate::time::{Duration, Instant};
 use crate::wire::tcp::{Options, Segment};
 use crate::wire::Seq;
 use core::net::SocketAddr;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Which half of a connection to shut down.
@@ -277,7 +276,7 @@ pub struct Connection {
     pub(super) write_blocked: bool,
     pub(super) error: Option<Error>,
     pub(super) control: Option<Control>,
-    pub(super) events: VecDeque<Event>,
+    pub(super) events: EventQueue,
 }
 
 impl Connection {
@@ -368,7 +367,7 @@ impl Connection {
             write_blocked: false,
             error: None,
             control: None,
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             cfg,
         }
     }
