@@ -218,15 +218,59 @@ impl core::fmt::Display for StackError {
 
 impl std::error::Error for StackError {}
 
+/// One connection's place in the slab. The bookkeeping beside the TCB is packed into
+/// 24 bytes (an `Option` each would take 40): it is paid once per connection.
 struct Slot {
     generation: u32,
     conn: Option<Connection>,
-    /// The listener that created it, until the application accepts it.
-    listener: Option<ListenerId>,
-    /// The deadline this connection has in the timer wheel, and its handle there.
-    scheduled: Option<Instant>,
+    /// The listener that created it, until the application accepts it, in the low 31
+    /// bits ([`Slot::NO_LISTENER`]: none); the top bit says the connection is queued in
+    /// `Stack::dirty` for output.
+    meta: u32,
+    /// The deadline this connection has in the timer wheel, in microseconds
+    /// ([`Slot::UNSCHEDULED`]: none), and its handle there.
+    scheduled: u64,
     timer: TimerHandle,
-    dirty: bool,
+}
+
+impl Slot {
+    const NO_LISTENER: u32 = 0x7fff_ffff;
+    const DIRTY: u32 = 0x8000_0000;
+    const UNSCHEDULED: u64 = u64::MAX;
+
+    fn listener(&self) -> Option<ListenerId> {
+        let l = self.meta & !Slot::DIRTY;
+        (l != Slot::NO_LISTENER).then_some(ListenerId(l))
+    }
+
+    fn set_listener(&mut self, l: Option<ListenerId>) {
+        let l = l.map_or(Slot::NO_LISTENER, |l| l.0 & !Slot::DIRTY);
+        self.meta = (self.meta & Slot::DIRTY) | l;
+    }
+
+    fn dirty(&self) -> bool {
+        self.meta & Slot::DIRTY != 0
+    }
+
+    fn set_dirty(&mut self, on: bool) {
+        if on {
+            self.meta |= Slot::DIRTY;
+        } else {
+            self.meta &= !Slot::DIRTY;
+        }
+    }
+
+    /// The deadline of the wheel entry. (`Timers` never yields `u64::MAX` as a
+    /// deadline: the sentinel cannot collide.)
+    fn scheduled(&self) -> Option<Instant> {
+        (self.scheduled != Slot::UNSCHEDULED).then(|| Instant::from_micros(self.scheduled))
+    }
+
+    fn set_scheduled(&mut self, at: Option<Instant>) {
+        self.scheduled = at.map_or(Slot::UNSCHEDULED, |t| {
+            t.total_micros().min(Slot::UNSCHEDULED - 1)
+        });
+    }
 }
 
 struct Listener {
@@ -385,7 +429,7 @@ impl Stack {
         let lst = self.listener_mut(l)?;
         let id = lst.accept_queue.pop_front()?;
         if let Some(slot) = self.slot_mut(id) {
-            slot.listener = None;
+            slot.set_listener(None);
         }
         Some(id)
     }
@@ -841,7 +885,7 @@ impl Stack {
         let Some(slot) = self.slot(id) else {
             return false;
         };
-        let (Some(l), Some(c)) = (slot.listener, slot.conn.as_ref()) else {
+        let (Some(l), Some(c)) = (slot.listener(), slot.conn.as_ref()) else {
             return false;
         };
         c.state() == State::SynReceived
@@ -1092,9 +1136,9 @@ impl Stack {
         self.wheel.expire(now, &mut expired);
         for (t, id) in expired.drain(..) {
             let valid = self.slot_mut(id).is_some_and(|s| {
-                let ok = s.scheduled == Some(t);
+                let ok = s.scheduled() == Some(t);
                 if ok {
-                    s.scheduled = None;
+                    s.set_scheduled(None);
                     s.timer = TimerHandle::DANGLING;
                 }
                 ok
@@ -1154,7 +1198,7 @@ impl Stack {
                 None => {
                     self.dirty.pop_front();
                     if let Some(s) = self.slot_mut(id) {
-                        s.dirty = false;
+                        s.set_dirty(false);
                     }
                     self.after_touch_quiet(id);
                 }
@@ -1217,20 +1261,19 @@ impl Stack {
                 self.slots.push(Slot {
                     generation: 0,
                     conn: None,
-                    listener: None,
-                    scheduled: None,
+                    meta: Slot::NO_LISTENER,
+                    scheduled: Slot::UNSCHEDULED,
                     timer: TimerHandle::DANGLING,
-                    dirty: false,
                 });
                 (self.slots.len() - 1) as u32
             }
         };
         let slot = &mut self.slots[index as usize];
         slot.conn = Some(conn);
-        slot.listener = listener;
-        slot.scheduled = None;
+        slot.meta = Slot::NO_LISTENER;
+        slot.set_listener(listener);
+        slot.set_scheduled(None);
         slot.timer = TimerHandle::DANGLING;
-        slot.dirty = false;
         let id = ConnId {
             index,
             generation: slot.generation,
@@ -1244,8 +1287,8 @@ impl Stack {
     /// After anything touched a connection: schedule output, timers and events.
     fn after_touch(&mut self, id: ConnId) {
         if let Some(slot) = self.slot_mut(id) {
-            if !slot.dirty {
-                slot.dirty = true;
+            if !slot.dirty() {
+                slot.set_dirty(true);
                 self.dirty.push_back(id);
             }
         }
@@ -1260,6 +1303,8 @@ impl Stack {
         if slot.generation != id.generation {
             return;
         }
+        let pending_output = slot.dirty();
+        let accepted = slot.listener().is_none();
         let Some(conn) = slot.conn.as_mut() else {
             return;
         };
@@ -1282,9 +1327,8 @@ impl Stack {
         let deadline = conn.poll_timeout();
         let is_closed = conn.state() == State::Closed;
         let orphaned = conn.is_orphaned();
-        let pending_output = slot.dirty;
         // An orphan in TIME_WAIT whose last ACK has gone out becomes a compact record.
-        let time_wait = if orphaned && !pending_output && slot.listener.is_none() {
+        let time_wait = if orphaned && !pending_output && accepted {
             conn.time_wait_state()
         } else {
             None
@@ -1295,12 +1339,12 @@ impl Stack {
         // due and the entry is re-armed at the real deadline. One spurious wake-up per
         // timer period instead of a wheel update per segment; `poll_timeout` stays never
         // later than the true deadline.
-        let move_entry = match (deadline, slot.scheduled) {
+        let move_entry = match (deadline, slot.scheduled()) {
             (Some(d), Some(s)) => d < s,
             (a, b) => a != b,
         };
         if move_entry {
-            slot.scheduled = deadline;
+            slot.set_scheduled(deadline);
             slot.timer = match deadline {
                 Some(t) if slot.timer != TimerHandle::DANGLING => {
                     self.wheel.reschedule(slot.timer, t)
@@ -1312,7 +1356,7 @@ impl Stack {
                 }
             };
         }
-        let listener = slot.listener;
+        let listener = slot.listener();
         if connected {
             if let Some(l) = listener {
                 self.move_to_accept_queue(l, id);
@@ -1409,8 +1453,8 @@ impl Stack {
             .filter(|s| s.generation == id.generation);
         if let Some(slot) = slot {
             slot.conn = None;
-            slot.listener = None;
-            slot.scheduled = None;
+            slot.set_listener(None);
+            slot.set_scheduled(None);
             self.wheel
                 .cancel(std::mem::replace(&mut slot.timer, TimerHandle::DANGLING));
             slot.generation = slot.generation.wrapping_add(1);
