@@ -60,7 +60,7 @@ pub enum RecvError {
 }
 
 /// Options an application may change on one connection (the socket options).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct SockOpts {
     /// `TCP_NODELAY`.
     pub nodelay: bool,
@@ -79,7 +79,8 @@ pub struct SockOpts {
 }
 
 impl SockOpts {
-    fn from_config(c: &Config) -> SockOpts {
+    /// The options a connection starts with: the Config's.
+    pub fn from_config(c: &Config) -> SockOpts {
         SockOpts {
             nodelay: c.nodelay,
             keepalive: c.keepalive,
@@ -142,7 +143,9 @@ pub(super) struct TsState {
 /// A TCP connection.
 pub struct Connection {
     pub(super) cfg: Arc<Config>,
-    pub(super) opts: SockOpts,
+    /// The socket options once the application changed one (`None`: the Config's, as
+    /// for nearly every connection; 8 bytes here instead of 56).
+    pub(super) opts: Option<Box<SockOpts>>,
     pub(super) local: SocketAddr,
     pub(super) remote: SocketAddr,
     pub(super) state: State,
@@ -290,7 +293,7 @@ impl Connection {
     ) -> Connection {
         let mss = u32::from(cfg.default_peer_mss);
         Connection {
-            opts: SockOpts::from_config(&cfg),
+            opts: None,
             local,
             remote,
             state: State::Closed,
@@ -497,22 +500,84 @@ impl Connection {
     }
 
     /// The socket options in force.
-    pub fn sockopts(&self) -> &SockOpts {
-        &self.opts
+    pub fn sockopts(&self) -> SockOpts {
+        match &self.opts {
+            Some(o) => **o,
+            None => SockOpts::from_config(&self.cfg),
+        }
     }
 
-    /// Mutable socket options (`setsockopt`).
+    /// Mutable socket options (`setsockopt`). The connection keeps its own copy of the
+    /// options from then on.
     pub fn sockopts_mut(&mut self) -> &mut SockOpts {
-        &mut self.opts
+        let cfg = &self.cfg;
+        self.opts
+            .get_or_insert_with(|| Box::new(SockOpts::from_config(cfg)))
+    }
+
+    /// Changes the socket options with `f`; a connection whose options are the
+    /// Config's again gives its copy back.
+    fn change_sockopts(&mut self, f: impl FnOnce(&mut SockOpts)) {
+        f(self.sockopts_mut());
+        if self.opts.as_deref() == Some(&SockOpts::from_config(&self.cfg)) {
+            self.opts = None;
+        }
+    }
+
+    /// `TCP_NODELAY` in force.
+    pub(super) fn nodelay(&self) -> bool {
+        self.opts.as_ref().map_or(self.cfg.nodelay, |o| o.nodelay)
+    }
+
+    /// `SO_KEEPALIVE` in force.
+    pub(super) fn keepalive(&self) -> bool {
+        self.opts
+            .as_ref()
+            .map_or(self.cfg.keepalive, |o| o.keepalive)
+    }
+
+    /// `TCP_KEEPIDLE` in force.
+    pub(super) fn keepalive_idle(&self) -> Duration {
+        self.opts
+            .as_ref()
+            .map_or(self.cfg.keepalive_idle, |o| o.keepalive_idle)
+    }
+
+    /// `TCP_KEEPINTVL` in force.
+    pub(super) fn keepalive_interval(&self) -> Duration {
+        self.opts
+            .as_ref()
+            .map_or(self.cfg.keepalive_interval, |o| o.keepalive_interval)
+    }
+
+    /// `TCP_KEEPCNT` in force.
+    pub(super) fn keepalive_count(&self) -> u32 {
+        self.opts
+            .as_ref()
+            .map_or(self.cfg.keepalive_count, |o| o.keepalive_count)
+    }
+
+    /// `SO_LINGER` {on, 0} in force.
+    fn linger_zero(&self) -> bool {
+        self.opts
+            .as_ref()
+            .map_or(self.cfg.linger_zero, |o| o.linger_zero)
+    }
+
+    /// `TCP_LINGER2` in force.
+    fn fin_wait2_timeout(&self) -> Duration {
+        self.opts
+            .as_ref()
+            .map_or(self.cfg.fin_wait2_timeout, |o| o.fin_wait2_timeout)
     }
 
     /// `SO_KEEPALIVE` on or off. Turning it on starts the idle time now, off stops the
     /// timer (Linux: tcp_set_keepalive).
     pub fn set_keepalive(&mut self, now: Instant, on: bool) {
-        self.opts.keepalive = on;
+        self.change_sockopts(|o| o.keepalive = on);
         if on && self.state.is_synchronized() && self.state != State::TimeWait {
             self.timers
-                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
+                .set(Timer::Keepalive, now + self.keepalive_idle());
         } else {
             self.timers.stop(Timer::Keepalive);
         }
@@ -522,8 +587,8 @@ impl Connection {
     /// from the last segment received, or fires now if that has passed (Linux:
     /// tcp_sock_set_keepidle_locked).
     pub fn set_keepalive_idle(&mut self, now: Instant, idle: Duration) {
-        self.opts.keepalive_idle = idle;
-        if self.opts.keepalive && self.state.is_synchronized() && self.state != State::TimeWait {
+        self.change_sockopts(|o| o.keepalive_idle = idle);
+        if self.keepalive() && self.state.is_synchronized() && self.state != State::TimeWait {
             let at = self.last_recv + idle;
             self.timers
                 .set(Timer::Keepalive, if at > now { at } else { now });
@@ -717,7 +782,7 @@ impl Connection {
         }
         self.orphaned = true;
         self.rd_shut = true;
-        if self.opts.linger_zero && self.state != State::Closed {
+        if self.linger_zero() && self.state != State::Closed {
             cx.abort_on_linger += 1;
             self.abort(now, cx);
             return;
@@ -802,7 +867,7 @@ impl Connection {
     pub(super) fn arm_fin_wait2(&mut self, now: Instant) {
         if self.orphaned && self.state == State::FinWait2 {
             self.timers
-                .set(Timer::FinWait2, now + self.opts.fin_wait2_timeout);
+                .set(Timer::FinWait2, now + self.fin_wait2_timeout());
         }
     }
 

@@ -202,9 +202,9 @@ impl Connection {
         }
         self.last_recv = now;
         self.probes = 0;
-        if self.opts.keepalive {
+        if self.keepalive() {
             self.timers
-                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
+                .set(Timer::Keepalive, now + self.keepalive_idle());
         }
         // Second: RST (RFC 5961 3.2): only an exact match resets; in-window, a challenge.
         // Without RFC 5961, any RST in the window resets (RFC 793).
@@ -1312,16 +1312,16 @@ impl Connection {
 
     /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.
     fn on_keepalive(&mut self, now: Instant, cx: &mut Counters) {
-        if !self.opts.keepalive || !self.state.is_synchronized() || self.state == State::TimeWait {
+        if !self.keepalive() || !self.state.is_synchronized() || self.state == State::TimeWait {
             return;
         }
         if self.snd_max != self.snd_una || self.has_unsent() {
             // Data in flight: retransmission covers liveness. Check again later.
             self.timers
-                .set(Timer::Keepalive, now + self.opts.keepalive_interval);
+                .set(Timer::Keepalive, now + self.keepalive_interval());
             return;
         }
-        if self.probes >= self.opts.keepalive_count {
+        if self.probes >= self.keepalive_count() {
             cx.abort_on_timeout += 1;
             // Linux resets a peer that stopped answering keepalives (tcp_keepalive_timer).
             self.control = Some(Control {
@@ -1336,7 +1336,7 @@ impl Connection {
         cx.keepalive_probes += 1;
         self.probe_due = true;
         self.timers
-            .set(Timer::Keepalive, now + self.opts.keepalive_interval);
+            .set(Timer::Keepalive, now + self.keepalive_interval());
     }
 
     /// Buffered data (or a FIN) not yet sent.

@@ -34,13 +34,13 @@ impl Connection {
         // sockopts_mut) and no probe is scheduled: the idle time starts now, as Linux arms
         // the timer at connection setup and in setsockopt (RFC 9293 3.8.4). Arriving
         // segments push it back (on_synchronized).
-        if self.opts.keepalive
+        if self.keepalive()
             && self.state.is_synchronized()
             && self.state != State::TimeWait
             && !self.timers.is_set(Timer::Keepalive)
         {
             self.timers
-                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
+                .set(Timer::Keepalive, now + self.keepalive_idle());
         }
         // Our SYN (or SYN-ACK) is unsent, or due for retransmission.
         if self.snd_nxt == self.iss && self.state != State::TimeWait {
@@ -428,7 +428,7 @@ impl Connection {
     /// it off, and a queued FIN pushes everything out (Linux sends the rest with
     /// TCP_NAGLE_OFF once the FIN is queued).
     fn nagle_holds(&self) -> bool {
-        !self.opts.nodelay
+        !self.nodelay()
             && !self.fin_queued
             && self.snd_una < self.snd_sml
             && self.snd_sml <= self.snd_max
