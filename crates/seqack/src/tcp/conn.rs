@@ -17,6 +17,7 @@
 
 use super::congestion::{Congestion, CongestionControl};
 use super::event::{Error, Event, EventQueue, Reason};
+use super::recovery::{self, Recovery};
 use super::recv_buf::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
@@ -244,34 +245,12 @@ pub struct Connection {
 
     // Congestion control and fast recovery.
     pub(super) cc: Congestion,
-    pub(super) dupacks: u32,
-    /// What the peer has SACKed above SND.UNA (RFC 6675's scoreboard).
-    pub(super) board: Scoreboard,
-    /// Fast recovery is SACK-based (RFC 6675): retransmissions are chosen from the
-    /// scoreboard's lost holes and the pipe, not by going back to SND.UNA.
-    pub(super) sack_recovery: bool,
-    /// RFC 6675 HighRxt: the highest byte retransmitted in this recovery (exclusive).
-    pub(super) high_rxt: Seq,
-    /// The segment at SND.UNA is to be retransmitted at once (RFC 6675 entry).
-    pub(super) rexmit_first: bool,
-    /// RFC 6675 RescueRxt: the recovery point when the rescue retransmission went.
-    pub(super) rescue_rxt: Option<Seq>,
+    /// Loss recovery, taken only when needed (see [`super::recovery`]).
+    pub(super) recovery: Option<Box<Recovery>>,
     /// A tail loss probe is due to be sent (the probe timer fired).
     pub(super) probe_pending: bool,
     /// RACK's log and variables (RFC 8985), from the first transmission with SACK.
     pub(super) rack: Option<Box<super::rack::Rack>>,
-    /// RFC 8985 TLP.end_seq: SND.MAX when the last probe went, until that is ACKed.
-    pub(super) tlp_end: Option<Seq>,
-    /// The last probe was a retransmission: the range it resent, and whether a D-SACK
-    /// has since reported it a duplicate (then nothing had been lost).
-    pub(super) tlp_rexmit: Option<(Seq, Seq, bool)>,
-    pub(super) recover: Option<Seq>,
-    /// In fast recovery (entered on three duplicate ACKs). After a timeout `recover` is
-    /// set too, but only to stop a spurious fast retransmit (RFC 6582 section 4).
-    pub(super) fast_recovery: bool,
-    /// Where SND.NXT resumes after the one segment a fast retransmit or a partial ACK
-    /// resends from SND.UNA.
-    pub(super) rexmit_resume: Option<Seq>,
 
     // Application side.
     pub(super) orphaned: bool,
@@ -352,19 +331,9 @@ impl Connection {
             quickack: cfg.quickack_segments,
             last_challenge: None,
             cc: Congestion::new(cfg.congestion, cfg.initial_cwnd, mss),
-            dupacks: 0,
-            board: Scoreboard::default(),
-            sack_recovery: false,
-            high_rxt: Seq(0),
-            rexmit_first: false,
-            rescue_rxt: None,
+            recovery: None,
             probe_pending: false,
             rack: None,
-            tlp_end: None,
-            tlp_rexmit: None,
-            recover: None,
-            fast_recovery: false,
-            rexmit_resume: None,
             orphaned: false,
             rd_shut: false,
             write_blocked: false,
@@ -995,6 +964,38 @@ impl Connection {
     pub(super) fn ts_val(&self, now: Instant) -> u32 {
         (now.total_millis() as u32).wrapping_add(self.ts.offset)
     }
+
+    // ----- loss-recovery state, out of line -------------------------------------------
+
+    /// The loss-recovery variables (all at rest when the connection holds none).
+    pub(super) fn rec(&self) -> &Recovery {
+        self.recovery.as_deref().unwrap_or(&recovery::IDLE)
+    }
+
+    /// The loss-recovery variables, to change: taken now if the connection held none.
+    pub(super) fn rec_mut(&mut self) -> &mut Recovery {
+        self.recovery.get_or_insert_with(Box::default)
+    }
+
+    /// The loss-recovery variables if the connection holds them: for putting them back
+    /// at rest, which a connection without them already is.
+    pub(super) fn rec_if(&mut self) -> Option<&mut Recovery> {
+        self.recovery.as_deref_mut()
+    }
+
+    /// Gives the loss-recovery state back once it is at rest. Called at the end of
+    /// every input and output call, so a connection holds it only while it recovers.
+    pub(super) fn tidy(&mut self) {
+        if self.recovery.as_ref().is_some_and(|r| r.is_idle()) {
+            self.recovery = None;
+        }
+    }
+}
+
+/// The scoreboard of a connection's loss-recovery state (empty without one), borrowed
+/// apart from the rest of the connection.
+pub(super) fn board_of(rec: &Option<Box<Recovery>>) -> &Scoreboard {
+    &rec.as_deref().unwrap_or(&recovery::IDLE).board
 }
 
 impl core::fmt::Debug for Connection {

@@ -27,6 +27,12 @@ impl Connection {
         seg: &Segment<'_>,
         cx: &mut Counters,
     ) -> Disposition {
+        let d = self.on_segment(now, seg, cx);
+        self.tidy();
+        d
+    }
+
+    fn on_segment(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
         match self.state {
             State::Closed | State::Listen => return Disposition::NoConnection,
             State::SynSent => {
@@ -138,11 +144,13 @@ impl Connection {
         let lost = self.syn_rtx > 1 && self.syn_timed_out && !spurious;
         let segments = if lost { 1 } else { self.cfg.initial_cwnd };
         self.cc = Congestion::new(self.cfg.congestion, segments, self.smss);
-        self.recover = None;
-        self.fast_recovery = false;
-        self.sack_recovery = false;
-        self.board.clear();
-        self.dupacks = 0;
+        if let Some(r) = self.rec_if() {
+            r.recover = None;
+            r.fast_recovery = false;
+            r.sack_recovery = false;
+            r.board.clear();
+            r.dupacks = 0;
+        }
     }
 
     /// Synchronized states and SYN_RECEIVED (RFC 9293 3.10.7.4, "Otherwise").
@@ -577,10 +585,11 @@ impl Connection {
             self.on_dupack(now, cx);
         }
         self.rack_detect(now, cx);
-        if self.sack_ok && !self.fast_recovery && self.recover.is_none() {
+        let r = self.rec();
+        if self.sack_ok && !r.fast_recovery && r.recover.is_none() {
             // RFC 6675 5 (and 5.1 for an ACK that advanced SND.UNA): enough SACKed
             // above SND.UNA marks it lost before three duplicate ACKs have arrived.
-            if self.snd_max > self.snd_una && self.board.is_lost(self.snd_una, self.smss) {
+            if self.snd_max > self.snd_una && r.board.is_lost(self.snd_una, self.smss) {
                 self.enter_recovery(now, cx);
             }
         }
@@ -673,29 +682,33 @@ impl Connection {
         }
         self.retries = 0;
         let mss = self.smss;
-        self.board.advance(ack);
-        if self.high_rxt < ack {
-            self.high_rxt = ack;
+        if let Some(r) = self.rec_if() {
+            r.board.advance(ack);
+            if r.high_rxt < ack {
+                r.high_rxt = ack;
+            }
         }
         let srtt = self.rtt.srtt();
-        match self.recover {
-            Some(recover) if ack < recover && self.fast_recovery && self.sack_recovery => {
+        let (fast_recovery, sack_recovery) = (self.rec().fast_recovery, self.rec().sack_recovery);
+        match self.rec().recover {
+            Some(recover) if ack < recover && fast_recovery && sack_recovery => {
                 // RFC 6675: a partial ACK keeps the recovery going; the pipe decides
                 // what goes next, cwnd stays at ssthresh.
             }
-            Some(recover) if ack < recover && self.fast_recovery => {
+            Some(recover) if ack < recover && fast_recovery => {
                 // RFC 6582 3.2 step 3: partial ACK, retransmit the next hole at once (one
                 // segment, unless an RTO's go-back-N resend is already under way).
                 self.cc.on_partial_ack(acked, mss);
                 if self.snd_nxt == self.snd_max {
-                    self.rexmit_resume = Some(self.snd_max);
+                    self.rec_mut().rexmit_resume = Some(self.snd_max);
                     self.snd_nxt = self.snd_una;
                 }
             }
-            Some(recover) if ack >= recover && self.fast_recovery => {
-                self.recover = None;
-                self.fast_recovery = false;
-                if !std::mem::take(&mut self.sack_recovery) {
+            Some(recover) if ack >= recover && fast_recovery => {
+                let r = self.rec_mut();
+                r.recover = None;
+                r.fast_recovery = false;
+                if !std::mem::take(&mut r.sack_recovery) {
                     // NewReno deflates (RFC 6582 3.2 step 4); after SACK-based
                     // recovery cwnd is already ssthresh (RFC 6675 5, as Linux's
                     // tcp_end_cwnd_reduction leaves it).
@@ -707,19 +720,22 @@ impl Connection {
             // resend goes on (RFC 5681 3.1); no NewReno deflation.
             Some(recover) => {
                 if ack >= recover {
-                    self.recover = None;
+                    self.rec_mut().recover = None;
                 }
                 self.cc.on_ack(now, acked.min(flight_before), mss, srtt);
             }
             None => self.cc.on_ack(now, acked.min(flight_before), mss, srtt),
         }
-        self.dupacks = 0;
-        if self.tlp_end.is_some_and(|e| ack >= e) {
+        if let Some(r) = self.rec_if() {
+            r.dupacks = 0;
+        }
+        if self.rec().tlp_end.is_some_and(|e| ack >= e) {
             // RFC 8985 7.4: the probe episode is over. A retransmitted probe that no
             // D-SACK reported as a duplicate repaired a loss: reduce the window for it
             // as fast recovery would have.
-            self.tlp_end = None;
-            if let Some((_, _, false)) = self.tlp_rexmit.take() {
+            let r = self.rec_mut();
+            r.tlp_end = None;
+            if let Some((_, _, false)) = r.tlp_rexmit.take() {
                 cx.loss_probe_recovery += 1;
                 self.cc.on_loss(now, flight_before, mss);
             }
@@ -746,14 +762,16 @@ impl Connection {
         let srtt = self.rtt.srtt().map_or(u32::MAX, |d| {
             u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
         });
-        let d = rack.on_ack(now.total_micros(), self.snd_una, &self.board, srtt);
+        let board = super::conn::board_of(&self.recovery);
+        let d = rack.on_ack(now.total_micros(), self.snd_una, board, srtt);
         match d.timer {
             Some(t) => self.timers.set(Timer::Reorder, Instant::from_micros(t)),
             None => self.timers.stop(Timer::Reorder),
         }
         if d.lost > 0 {
             cx.rack_lost += d.lost as u64;
-            if !self.fast_recovery && self.recover.is_none() && self.state.sends_data() {
+            let r = self.rec();
+            if !r.fast_recovery && r.recover.is_none() && self.state.sends_data() {
                 self.enter_recovery(now, cx);
             }
         }
@@ -765,9 +783,9 @@ impl Connection {
     fn probe_allowed(&self) -> bool {
         self.cfg.tail_loss_probe
             && self.sack_ok
-            && !self.fast_recovery
-            && self.recover.is_none()
-            && self.tlp_end.is_none()
+            && !self.rec().fast_recovery
+            && self.rec().recover.is_none()
+            && self.rec().tlp_end.is_none()
             && self.state.sends_data()
     }
 
@@ -824,12 +842,13 @@ impl Connection {
     /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582,
     /// RFC 6675).
     fn on_dupack(&mut self, now: Instant, cx: &mut Counters) {
-        self.dupacks += 1;
-        if self.fast_recovery {
-            if !self.sack_recovery {
+        let r = self.rec_mut();
+        r.dupacks += 1;
+        if r.fast_recovery {
+            if !r.sack_recovery {
                 self.cc.inflate(self.smss);
             }
-        } else if self.recover.is_none() && self.dupacks == 3 {
+        } else if r.recover.is_none() && r.dupacks == 3 {
             self.enter_recovery(now, cx);
         }
     }
@@ -840,34 +859,39 @@ impl Connection {
     fn enter_recovery(&mut self, now: Instant, cx: &mut Counters) {
         let mss = self.smss;
         // Recovery takes over from any probe episode (its window cut covers it).
-        self.tlp_end = None;
-        self.tlp_rexmit = None;
+        let (snd_una, snd_nxt, snd_max, sack_ok) =
+            (self.snd_una, self.snd_nxt, self.snd_max, self.sack_ok);
+        let r = self.rec_mut();
+        r.tlp_end = None;
+        r.tlp_rexmit = None;
         self.probe_pending = false;
         self.stop_loss_probe(now);
         cx.fast_retrans += 1;
-        self.recover = Some(self.snd_max);
-        self.fast_recovery = true;
-        self.sack_recovery = self.sack_ok;
-        self.cc.on_loss(now, self.snd_max.since(self.snd_una), mss);
+        let r = self.rec_mut();
+        r.recover = Some(snd_max);
+        r.fast_recovery = true;
+        r.sack_recovery = sack_ok;
+        self.cc.on_loss(now, snd_max.since(snd_una), mss);
         self.rtt_probe = None;
-        if self.sack_recovery {
+        if sack_ok {
             cx.sack_recovery += 1;
             // Anything sent since goes on from the highest byte sent: the holes are
             // retransmitted from the scoreboard.
-            self.snd_nxt = self.snd_max;
-            self.rexmit_resume = None;
+            self.snd_nxt = snd_max;
+            let r = self.rec_mut();
+            r.rexmit_resume = None;
             // RFC 6675 5 step (4.3): the first segment presumed dropped goes at once,
             // whatever the pipe; NextSeg takes over from there.
-            self.high_rxt = self.snd_una;
-            self.rexmit_first = true;
-            self.rescue_rxt = None;
+            r.high_rxt = snd_una;
+            r.rexmit_first = true;
+            r.rescue_rxt = None;
         } else {
             // RFC 5681 3.2 step 2: resend the one segment at SND.UNA; the segments the
             // duplicate ACKs stand for have arrived and are not sent again.
             cx.reno_recovery += 1;
             self.cc.inflate(3 * mss);
-            self.rexmit_resume = Some(self.snd_nxt);
-            self.snd_nxt = self.snd_una;
+            self.rec_mut().rexmit_resume = Some(snd_nxt);
+            self.snd_nxt = snd_una;
         }
     }
 
@@ -887,14 +911,15 @@ impl Connection {
                         .get(1)
                         .is_some_and(|n| n.left <= b.left && b.right <= n.right));
             if dsack {
-                if let Some((s, e, dup)) = self.tlp_rexmit.as_mut() {
+                let probe = self.rec_if().and_then(|r| r.tlp_rexmit.as_mut());
+                if let Some((s, e, dup)) = probe {
                     // The probe's retransmission arrived twice: nothing was lost.
                     *dup |= b.left <= *s && *e <= b.right;
                 }
                 continue;
             }
-            let una = self.snd_una.max(seg.ack.min(self.snd_max));
-            newly += self.board.add(b.left, b.right, una, self.snd_max);
+            let (una, max) = (self.snd_una.max(seg.ack.min(self.snd_max)), self.snd_max);
+            newly += self.rec_mut().board.add(b.left, b.right, una, max);
         }
         newly
     }
@@ -1187,6 +1212,11 @@ impl Connection {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, cx: &mut Counters) {
+        self.on_timeout(now, cx);
+        self.tidy();
+    }
+
+    fn on_timeout(&mut self, now: Instant, cx: &mut Counters) {
         while let Some(t) = self.timers.take_expired(now) {
             match t {
                 Timer::TimeWait => {
@@ -1253,25 +1283,32 @@ impl Connection {
         }
         let flight = self.snd_max.since(self.snd_una);
         self.cc.on_rto(now, flight, self.smss);
-        self.recover = (self.state.is_synchronized()).then_some(self.snd_max);
-        self.fast_recovery = false;
-        self.sack_recovery = false;
-        self.rexmit_first = false;
-        self.tlp_end = None;
-        self.tlp_rexmit = None;
+        // (During the handshake there is no recovery point: nothing to take.)
+        let recover = self.state.is_synchronized().then_some(self.snd_max);
+        if recover.is_some() {
+            self.rec_mut();
+        }
+        if let Some(r) = self.rec_if() {
+            r.recover = recover;
+            r.fast_recovery = false;
+            r.sack_recovery = false;
+            r.rexmit_first = false;
+            r.tlp_end = None;
+            r.tlp_rexmit = None;
+            // RFC 2018 section 8: the timeout may mean the receiver reneged; forget
+            // what it SACKed and resend from SND.UNA.
+            r.board.clear();
+            r.dupacks = 0;
+            r.rexmit_resume = None;
+        }
         self.probe_pending = false;
         self.timers.stop(Timer::LossProbe);
         self.timers.stop(Timer::Reorder);
         if let Some(r) = self.rack.as_mut() {
             r.reset();
         }
-        // RFC 2018 section 8: the timeout may mean the receiver reneged; forget what it
-        // SACKed and resend from SND.UNA.
-        self.board.clear();
-        self.dupacks = 0;
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;
-        self.rexmit_resume = None;
         self.timers
             .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
     }

@@ -7,6 +7,7 @@ mod event;
 mod input;
 mod output;
 pub mod rack;
+mod recovery;
 pub mod recv_buf;
 pub mod rtt;
 pub mod sack;

@@ -20,6 +20,12 @@ impl Connection {
         buf: &mut [u8],
         cx: &mut Counters,
     ) -> Option<usize> {
+        let n = self.next_segment(now, buf, cx);
+        self.tidy();
+        n
+    }
+
+    fn next_segment(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
         if let Some(c) = self.control {
             let n = self.emit_control(c, buf, cx);
             if n.is_some() {
@@ -152,7 +158,7 @@ impl Connection {
         if !self.state.sends_data() {
             return None;
         }
-        if self.sack_recovery {
+        if self.rec().sack_recovery {
             if let Some(n) = self.retransmit_lost(now, buf, cx) {
                 return Some(n);
             }
@@ -215,7 +221,7 @@ impl Connection {
             self.probes = 0;
         }
         self.snd_nxt = seg_end;
-        if let Some(resume) = self.rexmit_resume.take() {
+        if let Some(resume) = self.rec_if().and_then(|r| r.rexmit_resume.take()) {
             self.snd_nxt = self.snd_nxt.max(resume);
         }
         self.snd_max = self.snd_max.max(seg_end);
@@ -243,26 +249,28 @@ impl Connection {
         cx: &mut Counters,
     ) -> Option<usize> {
         let mss = self.smss.saturating_sub(self.sack_option_len()).max(1);
-        let first = self.rexmit_first;
+        // (Called only in SACK-based recovery, which holds the recovery state.)
+        let rec = self.recovery.as_deref()?;
+        let first = rec.rexmit_first;
         let mut rescue = false;
         let hole = if first {
-            let end = self.board.ranges().first().map_or(self.snd_max, |r| r.0);
+            let end = rec.board.ranges().first().map_or(self.snd_max, |r| r.0);
             Some((self.snd_una, end))
         } else {
-            let pipe = self
+            let pipe = rec
                 .board
-                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss);
+                .pipe(self.snd_una, self.snd_max, rec.high_rxt, self.smss);
             if self.cc.cwnd() < pipe.saturating_add(mss) {
                 return None;
             }
-            let from = self.high_rxt.max(self.snd_una);
+            let from = rec.high_rxt.max(self.snd_una);
             // RACK's losses first (they include lost retransmissions below HighRxt),
             // then RFC 6675's.
             let rack = self
                 .rack
                 .as_ref()
-                .and_then(|r| r.next_lost(self.snd_una, &self.board, mss));
-            rack.or_else(|| self.board.next_lost(from, self.smss))
+                .and_then(|r| r.next_lost(self.snd_una, &rec.board, mss));
+            rack.or_else(|| rec.board.next_lost(from, self.smss))
                 .or_else(|| {
                     // NextSeg rule 3: with no new data to send, the first hole above
                     // HighRxt below the highest SACKed byte goes even if not yet lost.
@@ -272,14 +280,13 @@ impl Connection {
                     if new_data || fin_unsent {
                         return None;
                     }
-                    self.board.holes(from).next().or_else(|| {
+                    rec.board.holes(from).next().or_else(|| {
                         // Rule 4: one rescue retransmission per recovery, of the segment
                         // holding the highest unSACKed byte, when nothing else is left
                         // (a lost tail would otherwise wait for the RTO).
-                        let top = self.board.highest().unwrap_or(self.snd_una).max(from);
-                        let due = self.rescue_rxt.is_none_or(|r| self.snd_una > r);
+                        let top = rec.board.highest().unwrap_or(self.snd_una).max(from);
+                        let due = rec.rescue_rxt.is_none_or(|r| self.snd_una > r);
                         if due && top < self.snd_max {
-                            self.rescue_rxt = self.recover;
                             rescue = true;
                             let start = (self.snd_max - seg).max(top);
                             Some((start, self.snd_max))
@@ -289,10 +296,14 @@ impl Connection {
                     })
                 })
         };
+        if rescue {
+            let r = self.rec_mut();
+            r.rescue_rxt = r.recover;
+        }
         let (start, end) = hole?;
         let end = end.min(self.snd_max);
         if end <= start {
-            self.rexmit_first = false;
+            self.rec_mut().rexmit_first = false;
             return None;
         }
         let data_end = self.buf_seq + self.send_buf.len();
@@ -304,7 +315,7 @@ impl Connection {
         // The FIN, if it is in the hole and the segment reaches it.
         let fin = self.fin_queued && start + len == data_end && end > data_end;
         if len == 0 && !fin {
-            self.rexmit_first = false;
+            self.rec_mut().rexmit_first = false;
             return None;
         }
         let mut flags = Flags::ACK;
@@ -313,10 +324,11 @@ impl Connection {
         }
         let off = start.since(self.buf_seq) as usize;
         let n = self.emit(now, buf, start, flags, off, len as usize, true, cx)?;
-        self.rexmit_first = false;
+        let r = self.rec_mut();
+        r.rexmit_first = false;
         if !rescue {
             // (RFC 6675: the rescue retransmission leaves HighRxt alone.)
-            self.high_rxt = self.high_rxt.max(start + len + u32::from(fin));
+            r.high_rxt = r.high_rxt.max(start + len + u32::from(fin));
         }
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers
@@ -350,8 +362,10 @@ impl Connection {
             let n = self.emit(now, buf, seq, flags, off, len as usize, false, cx)?;
             self.snd_nxt = seq + len + u32::from(fin);
             self.snd_max = self.snd_max.max(self.snd_nxt);
-            self.tlp_end = Some(self.snd_max);
-            self.tlp_rexmit = None;
+            let snd_max = self.snd_max;
+            let r = self.rec_mut();
+            r.tlp_end = Some(snd_max);
+            r.tlp_rexmit = None;
             return Some(n);
         }
         let end = self.snd_max;
@@ -372,8 +386,10 @@ impl Connection {
         }
         let off = start.since(self.buf_seq) as usize;
         let n = self.emit(now, buf, start, flags, off, len as usize, true, cx)?;
-        self.tlp_end = Some(self.snd_max);
-        self.tlp_rexmit = Some((start, end, false));
+        let snd_max = self.snd_max;
+        let r = self.rec_mut();
+        r.tlp_end = Some(snd_max);
+        r.tlp_rexmit = Some((start, end, false));
         Some(n)
     }
 
@@ -392,7 +408,8 @@ impl Connection {
         } else {
             0
         };
-        let right = if self.sack_recovery {
+        let rec = self.rec();
+        let right = if rec.sack_recovery {
             self.snd_una + self.snd_wnd
         } else {
             self.snd_una + self.snd_wnd.min(self.cc.cwnd())
@@ -402,10 +419,10 @@ impl Connection {
         } else {
             0
         };
-        if self.sack_recovery {
-            let pipe = self
+        if rec.sack_recovery {
+            let pipe = rec
                 .board
-                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss);
+                .pipe(self.snd_una, self.snd_max, rec.high_rxt, self.smss);
             room = room.min(self.cc.cwnd().saturating_sub(pipe));
         }
         (unsent, mss, room)
