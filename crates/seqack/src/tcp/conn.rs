@@ -132,7 +132,6 @@ pub(super) struct Control {
 /// Timestamp state (RFC 7323).
 #[derive(Copy, Clone, Debug, Default)]
 pub(super) struct TsState {
-    pub enabled: bool,
     /// TS.Recent: the peer's latest TSval worth echoing.
     pub recent: u32,
     /// When TS.Recent was last updated, for PAWS's 24-day rule.
@@ -150,8 +149,8 @@ pub struct Connection {
     pub(super) local: SocketAddr,
     pub(super) remote: SocketAddr,
     pub(super) state: State,
-    /// Created by a listener from a SYN (RST in SYN_RECEIVED returns to LISTEN).
-    pub(super) passive: bool,
+    /// One-bit state, see the `flags!` list below.
+    pub(super) flags: u32,
 
     // Send sequence space (RFC 9293 3.3.1).
     pub(super) iss: Seq,
@@ -168,8 +167,6 @@ pub struct Connection {
     pub(super) send_buf: SendBuffer,
     /// Sequence number of the first byte in `send_buf`.
     pub(super) buf_seq: Seq,
-    /// The application closed its sending half: FIN follows the buffered data.
-    pub(super) fin_queued: bool,
     /// End of the last short (less than a full segment) segment of new data sent: while
     /// it is unacknowledged, Nagle holds the next short one (Minshall's variant, Linux's
     /// `snd_sml`).
@@ -182,13 +179,10 @@ pub struct Connection {
     pub(super) rcv_adv: Seq,
     /// Shift applied to the windows we advertise.
     pub(super) rcv_wscale: u8,
-    /// Both SYNs carried the window scale option.
-    pub(super) ws_ok: bool,
     pub(super) recv_buf: RecvBuffer,
-    /// Sequence number of the peer's FIN, once seen (possibly beyond a gap).
-    pub(super) rcv_fin: Option<Seq>,
-    /// The peer's FIN has been received in order.
-    pub(super) fin_rcvd: bool,
+    /// Sequence number of the peer's FIN, once seen (possibly beyond a gap): see
+    /// [`Connection::rcv_fin`].
+    pub(super) rcv_fin_seq: Seq,
     pub(super) last_ack_sent: Seq,
     /// Largest segment seen from the peer, for the every-second-segment ACK rule.
     pub(super) rcv_mss: u32,
@@ -198,66 +192,54 @@ pub struct Connection {
     /// most recent first: the order of our SACK blocks (RFC 2018 section 4).
     pub(super) sack_recent: [Option<Seq>; 4],
     /// A duplicate segment to report in the first SACK block of the next ACK (D-SACK,
-    /// RFC 2883 section 4), once.
-    pub(super) dsack: Option<(Seq, Seq)>,
-    /// The ACK due is a challenge ACK (RFC 5961), which never carries a resent FIN.
-    pub(super) challenge_due: bool,
-    /// TCP_DEFER_ACCEPT: the peer's bare ACK of our SYN came and was dropped, waiting
-    /// for data.
-    pub(super) defer_acked: bool,
+    /// RFC 2883 section 4), once: see [`Connection::dsack`].
+    pub(super) dsack_range: (Seq, Seq),
 
     // Options.
     /// Payload bytes per segment we send (the peer's MSS less our option overhead).
     pub(super) smss: u32,
     pub(super) ts: TsState,
-    pub(super) sack_ok: bool,
 
     // Timers and retransmission.
     pub(super) timers: Timers,
     pub(super) rtt: RttEstimator,
     pub(super) backoff: u32,
     pub(super) retries: u32,
-    /// The segment being timed for an RTT sample: (its end sequence, send time).
-    pub(super) rtt_probe: Option<(Seq, Instant)>,
-    /// TSval of our latest retransmission, while an ACK echoing an older TSval may come.
-    pub(super) rtx_tsval: Option<u32>,
+    /// The segment being timed for an RTT sample: its end sequence and send time
+    /// (see [`Connection::rtt_probe`]).
+    pub(super) rtt_probe_end: Seq,
+    pub(super) rtt_probe_sent: Instant,
+    /// TSval of our latest retransmission, while an ACK echoing an older TSval may come
+    /// (see [`Connection::rtx_tsval`]).
+    pub(super) rtx_tsval_val: u32,
     pub(super) probes: u32,
-    pub(super) probe_due: bool,
     pub(super) last_recv: Instant,
 
     // Acknowledgment policy.
-    pub(super) ack_now: bool,
-    /// The ACK that completes an active open goes out on its own, before any data, as
-    /// Linux sends it from tcp_rcv_synsent_state_process().
-    pub(super) handshake_ack: bool,
-    /// A SYN-ACK has been sent (later ones are retransmissions).
-    pub(super) synack_sent: bool,
     /// Retransmissions of our SYN or SYN-ACK (Linux's `total_retrans` when the
     /// handshake completes), whatever caused them.
     pub(super) syn_rtx: u32,
-    /// Our SYN or SYN-ACK timed out at least once (Linux sets `undo_marker` then).
-    pub(super) syn_timed_out: bool,
     /// TSval of our first SYN or SYN-ACK: an ACK echoing it shows that the timeout was
-    /// spurious (Linux: `retrans_stamp`, `tcp_try_undo_spurious_syn`).
-    pub(super) syn_tsval: Option<u32>,
+    /// spurious (Linux: `retrans_stamp`, `tcp_try_undo_spurious_syn`). See
+    /// [`Connection::syn_tsval`].
+    pub(super) syn_tsval_val: u32,
     pub(super) quickack: u32,
-    pub(super) last_challenge: Option<Instant>,
+    /// When the last challenge ACK or rate-limited duplicate ACK went (see
+    /// [`Connection::last_challenge`]).
+    pub(super) last_challenge_at: Instant,
 
     // Congestion control and fast recovery.
     pub(super) cc: Congestion,
     /// Loss recovery, taken only when needed (see [`super::recovery`]).
     pub(super) recovery: Option<Box<Recovery>>,
-    /// A tail loss probe is due to be sent (the probe timer fired).
-    pub(super) probe_pending: bool,
     /// RACK's log and variables (RFC 8985), from the first transmission with SACK.
     pub(super) rack: Option<Box<super::rack::Rack>>,
 
     // Application side.
-    pub(super) orphaned: bool,
-    pub(super) rd_shut: bool,
-    pub(super) write_blocked: bool,
     pub(super) error: Option<Error>,
-    pub(super) control: Option<Control>,
+    /// An RST or ACK owed outside the normal flow: see [`Connection::control`].
+    pub(super) control_seq: Seq,
+    pub(super) control_ack: Seq,
     pub(super) events: EventQueue,
 }
 
@@ -276,7 +258,7 @@ impl Connection {
             local,
             remote,
             state: State::Closed,
-            passive: false,
+            flags: 0,
             iss,
             snd_una: iss,
             snd_nxt: iss,
@@ -288,57 +270,43 @@ impl Connection {
             snd_wscale: 0,
             send_buf: SendBuffer::new(cfg.send_buffer),
             buf_seq: iss + 1u32,
-            fin_queued: false,
             snd_sml: iss,
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),
             rcv_wscale: 0,
-            ws_ok: false,
             recv_buf: RecvBuffer::new(cfg.recv_buffer),
-            rcv_fin: None,
-            fin_rcvd: false,
+            rcv_fin_seq: Seq(0),
             last_ack_sent: Seq(0),
             rcv_mss: mss,
             unacked_bytes: 0,
             sack_recent: [None; 4],
-            dsack: None,
-            challenge_due: false,
-            defer_acked: false,
+            dsack_range: (Seq(0), Seq(0)),
             smss: mss,
             ts: TsState {
-                enabled: false,
                 recent: 0,
                 recent_age: now,
                 offset: ts_offset,
             },
-            sack_ok: false,
             timers: Timers::default(),
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             backoff: 0,
             retries: 0,
-            rtt_probe: None,
-            rtx_tsval: None,
+            rtt_probe_end: Seq(0),
+            rtt_probe_sent: Instant::ZERO,
+            rtx_tsval_val: 0,
             probes: 0,
-            probe_due: false,
             last_recv: now,
-            ack_now: false,
-            handshake_ack: false,
-            synack_sent: false,
             syn_rtx: 0,
-            syn_timed_out: false,
-            syn_tsval: None,
+            syn_tsval_val: 0,
             quickack: cfg.quickack_segments,
-            last_challenge: None,
+            last_challenge_at: Instant::ZERO,
             cc: Congestion::new(cfg.congestion, cfg.initial_cwnd, mss),
             recovery: None,
-            probe_pending: false,
             rack: None,
-            orphaned: false,
-            rd_shut: false,
-            write_blocked: false,
             error: None,
-            control: None,
+            control_seq: Seq(0),
+            control_ack: Seq(0),
             events: EventQueue::default(),
             cfg,
         }
@@ -375,7 +343,7 @@ impl Connection {
         cx: &mut Counters,
     ) -> Connection {
         let mut c = Connection::new(cfg, local, remote, iss, ts_offset, now);
-        c.passive = true;
+        c.set_passive(true);
         c.state = State::Listen;
         cx.passive_opens += 1;
         c.take_syn(now, syn);
@@ -399,7 +367,7 @@ impl Connection {
         cx: &mut Counters,
     ) -> Connection {
         let mut conn = Connection::new(cfg, local, remote, c.iss, c.ts_offset, now);
-        conn.passive = true;
+        conn.set_passive(true);
         conn.state = State::Listen;
         cx.passive_opens += 1;
         conn.irs = ack.seq - 1u32;
@@ -409,28 +377,30 @@ impl Connection {
         conn.snd_nxt = conn.snd_una;
         conn.snd_max = conn.snd_una;
         conn.buf_seq = conn.snd_una;
-        conn.synack_sent = true;
+        conn.set_synack_sent(true);
         let ts = ack.options.timestamps.filter(|_| conn.cfg.timestamps);
-        conn.ts.enabled = ts.is_some();
+        conn.set_ts_enabled(ts.is_some());
         if let Some((val, _)) = ts {
             conn.ts.recent = val;
             conn.ts.recent_age = now;
         }
         // Without timestamps the cookie could carry no options: no scaling, no SACK.
-        conn.ws_ok = conn.ts.enabled && c.wscale.is_some() && conn.cfg.offered_wscale().is_some();
-        conn.snd_wscale = if conn.ws_ok {
+        conn.set_ws_ok(
+            conn.ts_enabled() && c.wscale.is_some() && conn.cfg.offered_wscale().is_some(),
+        );
+        conn.snd_wscale = if conn.ws_ok() {
             c.wscale.unwrap_or(0).min(14)
         } else {
             0
         };
-        conn.rcv_wscale = if conn.ws_ok {
+        conn.rcv_wscale = if conn.ws_ok() {
             conn.cfg.offered_wscale().unwrap_or(0)
         } else {
             0
         };
         conn.recv_buf.set_window_scale(conn.rcv_wscale);
-        conn.sack_ok = conn.ts.enabled && c.sack_ok && conn.cfg.sack;
-        let overhead = if conn.ts.enabled { 12 } else { 0 };
+        conn.set_sack_ok(conn.ts_enabled() && c.sack_ok && conn.cfg.sack);
+        let overhead = if conn.ts_enabled() { 12 } else { 0 };
         let ours = u32::from(conn.cfg.mss(remote.is_ipv6()));
         conn.smss = (u32::from(c.mss).min(ours).saturating_sub(overhead)).max(64);
         conn.cc = Congestion::new(conn.cfg.congestion, conn.cfg.initial_cwnd, conn.smss);
@@ -576,7 +546,7 @@ impl Connection {
 
     /// Free space in the send buffer.
     pub fn send_capacity(&self) -> usize {
-        if self.fin_queued {
+        if self.fin_queued() {
             0
         } else {
             self.send_buf.free()
@@ -605,7 +575,7 @@ impl Connection {
             remote: self.remote,
             snd_nxt: self.snd_nxt,
             rcv_nxt: self.rcv_nxt,
-            ts_recent: self.ts.enabled.then_some(self.ts.recent),
+            ts_recent: self.ts_enabled().then_some(self.ts.recent),
             window: (wnd >> self.rcv_wscale).min(65535) as u16,
             deadline: self.timers.get(Timer::TimeWait)?,
             duration: self.cfg.time_wait_len(),
@@ -616,12 +586,12 @@ impl Connection {
 
     /// True when the application has closed the connection (it is an orphan).
     pub fn is_orphaned(&self) -> bool {
-        self.orphaned
+        self.orphaned()
     }
 
     /// True when the peer's FIN has been received in order.
     pub fn peer_closed(&self) -> bool {
-        self.fin_rcvd
+        self.fin_rcvd()
     }
 
     /// The sequence variables: (ISS, SND.UNA, SND.NXT, IRS, RCV.NXT).
@@ -656,8 +626,8 @@ impl Connection {
 
     /// Whether timestamps, SACK and window scaling were negotiated, and the shifts.
     pub fn negotiated(&self) -> (bool, bool, Option<(u8, u8)>) {
-        let ws = self.ws_ok.then_some((self.snd_wscale, self.rcv_wscale));
-        (self.ts.enabled, self.sack_ok, ws)
+        let ws = self.ws_ok().then_some((self.snd_wscale, self.rcv_wscale));
+        (self.ts_enabled(), self.sack_ok(), ws)
     }
 
     /// The earliest armed timer and its deadline (for `ss -o`-like snapshots).
@@ -682,12 +652,12 @@ impl Connection {
             self.state,
             State::SynSent | State::SynReceived | State::Established | State::CloseWait
         );
-        if self.fin_queued || !open {
+        if self.fin_queued() || !open {
             return Err(SendError::Shutdown);
         }
         let n = self.send_buf.write(data);
         if n < data.len() {
-            self.write_blocked = true;
+            self.set_write_blocked(true);
         }
         Ok(n)
     }
@@ -703,7 +673,7 @@ impl Connection {
         if out.is_empty() {
             return Ok(0);
         }
-        if self.fin_rcvd || self.rd_shut {
+        if self.fin_rcvd() || self.rd_shut() {
             return Ok(0);
         }
         match self.error {
@@ -725,14 +695,14 @@ impl Connection {
         let opened = now_open.saturating_sub(advertised);
         if (advertised < self.rcv_mss && now_open >= self.rcv_mss) || opened >= threshold.max(1) * 2
         {
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
     }
 
     /// Shuts down one or both halves (like shutdown(2)).
     pub fn shutdown(&mut self, how: Shutdown) {
         if matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.rd_shut = true;
+            self.set_rd_shut(true);
             let n = self.recv_buf.readable();
             self.recv_buf.discard(n);
         }
@@ -746,11 +716,11 @@ impl Connection {
     /// RST (RFC 2525 section 2.17); otherwise a FIN follows the buffered data and the
     /// connection finishes closing on its own (an orphan).
     pub fn close(&mut self, now: Instant, cx: &mut Counters) {
-        if self.orphaned {
+        if self.orphaned() {
             return;
         }
-        self.orphaned = true;
-        self.rd_shut = true;
+        self.set_orphaned(true);
+        self.set_rd_shut(true);
         if self.linger_zero() && self.state != State::Closed {
             cx.abort_on_linger += 1;
             self.abort(now, cx);
@@ -774,7 +744,7 @@ impl Connection {
     /// Aborts the connection (RFC 9293 3.10.5): RST to the peer where Linux sends one
     /// (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1/2, SYN_RECEIVED), buffers dropped, CLOSED.
     pub fn abort(&mut self, _now: Instant, cx: &mut Counters) {
-        self.orphaned = true;
+        self.set_orphaned(true);
         if matches!(
             self.state,
             State::SynReceived
@@ -793,11 +763,11 @@ impl Connection {
     /// Queues the RST that tears this connection down (SEQ=SND.NXT, ACK=RCV.NXT),
     /// counted as TcpEstabResets from ESTABLISHED and CLOSE_WAIT.
     pub(super) fn queue_rst(&mut self, cx: &mut Counters) {
-        self.control = Some(Control {
+        self.set_control(Some(Control {
             seq: self.ack_seq(),
             ack: Some(self.rcv_nxt),
             rst: true,
-        });
+        }));
         if matches!(self.state, State::Established | State::CloseWait) {
             cx.estab_resets += 1;
         }
@@ -806,8 +776,8 @@ impl Connection {
     /// Drops the connection without a word to the peer: what Linux does to a closed
     /// listener's half-open connections.
     pub fn forget(&mut self, why: Reason) {
-        self.orphaned = true;
-        self.control = None;
+        self.set_orphaned(true);
+        self.set_control(None);
         if self.state != State::Closed {
             self.enter_closed(why, None);
         }
@@ -815,26 +785,26 @@ impl Connection {
 
     /// Marks the sending half closed and moves to the closing state the RFC names.
     fn queue_fin(&mut self, why: Reason) {
-        if self.fin_queued {
+        if self.fin_queued() {
             return;
         }
         match self.state {
             State::SynReceived | State::Established => {
-                self.fin_queued = true;
+                self.set_fin_queued(true);
                 self.set_state(State::FinWait1, why);
             }
             State::CloseWait => {
-                self.fin_queued = true;
+                self.set_fin_queued(true);
                 self.set_state(State::LastAck, why);
             }
             // RFC 9293 3.10.4: in SYN_SENT the FIN waits until the handshake completes.
-            State::SynSent => self.fin_queued = true,
+            State::SynSent => self.set_fin_queued(true),
             _ => {}
         }
     }
 
     pub(super) fn arm_fin_wait2(&mut self, now: Instant) {
-        if self.orphaned && self.state == State::FinWait2 {
+        if self.orphaned() && self.state == State::FinWait2 {
             self.timers
                 .set(Timer::FinWait2, now + self.fin_wait2_timeout());
         }
@@ -873,7 +843,7 @@ impl Connection {
             }
         }
         let back_to_listen = matches!(why, Reason::RcvRst | Reason::RcvSyn);
-        let to = if self.passive && self.state == State::SynReceived && back_to_listen {
+        let to = if self.passive() && self.state == State::SynReceived && back_to_listen {
             // RFC 9293 3.10.7.4: a passively opened connection returns to LISTEN.
             State::Listen
         } else {
@@ -882,8 +852,8 @@ impl Connection {
         self.set_state(to, why);
         self.state = State::Closed;
         self.timers.stop_all();
-        self.ack_now = false;
-        self.probe_due = false;
+        self.set_ack_now(false);
+        self.set_probe_due(false);
         self.send_buf.clear();
         self.events.push_back(Event::Closed);
     }
@@ -901,31 +871,32 @@ impl Connection {
         let cfg = &self.cfg;
         // RFC 7323 2.2: scaling is on only when both SYNs carry the option; a shift
         // above 14 is taken as 14.
-        self.ws_ok = o.wscale.is_some() && cfg.offered_wscale().is_some();
-        self.snd_wscale = if self.ws_ok {
+        let ws_ok = o.wscale.is_some() && cfg.offered_wscale().is_some();
+        self.snd_wscale = if ws_ok {
             o.wscale.unwrap_or(0).min(14)
         } else {
             0
         };
-        self.rcv_wscale = if self.ws_ok {
+        self.rcv_wscale = if ws_ok {
             cfg.offered_wscale().unwrap_or(0)
         } else {
             0
         };
         self.recv_buf.set_window_scale(self.rcv_wscale);
-        self.sack_ok = cfg.sack && o.sack_permitted;
-        if let (true, Some((val, _))) = (cfg.timestamps, o.timestamps) {
-            self.ts.enabled = true;
+        let sack_ok = cfg.sack && o.sack_permitted;
+        let ts = o.timestamps.filter(|_| cfg.timestamps);
+        if let Some((val, _)) = ts {
             self.ts.recent = val;
             self.ts.recent_age = now;
-        } else {
-            self.ts.enabled = false;
         }
         let peer_mss = u32::from(o.mss.unwrap_or(cfg.default_peer_mss));
-        let overhead = if self.ts.enabled { 12 } else { 0 };
+        let overhead = if ts.is_some() { 12 } else { 0 };
         let ours = u32::from(cfg.mss(self.remote.is_ipv6()));
         self.smss = (peer_mss.min(ours).saturating_sub(overhead)).max(64);
         self.cc = Congestion::new(cfg.congestion, cfg.initial_cwnd, self.smss);
+        self.set_ws_ok(ws_ok);
+        self.set_sack_ok(sack_ok);
+        self.set_ts_enabled(ts.is_some());
         // The window in a SYN is never scaled (RFC 7323 2.2).
         self.snd_wnd = u32::from(syn.window);
         self.max_snd_wnd = self.snd_wnd;
@@ -941,13 +912,13 @@ impl Connection {
             ..Default::default()
         };
         if syn_ack {
-            o.wscale = if self.ws_ok {
+            o.wscale = if self.ws_ok() {
                 cfg.offered_wscale()
             } else {
                 None
             };
-            o.sack_permitted = self.sack_ok;
-            if self.ts.enabled {
+            o.sack_permitted = self.sack_ok();
+            if self.ts_enabled() {
                 o.timestamps = Some((self.ts_val(now), self.ts.recent));
             }
         } else {
@@ -983,6 +954,13 @@ impl Connection {
         self.recovery.as_deref_mut()
     }
 
+    /// Clears the pending tail loss probe, returning whether one was pending.
+    pub(super) fn take_probe_pending(&mut self) -> bool {
+        let p = self.probe_pending();
+        self.set_probe_pending(false);
+        p
+    }
+
     /// Gives the loss-recovery state back once it is at rest. Called at the end of
     /// every input and output call, so a connection holds it only while it recovers.
     pub(super) fn tidy(&mut self) {
@@ -996,6 +974,169 @@ impl Connection {
 /// apart from the rest of the connection.
 pub(super) fn board_of(rec: &Option<Box<Recovery>>) -> &Scoreboard {
     &rec.as_deref().unwrap_or(&recovery::IDLE).board
+}
+
+/// Declares the one-bit state of a connection, kept in `Connection::flags` (a `bool`
+/// field each would take a byte apiece, 17 of them): a getter and a setter per bit.
+macro_rules! flags {
+    ($($(#[$doc:meta])* $bit:literal $get:ident $set:ident;)*) => {
+        impl Connection {
+            $(
+                $(#[$doc])*
+                #[inline]
+                pub(super) fn $get(&self) -> bool {
+                    self.flags & (1 << $bit) != 0
+                }
+
+                #[inline]
+                pub(super) fn $set(&mut self, on: bool) {
+                    if on {
+                        self.flags |= 1 << $bit;
+                    } else {
+                        self.flags &= !(1 << $bit);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+flags! {
+    /// Created by a listener from a SYN (RST in SYN_RECEIVED returns to LISTEN).
+    0 passive set_passive;
+    /// The application closed its sending half: FIN follows the buffered data.
+    1 fin_queued set_fin_queued;
+    /// Both SYNs carried the window scale option.
+    2 ws_ok set_ws_ok;
+    /// The peer's FIN has been received in order.
+    3 fin_rcvd set_fin_rcvd;
+    /// The ACK due is a challenge ACK (RFC 5961), which never carries a resent FIN.
+    4 challenge_due set_challenge_due;
+    /// TCP_DEFER_ACCEPT: the peer's bare ACK of our SYN came and was dropped, waiting
+    /// for data.
+    5 defer_acked set_defer_acked;
+    /// SACK is in use: both SYNs offered it (RFC 2018).
+    6 sack_ok set_sack_ok;
+    /// A zero-window or keepalive probe is due.
+    7 probe_due set_probe_due;
+    /// An ACK is due now, not at the delayed-ACK timer.
+    8 ack_now set_ack_now;
+    /// The ACK that completes an active open goes out on its own, before any data, as
+    /// Linux sends it from tcp_rcv_synsent_state_process().
+    9 handshake_ack set_handshake_ack;
+    /// A SYN-ACK has been sent (later ones are retransmissions).
+    10 synack_sent set_synack_sent;
+    /// Our SYN or SYN-ACK timed out at least once (Linux sets `undo_marker` then).
+    11 syn_timed_out set_syn_timed_out;
+    /// A tail loss probe is due to be sent (the probe timer fired).
+    12 probe_pending set_probe_pending;
+    /// The application has closed the connection: it is an orphan.
+    13 orphaned set_orphaned;
+    /// The reading half is shut down: arriving data is acknowledged and dropped.
+    14 rd_shut set_rd_shut;
+    /// A send() took less than it was given: Writable follows when room frees.
+    15 write_blocked set_write_blocked;
+    /// Timestamps are in use (RFC 7323: both SYNs carried the option).
+    16 ts_enabled set_ts_enabled;
+    // Which of the optional values below are present.
+    17 has_rcv_fin set_has_rcv_fin;
+    18 has_rtx_tsval set_has_rtx_tsval;
+    19 has_syn_tsval set_has_syn_tsval;
+    20 has_dsack set_has_dsack;
+    21 has_control set_has_control;
+    22 has_control_ack set_has_control_ack;
+    23 control_rst set_control_rst;
+    24 has_rtt_probe set_has_rtt_probe;
+    25 has_last_challenge set_has_last_challenge;
+}
+
+/// The optional values, each a plain field and a presence bit in `flags` (an
+/// `Option` would add 4 to 8 bytes of tag and padding apiece).
+impl Connection {
+    /// Sequence number of the peer's FIN, once seen (possibly beyond a gap).
+    pub(super) fn rcv_fin(&self) -> Option<Seq> {
+        self.has_rcv_fin().then_some(self.rcv_fin_seq)
+    }
+
+    pub(super) fn set_rcv_fin(&mut self, v: Option<Seq>) {
+        self.set_has_rcv_fin(v.is_some());
+        self.rcv_fin_seq = v.unwrap_or(Seq(0));
+    }
+
+    /// TSval of our latest retransmission, while an ACK echoing an older TSval may come.
+    pub(super) fn rtx_tsval(&self) -> Option<u32> {
+        self.has_rtx_tsval().then_some(self.rtx_tsval_val)
+    }
+
+    pub(super) fn set_rtx_tsval(&mut self, v: Option<u32>) {
+        self.set_has_rtx_tsval(v.is_some());
+        self.rtx_tsval_val = v.unwrap_or(0);
+    }
+
+    /// TSval of our first SYN or SYN-ACK.
+    pub(super) fn syn_tsval(&self) -> Option<u32> {
+        self.has_syn_tsval().then_some(self.syn_tsval_val)
+    }
+
+    pub(super) fn set_syn_tsval(&mut self, v: Option<u32>) {
+        self.set_has_syn_tsval(v.is_some());
+        self.syn_tsval_val = v.unwrap_or(0);
+    }
+
+    /// The duplicate to report in the next ACK's first SACK block (D-SACK).
+    pub(super) fn dsack(&self) -> Option<(Seq, Seq)> {
+        self.has_dsack().then_some(self.dsack_range)
+    }
+
+    pub(super) fn set_dsack(&mut self, v: Option<(Seq, Seq)>) {
+        self.set_has_dsack(v.is_some());
+        self.dsack_range = v.unwrap_or((Seq(0), Seq(0)));
+    }
+
+    /// The RST or ACK owed outside the normal flow.
+    pub(super) fn control(&self) -> Option<Control> {
+        self.has_control().then(|| Control {
+            seq: self.control_seq,
+            ack: self.has_control_ack().then_some(self.control_ack),
+            rst: self.control_rst(),
+        })
+    }
+
+    pub(super) fn set_control(&mut self, v: Option<Control>) {
+        self.set_has_control(v.is_some());
+        self.set_has_control_ack(v.is_some_and(|c| c.ack.is_some()));
+        self.set_control_rst(v.is_some_and(|c| c.rst));
+        self.control_seq = v.map_or(Seq(0), |c| c.seq);
+        self.control_ack = v.and_then(|c| c.ack).unwrap_or(Seq(0));
+    }
+
+    /// The segment being timed for an RTT sample: (its end sequence, send time).
+    pub(super) fn rtt_probe(&self) -> Option<(Seq, Instant)> {
+        self.has_rtt_probe()
+            .then_some((self.rtt_probe_end, self.rtt_probe_sent))
+    }
+
+    pub(super) fn set_rtt_probe(&mut self, v: Option<(Seq, Instant)>) {
+        self.set_has_rtt_probe(v.is_some());
+        (self.rtt_probe_end, self.rtt_probe_sent) = v.unwrap_or((Seq(0), Instant::ZERO));
+    }
+
+    /// Takes the RTT probe, leaving none.
+    pub(super) fn take_rtt_probe(&mut self) -> Option<(Seq, Instant)> {
+        let p = self.rtt_probe();
+        self.set_rtt_probe(None);
+        p
+    }
+
+    /// When the last challenge ACK or rate-limited duplicate ACK went.
+    pub(super) fn last_challenge(&self) -> Option<Instant> {
+        self.has_last_challenge().then_some(self.last_challenge_at)
+    }
+
+    pub(super) fn set_last_challenge(&mut self, v: Option<Instant>) {
+        self.set_has_last_challenge(v.is_some());
+        self.last_challenge_at = v.unwrap_or(Instant::ZERO);
+    }
 }
 
 impl core::fmt::Debug for Connection {

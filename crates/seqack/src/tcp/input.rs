@@ -52,11 +52,11 @@ impl Connection {
         // First: the ACK must acknowledge our SYN and nothing beyond.
         if f.ack() && (seg.ack <= self.iss || seg.ack > self.snd_max) {
             if !f.rst() {
-                self.control = Some(Control {
+                self.set_control(Some(Control {
                     seq: seg.ack,
                     ack: None,
                     rst: true,
-                });
+                }));
             }
             return;
         }
@@ -84,10 +84,10 @@ impl Connection {
             self.init_transfer(seg);
             self.set_state(State::Established, Reason::RcvSynAck);
             self.events.push_back(Event::Connected);
-            self.ack_now = true;
-            self.handshake_ack = true;
-            if self.fin_queued {
-                let why = if self.orphaned {
+            self.set_ack_now(true);
+            self.set_handshake_ack(true);
+            if self.fin_queued() {
+                let why = if self.orphaned() {
                     Reason::Close
                 } else {
                     Reason::ShutdownWrite
@@ -108,7 +108,7 @@ impl Connection {
 
     /// The ACK of our SYN arrived: RTT and congestion state start over with it.
     fn on_syn_acked(&mut self, now: Instant) {
-        if let Some((end, sent)) = self.rtt_probe.take() {
+        if let Some((end, sent)) = self.take_rtt_probe() {
             if self.backoff == 0 && self.snd_una >= end {
                 self.rtt.sample(now - sent);
             }
@@ -137,11 +137,11 @@ impl Connection {
         }
         self.backoff = 0;
         self.retries = 0;
-        let spurious = match (self.ts.enabled, seg.options.timestamps, self.syn_tsval) {
+        let spurious = match (self.ts_enabled(), seg.options.timestamps, self.syn_tsval()) {
             (true, Some((_, ecr)), Some(first)) => ecr == first,
             _ => false,
         };
-        let lost = self.syn_rtx > 1 && self.syn_timed_out && !spurious;
+        let lost = self.syn_rtx > 1 && self.syn_timed_out() && !spurious;
         let segments = if lost { 1 } else { self.cfg.initial_cwnd };
         self.cc = Congestion::new(self.cfg.congestion, segments, self.smss);
         if let Some(r) = self.rec_if() {
@@ -252,11 +252,11 @@ impl Connection {
         }
         if self.state == State::SynReceived {
             let bare = seg.payload.is_empty() && !seg.flags.fin();
-            if self.passive && bare && self.retries < self.cfg.defer_accept_rounds {
+            if self.passive() && bare && self.retries < self.cfg.defer_accept_rounds {
                 // TCP_DEFER_ACCEPT: wait for data before the connection is accepted
                 // (Linux's tcp_check_req, TCPDeferAcceptDrop).
                 cx.defer_accept_drops += 1;
-                self.defer_acked = true;
+                self.set_defer_acked(true);
                 return;
             }
             if self.snd_una < seg.ack && seg.ack <= self.snd_max {
@@ -267,15 +267,15 @@ impl Connection {
                 self.init_transfer(seg);
                 self.set_state(State::Established, Reason::RcvAckOfSyn);
                 self.events.push_back(Event::Connected);
-                if self.fin_queued {
+                if self.fin_queued() {
                     self.set_state(State::FinWait1, Reason::Close);
                 }
             } else {
-                self.control = Some(Control {
+                self.set_control(Some(Control {
                     seq: seg.ack,
                     ack: None,
                     rst: true,
-                });
+                }));
                 return;
             }
         }
@@ -333,18 +333,18 @@ impl Connection {
             return SynInSynReceived::Done;
         }
         let acks_our_syn = f.ack() && seg.ack == self.iss + 1u32;
-        if !self.passive {
+        if !self.passive() {
             if seg.seq == self.irs && acks_our_syn {
                 return SynInSynReceived::AsAck;
             }
             return SynInSynReceived::Continue;
         }
         if f.ack() && !acks_our_syn {
-            self.control = Some(Control {
+            self.set_control(Some(Control {
                 seq: seg.ack,
                 ack: None,
                 rst: true,
-            });
+            }));
             return SynInSynReceived::Done;
         }
         if paws || !self.acceptable(seg) {
@@ -360,7 +360,7 @@ impl Connection {
         cx.attempt_fails += 1;
         cx.embryonic_rsts += 1;
         // RFC 9293 3.10.7.1's reply to the offending segment (Linux: tcp_v4_send_reset).
-        self.control = Some(if f.ack() {
+        self.set_control(Some(if f.ack() {
             Control {
                 seq: seg.ack,
                 ack: None,
@@ -372,7 +372,7 @@ impl Connection {
                 ack: Some(seg.seq + seg.seq_len()),
                 rst: true,
             }
-        });
+        }));
         self.enter_closed(Reason::RcvSyn, None);
         SynInSynReceived::Done
     }
@@ -410,7 +410,7 @@ impl Connection {
         let advertised = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
         // (FreeBSD's SYN cache checks against the window it offered: not for a passive
         // connection in SYN_RECEIVED.)
-        let syn_cache = self.state == State::SynReceived && self.passive;
+        let syn_cache = self.state == State::SynReceived && self.passive();
         if self.cfg.accept_to_buffer_space && !syn_cache {
             advertised.max(self.recv_buf.window() as u32)
         } else {
@@ -421,7 +421,7 @@ impl Connection {
     /// PAWS (RFC 7323 5.3): a segment whose TSval is older than TS.Recent is a stale
     /// duplicate. RST segments are exempt (RFC 7323 5.3 R1 note).
     fn paws_rejects(&self, now: Instant, seg: &Segment<'_>) -> bool {
-        if !self.ts.enabled || seg.flags.rst() {
+        if !self.ts_enabled() || seg.flags.rst() {
             return false;
         }
         match seg.options.timestamps {
@@ -435,7 +435,7 @@ impl Connection {
 
     /// RFC 7323 4.3: remember the peer's TSval when the segment covers Last.ACK.sent.
     fn update_ts_recent(&mut self, now: Instant, seg: &Segment<'_>) {
-        if !self.ts.enabled {
+        if !self.ts_enabled() {
             return;
         }
         if let Some((val, _)) = seg.options.timestamps {
@@ -452,10 +452,10 @@ impl Connection {
         match self.state {
             State::SynReceived => {
                 cx.attempt_fails += 1;
-                if self.passive {
+                if self.passive() {
                     cx.embryonic_rsts += 1;
                 }
-                let err = if self.passive {
+                let err = if self.passive() {
                     None
                 } else {
                     Some(Error::Refused)
@@ -481,7 +481,7 @@ impl Connection {
     fn reset_by_syn(&mut self, cx: &mut Counters) {
         self.queue_rst(cx);
         let err = match self.state {
-            State::SynReceived if self.passive => None,
+            State::SynReceived if self.passive() => None,
             _ => Some(Error::Reset),
         };
         self.enter_closed(Reason::RcvSynInWindow, err);
@@ -500,7 +500,7 @@ impl Connection {
         }
         match self.state {
             State::TimeWait => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_time_wait),
-            State::SynReceived if self.passive => {
+            State::SynReceived if self.passive() => {
                 self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_syn_recv)
             }
             _ => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_seq),
@@ -520,7 +520,7 @@ impl Connection {
             *skipped(cx) += 1;
             return;
         }
-        self.ack_now = true;
+        self.set_ack_now(true);
     }
 
     /// A SYN in a synchronized state, or one that an actively opened SYN_RECEIVED does
@@ -535,8 +535,8 @@ impl Connection {
     fn challenge_ack(&mut self, now: Instant, cx: &mut Counters) {
         if self.ratelimit_ok(now) {
             cx.challenge_acks += 1;
-            self.ack_now = true;
-            self.challenge_due = true;
+            self.set_ack_now(true);
+            self.set_challenge_due(true);
         } else {
             cx.ack_skipped_challenge += 1;
         }
@@ -546,12 +546,12 @@ impl Connection {
     /// `challenge_ack_interval` (Linux's `tcp_invalid_ratelimit`, one timestamp shared
     /// by challenge ACKs and out-of-window duplicate ACKs). True when one may go now.
     fn ratelimit_ok(&mut self, now: Instant) -> bool {
-        if let Some(last) = self.last_challenge {
+        if let Some(last) = self.last_challenge() {
             if now - last < self.cfg.challenge_ack_interval {
                 return false;
             }
         }
-        self.last_challenge = Some(now);
+        self.set_last_challenge(Some(now));
         true
     }
 
@@ -586,7 +586,7 @@ impl Connection {
         }
         self.rack_detect(now, cx);
         let r = self.rec();
-        if self.sack_ok && !r.fast_recovery && r.recover.is_none() {
+        if self.sack_ok() && !r.fast_recovery && r.recover.is_none() {
             // RFC 6675 5 (and 5.1 for an ACK that advanced SND.UNA): enough SACKed
             // above SND.UNA marks it lost before three duplicate ACKs have arrived.
             if self.snd_max > self.snd_una && r.board.is_lost(self.snd_una, self.smss) {
@@ -633,7 +633,7 @@ impl Connection {
 
     /// True when a FIN of ours was sent and acknowledged.
     pub(super) fn fin_acked(&self) -> bool {
-        self.fin_queued && self.snd_una == self.fin_seq() + 1u32
+        self.fin_queued() && self.snd_una == self.fin_seq() + 1u32
     }
 
     /// The sequence number our FIN takes (valid once `fin_queued`).
@@ -658,8 +658,8 @@ impl Connection {
             let n = (ack.since(self.buf_seq) as usize).min(self.send_buf.len());
             self.send_buf.consume(n);
             self.buf_seq += n;
-            if self.write_blocked && n > 0 {
-                self.write_blocked = false;
+            if self.write_blocked() && n > 0 {
+                self.set_write_blocked(false);
                 self.events.push_back(Event::Writable);
             }
         }
@@ -667,10 +667,10 @@ impl Connection {
         // unless it was retransmitted (Karn).
         let mut sampled = self.sample_rtt_from_ts(now, seg);
         if !sampled {
-            if let Some((end, sent)) = self.rtt_probe {
+            if let Some((end, sent)) = self.rtt_probe() {
                 if ack >= end {
                     self.rtt.sample(now - sent);
-                    self.rtt_probe = None;
+                    self.set_rtt_probe(None);
                     sampled = true;
                 }
             }
@@ -782,7 +782,7 @@ impl Connection {
     /// probe outstanding, in a state that sends data or FIN.
     fn probe_allowed(&self) -> bool {
         self.cfg.tail_loss_probe
-            && self.sack_ok
+            && self.sack_ok()
             && !self.rec().fast_recovery
             && self.rec().recover.is_none()
             && self.rec().tlp_end.is_none()
@@ -833,7 +833,7 @@ impl Connection {
         }
         if self.probe_allowed() {
             cx.loss_probes += 1;
-            self.probe_pending = true;
+            self.set_probe_pending(true);
         }
         self.timers
             .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
@@ -860,11 +860,11 @@ impl Connection {
         let mss = self.smss;
         // Recovery takes over from any probe episode (its window cut covers it).
         let (snd_una, snd_nxt, snd_max, sack_ok) =
-            (self.snd_una, self.snd_nxt, self.snd_max, self.sack_ok);
+            (self.snd_una, self.snd_nxt, self.snd_max, self.sack_ok());
         let r = self.rec_mut();
         r.tlp_end = None;
         r.tlp_rexmit = None;
-        self.probe_pending = false;
+        self.set_probe_pending(false);
         self.stop_loss_probe(now);
         cx.fast_retrans += 1;
         let r = self.rec_mut();
@@ -872,7 +872,7 @@ impl Connection {
         r.fast_recovery = true;
         r.sack_recovery = sack_ok;
         self.cc.on_loss(now, snd_max.since(snd_una), mss);
-        self.rtt_probe = None;
+        self.set_rtt_probe(None);
         if sack_ok {
             cx.sack_recovery += 1;
             // Anything sent since goes on from the highest byte sent: the holes are
@@ -899,7 +899,7 @@ impl Connection {
     /// they newly SACK. A first block below the ACK or inside the second is a D-SACK
     /// (RFC 2883) and reports a duplicate, not a hole: it adds nothing.
     fn note_sacks(&mut self, seg: &Segment<'_>) -> u32 {
-        if !self.sack_ok {
+        if !self.sack_ok() {
             return 0;
         }
         let blocks = seg.options.sack_blocks();
@@ -926,7 +926,7 @@ impl Connection {
 
     /// RTT from the echoed timestamp of an ACK that advanced SND.UNA.
     fn sample_rtt_from_ts(&mut self, now: Instant, seg: &Segment<'_>) -> bool {
-        if !self.ts.enabled {
+        if !self.ts_enabled() {
             return false;
         }
         match seg.options.timestamps {
@@ -934,16 +934,16 @@ impl Connection {
                 // An echo older than our latest retransmission refers to an earlier
                 // transmission: the time since then includes the retransmission timeout,
                 // not just the path (the ambiguity RFC 3522 resolves with timestamps).
-                if let Some(rtx) = self.rtx_tsval {
+                if let Some(rtx) = self.rtx_tsval() {
                     if (ecr.wrapping_sub(rtx) as i32) < 0 {
                         return false;
                     }
-                    self.rtx_tsval = None;
+                    self.set_rtx_tsval(None);
                 }
                 let elapsed = self.ts_val(now).wrapping_sub(ecr);
                 if elapsed < 1 << 30 {
                     self.rtt.sample(Duration::from_millis(u64::from(elapsed)));
-                    self.rtt_probe = None;
+                    self.set_rtt_probe(None);
                     return true;
                 }
                 false
@@ -963,13 +963,13 @@ impl Connection {
     ) {
         let mut quick = false;
         if !seg.payload.is_empty() && self.state.can_receive() {
-            if self.orphaned && start + seg.payload.len() > self.rcv_nxt {
+            if self.orphaned() && start + seg.payload.len() > self.rcv_nxt {
                 // Linux: new data for a connection the application closed is answered
                 // with RST (TCPAbortOnData): nobody will ever read it.
                 cx.abort_on_data += 1;
                 // Linux answers from the offending segment (tcp_v4_send_reset):
                 // <SEQ=SEG.ACK><CTL=RST>.
-                self.control = Some(Control {
+                self.set_control(Some(Control {
                     seq: if seg.flags.ack() {
                         seg.ack
                     } else {
@@ -977,7 +977,7 @@ impl Connection {
                     },
                     ack: None,
                     rst: true,
-                });
+                }));
                 self.enter_closed(Reason::Abort, Some(Error::Aborted));
                 return;
             }
@@ -985,29 +985,29 @@ impl Connection {
         }
         // A FIN recorded but not taken yet lies beyond a hole (an in-order FIN is taken
         // at once).
-        let fin_was_held = !self.fin_rcvd && self.rcv_fin.is_some();
+        let fin_was_held = !self.fin_rcvd() && self.rcv_fin().is_some();
         if seg.flags.fin() && self.state.can_receive() {
             let at = start + seg.payload.len();
             if at > self.rcv_nxt {
                 // A FIN beyond a hole: held out of order, and answered at once with a
                 // duplicate ACK like out-of-order data (RFC 5681 4.2; Linux queues it
                 // in the out-of-order queue).
-                self.ack_now = true;
+                self.set_ack_now(true);
             }
-            self.rcv_fin = Some(at);
-        } else if seg.flags.fin() && self.fin_rcvd {
+            self.set_rcv_fin(Some(at));
+        } else if seg.flags.fin() && self.fin_rcvd() {
             // A retransmitted FIN in CLOSE_WAIT, CLOSING or LAST_ACK: acknowledge again.
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         let pingpong = self.try_take_fin(now, cx);
-        if fin_was_held && self.fin_rcvd {
+        if fin_was_held && self.fin_rcvd() {
             // The gap before a held FIN is filled: ACK at once (RFC 5681 4.2; Linux sets
             // ICSK_ACK_NOW), although a FIN would otherwise wait for the delayed ACK.
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         if quick && !pingpong {
             self.quickack -= 1;
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
     }
 
@@ -1023,7 +1023,7 @@ impl Connection {
         }
         if skip >= payload.len() {
             cx.dup_data += 1;
-            self.ack_now = true;
+            self.set_ack_now(true);
             return false;
         }
         let data = &payload[skip..];
@@ -1031,31 +1031,31 @@ impl Connection {
         if let Some((s, e)) = self.recv_buf.held(off as u32, data.len() as u32) {
             // A duplicate of data held out of order.
             self.note_dsack(self.rcv_nxt + s, self.rcv_nxt + e);
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         self.rcv_mss = self.rcv_mss.max(payload.len() as u32);
-        if self.rd_shut {
+        if self.rd_shut() {
             // shutdown(Read): acknowledge in-order data and throw it away.
             if off == 0 {
                 let n = data.len().min(self.recv_buf.window());
                 self.rcv_nxt += n;
-                self.ack_now = true;
+                self.set_ack_now(true);
             }
             return false;
         }
         let Some(w) = self.recv_buf.write_at(off, data) else {
             cx.ofo_drop += 1;
-            self.ack_now = true;
+            self.set_ack_now(true);
             return false;
         };
         self.rcv_nxt += w.advanced;
         if w.out_of_order {
             cx.ofo_queue += 1;
             self.note_sack_block(start.max(self.rcv_nxt));
-            self.ack_now = true;
+            self.set_ack_now(true);
         } else if self.recv_buf.has_out_of_order() || w.advanced > w.accepted {
             // Filled (part of) a hole: ACK at once so the sender learns quickly.
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         if w.advanced > 0 {
             self.events.push_back(Event::Readable);
@@ -1064,7 +1064,7 @@ impl Connection {
                 return true;
             } else if self.unacked_bytes >= 2 * self.rcv_mss {
                 // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
-                self.ack_now = true;
+                self.set_ack_now(true);
             } else if !self.timers.is_set(Timer::DelayedAck) {
                 self.timers
                     .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
@@ -1076,8 +1076,8 @@ impl Connection {
     /// Remembers a duplicate for the D-SACK block of the next ACK (RFC 2883), where SACK
     /// is in use and D-SACK on. The first duplicate of a segment is the one reported.
     pub(super) fn note_dsack(&mut self, left: Seq, right: Seq) {
-        if self.sack_ok && self.cfg.dsack && self.dsack.is_none() && left < right {
-            self.dsack = Some((left, right));
+        if self.sack_ok() && self.cfg.dsack && self.dsack().is_none() && left < right {
+            self.set_dsack(Some((left, right)));
         }
     }
 
@@ -1112,10 +1112,10 @@ impl Connection {
     /// the FIN's ACK follows Linux's delayed-ACK ("pingpong") rule, under which
     /// quick-ACK mode does not apply (see [`Connection::delay_fin_ack`]).
     fn try_take_fin(&mut self, now: Instant, cx: &mut Counters) -> bool {
-        if self.fin_rcvd || self.rcv_fin != Some(self.rcv_nxt) {
+        if self.fin_rcvd() || self.rcv_fin() != Some(self.rcv_nxt) {
             return false;
         }
-        self.fin_rcvd = true;
+        self.set_fin_rcvd(true);
         self.rcv_nxt += 1u32;
         self.events.push_back(Event::Readable);
         match self.state {
@@ -1125,12 +1125,12 @@ impl Connection {
                     self.delay_fin_ack(now);
                     return true;
                 }
-                self.ack_now = true;
+                self.set_ack_now(true);
             }
             // The active closer's ACK of the peer's FIN goes at once (Linux:
             // tcp_send_ack from tcp_fin in FIN_WAIT_1 and FIN_WAIT_2).
             State::FinWait1 => {
-                self.ack_now = true;
+                self.set_ack_now(true);
                 if self.fin_acked() {
                     // This very segment acknowledged our FIN and carried the peer's.
                     self.enter_time_wait(now, Reason::RcvFinAckOfFin, cx);
@@ -1139,10 +1139,10 @@ impl Connection {
                 }
             }
             State::FinWait2 => {
-                self.ack_now = true;
+                self.set_ack_now(true);
                 self.enter_time_wait(now, Reason::RcvFin, cx);
             }
-            _ => self.ack_now = true,
+            _ => self.set_ack_now(true),
         }
         false
     }
@@ -1155,11 +1155,11 @@ impl Connection {
     /// more than one full segment, the FIN included, is unacknowledged
     /// (__tcp_ack_snd_check). A delayed-ACK timer already running keeps its deadline.
     fn delay_fin_ack(&mut self, now: Instant) {
-        if self.ack_now {
+        if self.ack_now() {
             return;
         }
         if self.rcv_nxt.diff(self.last_ack_sent) > self.rcv_mss as i32 {
-            self.ack_now = true;
+            self.set_ack_now(true);
         } else if !self.timers.is_set(Timer::DelayedAck) {
             self.timers
                 .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
@@ -1189,7 +1189,7 @@ impl Connection {
     /// TIME_WAIT (RFC 9293 3.10.7.4, RFC 1337, RFC 6191).
     fn on_time_wait(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
         let paws = self.paws_rejects(now, seg);
-        let recent = self.ts.enabled.then_some(self.ts.recent);
+        let recent = self.ts_enabled().then_some(self.ts.recent);
         let (rfc1337, ack_required) = (self.cfg.rfc1337, self.cfg.tw_ack_required);
         match time_wait_segment(seg, self.rcv_nxt, recent, paws, rfc1337, ack_required) {
             TimeWaitAction::Nothing => {}
@@ -1200,7 +1200,7 @@ impl Connection {
                 // RFC 7323 4.3: the FIN retransmission covers Last.ACK.sent, so its
                 // TSval becomes TS.Recent and is echoed.
                 self.update_ts_recent(now, seg);
-                self.ack_now = true;
+                self.set_ack_now(true);
                 self.timers
                     .set(Timer::TimeWait, now + self.cfg.time_wait_len());
             }
@@ -1235,7 +1235,7 @@ impl Connection {
                 Timer::DelayedAck => {
                     if self.unacked_bytes > 0 || self.rcv_nxt != self.last_ack_sent {
                         cx.delayed_acks += 1;
-                        self.ack_now = true;
+                        self.set_ack_now(true);
                     }
                 }
             }
@@ -1251,14 +1251,14 @@ impl Connection {
             return;
         }
         self.retries += 1;
-        let deferring = self.state == State::SynReceived && self.defer_acked;
+        let deferring = self.state == State::SynReceived && self.defer_acked();
         let limit = match self.state {
             State::SynSent => self.cfg.syn_retries,
             State::SynReceived if deferring => {
                 self.cfg.synack_retries.max(self.cfg.defer_accept_rounds)
             }
             State::SynReceived => self.cfg.synack_retries,
-            _ if self.orphaned => self.cfg.orphan_retries,
+            _ if self.orphaned() => self.cfg.orphan_retries,
             _ => self.cfg.retries2,
         };
         if self.retries > limit {
@@ -1271,7 +1271,7 @@ impl Connection {
         }
         cx.timeouts += 1;
         if matches!(self.state, State::SynSent | State::SynReceived) {
-            self.syn_timed_out = true;
+            self.set_syn_timed_out(true);
         }
         self.backoff += 1;
         if deferring && self.retries < self.cfg.defer_accept_rounds {
@@ -1301,13 +1301,13 @@ impl Connection {
             r.dupacks = 0;
             r.rexmit_resume = None;
         }
-        self.probe_pending = false;
+        self.set_probe_pending(false);
         self.timers.stop(Timer::LossProbe);
         self.timers.stop(Timer::Reorder);
         if let Some(r) = self.rack.as_mut() {
             r.reset();
         }
-        self.rtt_probe = None;
+        self.set_rtt_probe(None);
         self.snd_nxt = self.snd_una;
         self.timers
             .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
@@ -1327,7 +1327,7 @@ impl Connection {
             return;
         }
         self.probes += 1;
-        let limit = if self.orphaned {
+        let limit = if self.orphaned() {
             self.cfg.orphan_retries
         } else {
             self.cfg.retries2
@@ -1341,7 +1341,7 @@ impl Connection {
             // TcpExtTCPWinProbe counts the bare probes (tcp_xmit_probe_skb).
             cx.win_probes += 1;
         }
-        self.probe_due = true;
+        self.set_probe_due(true);
         self.backoff += 1;
         self.timers
             .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
@@ -1361,24 +1361,24 @@ impl Connection {
         if self.probes >= self.keepalive_count() {
             cx.abort_on_timeout += 1;
             // Linux resets a peer that stopped answering keepalives (tcp_keepalive_timer).
-            self.control = Some(Control {
+            self.set_control(Some(Control {
                 seq: self.ack_seq(),
                 ack: Some(self.rcv_nxt),
                 rst: true,
-            });
+            }));
             self.enter_closed(Reason::TimerKeepalive, Some(Error::TimedOut));
             return;
         }
         self.probes += 1;
         cx.keepalive_probes += 1;
-        self.probe_due = true;
+        self.set_probe_due(true);
         self.timers
             .set(Timer::Keepalive, now + self.keepalive_interval());
     }
 
     /// Buffered data (or a FIN) not yet sent.
     pub(super) fn has_unsent(&self) -> bool {
-        let end = self.fin_seq() + u32::from(self.fin_queued);
+        let end = self.fin_seq() + u32::from(self.fin_queued());
         self.snd_nxt < end
     }
 }

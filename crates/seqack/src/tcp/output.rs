@@ -26,10 +26,10 @@ impl Connection {
     }
 
     fn next_segment(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
-        if let Some(c) = self.control {
+        if let Some(c) = self.control() {
             let n = self.emit_control(c, buf, cx);
             if n.is_some() {
-                self.control = None;
+                self.set_control(None);
             }
             return n;
         }
@@ -55,14 +55,14 @@ impl Connection {
         if self.state == State::SynSent {
             return None;
         }
-        if self.handshake_ack {
-            self.handshake_ack = false;
-            if self.ack_now {
+        if self.handshake_ack() {
+            self.set_handshake_ack(false);
+            if self.ack_now() {
                 let seq = self.ack_seq();
                 return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
             }
         }
-        if std::mem::take(&mut self.probe_pending) {
+        if self.take_probe_pending() {
             if let Some(n) = self.emit_loss_probe(now, buf, cx) {
                 return Some(n);
             }
@@ -70,14 +70,14 @@ impl Connection {
         if let Some(n) = self.transmit_data(now, buf, cx) {
             return Some(n);
         }
-        if self.probe_due {
+        if self.probe_due() {
             // Zero-window and keepalive probes: an ACK one below SND.UNA, which the peer
             // must answer with an ACK carrying its window (Linux's tcp_xmit_probe_skb).
-            self.probe_due = false;
+            self.set_probe_due(false);
             return self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
         }
-        if self.ack_now {
-            if self.cfg.resend_fin_in_acks && !self.challenge_due && self.fin_unacked_alone() {
+        if self.ack_now() {
+            if self.cfg.resend_fin_in_acks && !self.challenge_due() && self.fin_unacked_alone() {
                 // FreeBSD: an ACK while our FIN is outstanding carries the FIN again.
                 let seq = self.fin_seq();
                 return self.emit(now, buf, seq, Flags::FIN | Flags::ACK, 0, 0, false, cx);
@@ -91,7 +91,7 @@ impl Connection {
     /// Our FIN has been sent and is the only thing unacknowledged, with nothing being
     /// retransmitted.
     fn fin_unacked_alone(&self) -> bool {
-        self.fin_queued
+        self.fin_queued()
             && self.snd_nxt == self.snd_max
             && self.snd_max == self.fin_seq() + 1u32
             && self.snd_una == self.fin_seq()
@@ -122,23 +122,23 @@ impl Connection {
         // A SYN-ACK after our own SYN (simultaneous open) is a new segment, not a
         // retransmission of the SYN.
         let retransmission = if syn_ack {
-            self.synack_sent
+            self.synack_sent()
         } else {
             self.snd_max != self.iss
         };
-        self.synack_sent |= syn_ack;
+        self.set_synack_sent(self.synack_sent() | syn_ack);
         let opts = self.syn_options(now, syn_ack);
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
         if retransmission {
-            self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
+            self.set_rtx_tsval(opts.timestamps.map(|(val, _)| val));
             self.syn_rtx += 1;
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
-            self.rtt_probe = Some((self.iss + 1u32, now));
+            self.set_rtt_probe(Some((self.iss + 1u32, now)));
         }
-        if self.syn_tsval.is_none() {
-            self.syn_tsval = opts.timestamps.map(|(val, _)| val);
+        if self.syn_tsval().is_none() {
+            self.set_syn_tsval(opts.timestamps.map(|(val, _)| val));
         }
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_max.max(self.snd_nxt);
@@ -164,7 +164,7 @@ impl Connection {
             }
         }
         let data_end = self.buf_seq + self.send_buf.len();
-        let end = data_end + u32::from(self.fin_queued);
+        let end = data_end + u32::from(self.fin_queued());
         if self.snd_nxt >= end {
             return None;
         }
@@ -180,7 +180,7 @@ impl Connection {
             // nothing in flight the persist timer's probe carries what the window
             // allows (Linux: tcp_snd_wnd_test holds the segment, tcp_write_wakeup sends
             // the probe).
-            if len == 0 || !self.probe_due || in_flight {
+            if len == 0 || !self.probe_due() || in_flight {
                 self.maybe_arm_persist(now);
                 return None;
             }
@@ -189,7 +189,7 @@ impl Connection {
             return None;
         }
         // The FIN takes one sequence number, so it needs room in the peer's window too.
-        let fin = self.fin_queued && self.snd_nxt + len == data_end && room > len;
+        let fin = self.fin_queued() && self.snd_nxt + len == data_end && room > len;
         if len == 0 && !fin {
             self.maybe_arm_persist(now);
             return None;
@@ -205,8 +205,8 @@ impl Connection {
         let off = seq.since(self.buf_seq) as usize;
         let n = self.emit(now, buf, seq, flags, off, len as usize, retransmission, cx)?;
         let seg_end = seq + len + u32::from(fin);
-        if !retransmission && self.rtt_probe.is_none() && !self.ts.enabled {
-            self.rtt_probe = Some((seg_end, now));
+        if !retransmission && self.rtt_probe().is_none() && !self.ts_enabled() {
+            self.set_rtt_probe(Some((seg_end, now)));
         }
         if !retransmission && len < mss {
             // Linux: tcp_minshall_update.
@@ -215,7 +215,7 @@ impl Connection {
         if probe {
             // Data is in flight now: the retransmission timer takes over from the
             // persist timer, with the backoff started over (Linux: tcp_send_probe0).
-            self.probe_due = false;
+            self.set_probe_due(false);
             self.timers.stop(Timer::Persist);
             self.backoff = 0;
             self.probes = 0;
@@ -276,7 +276,7 @@ impl Connection {
                     // HighRxt below the highest SACKed byte goes even if not yet lost.
                     let (unsent, seg, room) = self.send_limits();
                     let new_data = unsent > 0 && room >= unsent.min(seg);
-                    let fin_unsent = self.fin_queued && self.snd_max == self.fin_seq();
+                    let fin_unsent = self.fin_queued() && self.snd_max == self.fin_seq();
                     if new_data || fin_unsent {
                         return None;
                     }
@@ -313,7 +313,7 @@ impl Connection {
             0
         };
         // The FIN, if it is in the hole and the segment reaches it.
-        let fin = self.fin_queued && start + len == data_end && end > data_end;
+        let fin = self.fin_queued() && start + len == data_end && end > data_end;
         if len == 0 && !fin {
             self.rec_mut().rexmit_first = false;
             return None;
@@ -353,7 +353,7 @@ impl Connection {
             let seq = self.snd_nxt;
             let room = wnd_right.since(seq);
             let len = data_end.since(seq).min(mss).min(room);
-            let fin = self.fin_queued && seq + len == data_end && room > len;
+            let fin = self.fin_queued() && seq + len == data_end && room > len;
             let mut flags = Flags::ACK | Flags::PSH;
             if fin {
                 flags |= Flags::FIN;
@@ -369,7 +369,7 @@ impl Connection {
             return Some(n);
         }
         let end = self.snd_max;
-        let fin_sent = self.fin_queued && end == data_end + 1u32;
+        let fin_sent = self.fin_queued() && end == data_end + 1u32;
         let data_last = if fin_sent { data_end } else { end };
         let start = if data_last.since(self.snd_una) > mss {
             data_last - mss
@@ -446,7 +446,7 @@ impl Connection {
     /// TCP_NAGLE_OFF once the FIN is queued).
     fn nagle_holds(&self) -> bool {
         !self.nodelay()
-            && !self.fin_queued
+            && !self.fin_queued()
             && self.snd_una < self.snd_sml
             && self.snd_sml <= self.snd_max
     }
@@ -478,15 +478,15 @@ impl Connection {
         cx: &mut Counters,
     ) -> Option<usize> {
         let mut opts = Options::default();
-        if self.ts.enabled {
+        if self.ts_enabled() {
             opts.timestamps = Some((self.ts_val(now), self.ts.recent));
         }
-        if self.sack_ok {
+        if self.sack_ok() {
             self.fill_sack(&mut opts);
         }
         let n = self.write_segment(now, buf, seq, flags, off, len, opts)?;
         if retransmission {
-            self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
+            self.set_rtx_tsval(opts.timestamps.map(|(val, _)| val));
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
@@ -496,7 +496,7 @@ impl Connection {
         // delivered first. The log starts with the second one (what was already in
         // flight is entered as sent now: later, never early), so a request/response
         // exchange never allocates it.
-        let rack_on = seg_len > 0 && self.sack_ok && self.cfg.rack;
+        let rack_on = seg_len > 0 && self.sack_ok() && self.cfg.rack;
         if rack_on && (self.rack.is_some() || self.snd_max != self.snd_una) {
             let now_us = now.total_micros();
             let (una, max) = (self.snd_una, self.snd_max);
@@ -510,26 +510,26 @@ impl Connection {
         if flags.ack() {
             self.after_ack_sent();
         }
-        self.challenge_due = false;
+        self.set_challenge_due(false);
         Some(n)
     }
 
     /// Bookkeeping after any segment that carried our current ACK and window.
     fn after_ack_sent(&mut self) {
         self.last_ack_sent = self.rcv_nxt;
-        self.dsack = None;
-        self.ack_now = false;
+        self.set_dsack(None);
+        self.set_ack_now(false);
         self.unacked_bytes = 0;
         self.timers.stop(Timer::DelayedAck);
     }
 
     /// The bytes the SACK blocks of our next segment add to its options.
     fn sack_option_len(&self) -> u32 {
-        if !self.sack_ok || (!self.recv_buf.has_out_of_order() && self.dsack.is_none()) {
+        if !self.sack_ok() || (!self.recv_buf.has_out_of_order() && self.dsack().is_none()) {
             return 0;
         }
         let mut base = Options::default();
-        if self.ts.enabled {
+        if self.ts_enabled() {
             base.timestamps = Some((0, 0));
         }
         let mut with = base;
@@ -542,7 +542,7 @@ impl Connection {
     /// segment first, then the other blocks in the order they last changed, then any
     /// older ones from the lowest, as many as fit.
     fn fill_sack(&self, opts: &mut Options) {
-        if let Some((left, right)) = self.dsack {
+        if let Some((left, right)) = self.dsack() {
             // RFC 2883 4: a duplicate segment is reported first, once.
             opts.push_sack(SackBlock { left, right });
         }
