@@ -189,8 +189,10 @@ pub struct Connection {
     /// Bytes received since we last sent an ACK.
     pub(super) unacked_bytes: u32,
     /// A sequence number inside each of the most recently changed out-of-order blocks,
-    /// most recent first: the order of our SACK blocks (RFC 2018 section 4).
-    pub(super) sack_recent: [Option<Seq>; 4],
+    /// most recent first: the order of our SACK blocks (RFC 2018 section 4). Held only
+    /// while out-of-order data is (8 bytes here instead of 32): once the last gap
+    /// closes, every one of them lies below RCV.NXT, in no block.
+    pub(super) sack_recent: Option<Box<[Option<Seq>; 4]>>,
     /// A duplicate segment to report in the first SACK block of the next ACK (D-SACK,
     /// RFC 2883 section 4), once: see [`Connection::dsack`].
     pub(super) dsack_range: (Seq, Seq),
@@ -280,7 +282,7 @@ impl Connection {
             last_ack_sent: Seq(0),
             rcv_mss: mss,
             unacked_bytes: 0,
-            sack_recent: [None; 4],
+            sack_recent: None,
             dsack_range: (Seq(0), Seq(0)),
             smss: mss,
             ts: TsState {
@@ -961,11 +963,15 @@ impl Connection {
         p
     }
 
-    /// Gives the loss-recovery state back once it is at rest. Called at the end of
-    /// every input and output call, so a connection holds it only while it recovers.
+    /// Gives the loss-recovery state back once it is at rest, and the SACK block order
+    /// once no out-of-order data is held. Called at the end of every input and output
+    /// call, so a connection holds them only while it needs them.
     pub(super) fn tidy(&mut self) {
         if self.recovery.as_ref().is_some_and(|r| r.is_idle()) {
             self.recovery = None;
+        }
+        if self.sack_recent.is_some() && !self.recv_buf.has_out_of_order() {
+            self.sack_recent = None;
         }
     }
 }

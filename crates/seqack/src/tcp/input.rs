@@ -1098,14 +1098,24 @@ impl Connection {
         let mut next = [None; 4];
         next[0] = Some(q);
         let mut k = 1;
-        for x in self.sack_recent.into_iter().flatten() {
+        for x in self
+            .sack_recent
+            .as_deref()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+        {
             let b = block_of(x);
             if k < next.len() && b.is_some() && b != mine {
                 next[k] = Some(x);
                 k += 1;
             }
         }
-        self.sack_recent = next;
+        match self.sack_recent.as_deref_mut() {
+            Some(r) => *r = next,
+            None => self.sack_recent = Some(Box::new(next)),
+        }
     }
 
     /// Takes the peer's FIN once every byte before it has arrived. Returns true when
