@@ -655,9 +655,10 @@ impl Connection {
         options: Options,
     ) -> Option<usize> {
         let window = self.window_field(flags.syn());
+        let (local, remote) = (self.local(), self.remote());
         let hdr = Header {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
+            src_port: local.port(),
+            dst_port: remote.port(),
             seq,
             ack: if flags.ack() { self.rcv_nxt } else { Seq(0) },
             flags,
@@ -667,8 +668,8 @@ impl Connection {
         let payload = self.send_buf.slices(off, len);
         write_packet(
             buf,
-            self.local,
-            self.remote,
+            local,
+            remote,
             &hdr,
             self.cfg.option_layout,
             payload,
@@ -677,13 +678,14 @@ impl Connection {
     }
 
     fn emit_control(&mut self, c: Control, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        let (local, remote) = (self.local(), self.remote());
         let mut flags = if c.rst { Flags::RST } else { Flags::empty() };
         if c.ack.is_some() {
             flags |= Flags::ACK;
         }
         let hdr = Header {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
+            src_port: local.port(),
+            dst_port: remote.port(),
             seq: c.seq,
             ack: c.ack.unwrap_or(Seq(0)),
             flags,
@@ -692,8 +694,8 @@ impl Connection {
         };
         let n = write_packet(
             buf,
-            self.local,
-            self.remote,
+            local,
+            remote,
             &hdr,
             self.cfg.option_layout,
             (&[], &[]),
