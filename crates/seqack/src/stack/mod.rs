@@ -203,6 +203,8 @@ pub enum StackError {
     NoPortAvailable,
     /// The local address is not one of the stack's.
     AddrNotAvailable,
+    /// A per-connection [`Config`] out of range (see [`Config::check`]).
+    InvalidConfig(crate::tcp::ConfigError),
 }
 
 impl core::fmt::Display for StackError {
@@ -212,6 +214,7 @@ impl core::fmt::Display for StackError {
             StackError::AddrInUse => "address already in use",
             StackError::NoPortAvailable => "no ephemeral port available",
             StackError::AddrNotAvailable => "address not available",
+            StackError::InvalidConfig(e) => return write!(f, "invalid configuration: {e}"),
         })
     }
 }
@@ -328,7 +331,10 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A stack with no addresses, connections or listeners.
+    /// A stack with no addresses, connections or listeners. A `cfg.tcp` that
+    /// [`Config::check`] rejects is taken as the nearest it allows (see
+    /// [`Config::MAX_BUFFER`]); [`Stack::connect_with`] refuses such a per-connection
+    /// one.
     pub fn new(cfg: StackConfig) -> Stack {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut key = [0u8; 16];
@@ -487,6 +493,9 @@ impl Stack {
         remote: SocketAddr,
         cfg: Option<Config>,
     ) -> Result<ConnId, StackError> {
+        if let Some(c) = &cfg {
+            c.check().map_err(StackError::InvalidConfig)?;
+        }
         // `in_tw`: the 4-tuple chosen is held by a TIME_WAIT record (to be reused).
         let (local, in_tw) = match local {
             Some(l) if l.port() != 0 => {
@@ -1037,7 +1046,7 @@ impl Stack {
                 (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(local, remote));
             o.timestamps = Some((cookies::encode_ts(ts_now, carried), val));
         }
-        let window = (cfg.recv_buffer as u32)
+        let window = (cfg.recv_buffer.min(Config::MAX_BUFFER) as u32)
             .min(cfg.initial_window_cap)
             .min(65535) as u16;
         let hdr = Header {

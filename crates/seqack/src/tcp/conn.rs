@@ -323,7 +323,7 @@ impl Connection {
             snd_wl2: iss,
             max_snd_wnd: 0,
             snd_wscale: 0,
-            send_buf: SendBuffer::new(cfg.send_buffer),
+            send_buf: SendBuffer::new(),
             buf_seq: iss + 1u32,
             snd_sml: iss,
             irs: Seq(0),
@@ -604,7 +604,7 @@ impl Connection {
         if self.fin_queued() {
             0
         } else {
-            self.send_buf.free()
+            self.send_buf.free(self.cfg.send_buffer)
         }
     }
 
@@ -710,7 +710,7 @@ impl Connection {
         if self.fin_queued() || !open {
             return Err(SendError::Shutdown);
         }
-        let n = self.send_buf.write(data);
+        let n = self.send_buf.write(data, self.cfg.send_buffer);
         if n < data.len() {
             self.set_write_blocked(true);
         }

@@ -16,7 +16,7 @@ mod state;
 pub mod time_wait;
 pub mod timers;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use conn::{Connection, CookieOpen, Disposition, RecvError, SendError, Shutdown, SockOpts};
 pub use event::{Error, Event, Reason};
 pub use output::write_packet;

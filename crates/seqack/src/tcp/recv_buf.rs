@@ -1,6 +1,8 @@
 //! The receive buffer: in-order bytes waiting for the application, and out-of-order
 //! segments held in place until the gap before them fills (RFC 9293 section 3.10.7.4).
 
+use super::Config;
+
 /// Most separate out-of-order ranges held at once; a segment that would open one more
 /// is dropped (and counted by the caller), as Linux prunes its out-of-order queue.
 pub const MAX_OOO_RANGES: usize = 32;
@@ -30,12 +32,14 @@ pub const KEEP_ABOVE: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct RecvBuffer {
     buf: Box<[u8]>,
-    cap: usize,
+    // Sizes and positions in 32 bits: the capacity is at most `Config::MAX_BUFFER`
+    // and the slack a sixteenth of it or 16 KiB.
+    cap: u32,
     /// Bytes the ring takes beyond `cap`: what rounding the window up to the scale unit
     /// may have offered (see [`RecvBuffer::set_window_scale`]).
-    slack: usize,
-    head: usize,
-    readable: usize,
+    slack: u32,
+    head: u32,
+    readable: u32,
     /// Sorted, disjoint, non-adjacent ranges `[start, end)` beyond RCV.NXT; `None`
     /// while there are none.
     #[allow(clippy::box_collection)] // 8 bytes in every connection, not a Vec's 24
@@ -54,11 +58,12 @@ pub struct Written {
 }
 
 impl RecvBuffer {
-    /// An empty buffer of `cap` bytes; memory is taken on the first write.
+    /// An empty buffer of `cap` bytes (at most [`Config::MAX_BUFFER`]: a larger one is
+    /// taken as that); memory is taken on the first write.
     pub fn new(cap: usize) -> RecvBuffer {
         RecvBuffer {
             buf: Box::default(),
-            cap,
+            cap: cap.min(Config::MAX_BUFFER) as u32,
             slack: 0,
             head: 0,
             readable: 0,
@@ -68,22 +73,22 @@ impl RecvBuffer {
 
     /// The configured capacity.
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.cap as usize
     }
 
     /// In-order bytes waiting to be read.
     pub fn readable(&self) -> usize {
-        self.readable
+        self.readable as usize
     }
 
     /// Room beyond RCV.NXT: the receive window this buffer can offer.
     pub fn window(&self) -> usize {
-        self.cap.saturating_sub(self.readable)
+        self.capacity().saturating_sub(self.readable())
     }
 
     /// Bytes beyond RCV.NXT the ring can hold: [`RecvBuffer::window`] plus the slack.
     pub fn room(&self) -> usize {
-        (self.cap + self.slack).saturating_sub(self.readable)
+        (self.capacity() + self.slack as usize).saturating_sub(self.readable())
     }
 
     /// Sets the slack for a window scale shift: bytes the ring takes beyond its
@@ -98,7 +103,7 @@ impl RecvBuffer {
         self.slack = if shift == 0 {
             0
         } else {
-            ((1usize << shift.min(14)) - 1).max(self.cap / 16)
+            ((1u32 << shift.min(14)) - 1).max(self.cap / 16)
         };
     }
 
@@ -139,15 +144,15 @@ impl RecvBuffer {
         if !in_order {
             self.insert_range(off as u32, (off + len) as u32)?;
         }
-        self.reserve(self.readable + off + len);
+        self.reserve(self.readable() + off + len);
         let ring = self.buf.len();
-        let pos = (self.head + self.readable + off) % ring;
+        let pos = (self.head as usize + self.readable() + off) % ring;
         let first = len.min(ring - pos);
         self.buf[pos..pos + first].copy_from_slice(&data[..first]);
         self.buf[..len - first].copy_from_slice(&data[first..len]);
         if in_order {
             // The common case: no range list to touch (and none to allocate).
-            self.readable += len;
+            self.readable += len as u32;
             return Some(Written {
                 advanced: len,
                 accepted: len,
@@ -163,7 +168,7 @@ impl RecvBuffer {
                     r.0 -= e;
                     r.1 -= e;
                 }
-                self.readable += advanced;
+                self.readable += e;
             }
             if ooo.is_empty() {
                 // The last gap closed: the list goes back.
@@ -188,10 +193,12 @@ impl RecvBuffer {
         while size < end {
             size *= 2;
         }
-        let mut ring = vec![0u8; size.min(self.cap + self.slack)].into_boxed_slice();
-        let first = old - self.head;
-        ring[..first].copy_from_slice(&self.buf[self.head..]);
-        ring[first..old].copy_from_slice(&self.buf[..self.head]);
+        let mut ring =
+            vec![0u8; size.min(self.capacity() + self.slack as usize)].into_boxed_slice();
+        let head = self.head as usize;
+        let first = old - head;
+        ring[..first].copy_from_slice(&self.buf[head..]);
+        ring[first..old].copy_from_slice(&self.buf[..head]);
         self.buf = ring;
         self.head = 0;
     }
@@ -226,12 +233,13 @@ impl RecvBuffer {
 
     /// Copies readable bytes into `out`, returning how many.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.readable);
+        let n = out.len().min(self.readable());
         if n == 0 {
             return 0;
         }
-        let first = n.min(self.buf.len() - self.head);
-        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        let head = self.head as usize;
+        let first = n.min(self.buf.len() - head);
+        out[..first].copy_from_slice(&self.buf[head..head + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
         self.discard(n);
         n
@@ -239,9 +247,9 @@ impl RecvBuffer {
 
     /// Drops `n` readable bytes without copying them.
     pub fn discard(&mut self, n: usize) {
-        let n = n.min(self.readable);
-        self.head = (self.head + n) % self.buf.len().max(1);
-        self.readable -= n;
+        let n = n.min(self.readable());
+        self.head = ((self.head as usize + n) % self.buf.len().max(1)) as u32;
+        self.readable -= n as u32;
         if self.readable == 0 && self.ooo.is_none() && self.buf.len() <= KEEP_ABOVE {
             self.buf = Box::default();
             self.head = 0;
