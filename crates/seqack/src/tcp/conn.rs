@@ -19,7 +19,7 @@ use super::congestion::{Congestion, CongestionControl};
 use super::event::{Error, Event, EventQueue, Reason};
 use super::recovery::{self, Recovery};
 use super::recv_buf::RecvBuffer;
-use super::rtt::RttEstimator;
+use super::rtt::{RtoBounds, RttEstimator};
 use super::sack::Scoreboard;
 use super::send_buf::SendBuffer;
 use super::timers::{Timer, Timers};
@@ -344,7 +344,7 @@ impl Connection {
                 offset: ts_offset,
             },
             timers: Timers::default(),
-            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt: RttEstimator::new(cfg.rto_initial, RtoBounds::new(cfg.rto_min, cfg.rto_max)),
             backoff: 0,
             retries: 0,
             rtt_probe_end: Seq(0),
@@ -671,7 +671,23 @@ impl Connection {
 
     /// The current retransmission timeout, with backoff.
     pub fn rto(&self) -> Duration {
-        self.rtt.backed_off(self.backoff)
+        self.backed_off_rto()
+    }
+
+    /// The RTO's bounds, from the Config.
+    pub(super) fn rto_bounds(&self) -> RtoBounds {
+        RtoBounds::new(self.cfg.rto_min, self.cfg.rto_max)
+    }
+
+    /// The RTO with the current backoff.
+    pub(super) fn backed_off_rto(&self) -> Duration {
+        self.rtt.backed_off(self.backoff, self.rto_bounds())
+    }
+
+    /// Feeds an RTT measurement to the estimator.
+    pub(super) fn rtt_sample(&mut self, r: Duration) {
+        let b = self.rto_bounds();
+        self.rtt.sample(r, b);
     }
 
     /// The RTT estimator.

@@ -110,7 +110,7 @@ impl Connection {
     fn on_syn_acked(&mut self, now: Instant) {
         if let Some((end, sent)) = self.take_rtt_probe() {
             if self.backoff == 0 && self.snd_una >= end {
-                self.rtt.sample(now - sent);
+                self.rtt_sample(now - sent);
             }
         }
     }
@@ -133,7 +133,8 @@ impl Connection {
     /// initial one (RFC 6928), whatever the handshake's timeouts did to it.
     fn init_transfer(&mut self, seg: &Segment<'_>) {
         if self.rtt.srtt().is_none() {
-            self.rtt.fallback(RTO_FALLBACK);
+            let b = self.rto_bounds();
+            self.rtt.fallback(RTO_FALLBACK, b);
         }
         self.backoff = 0;
         self.retries = 0;
@@ -326,7 +327,7 @@ impl Connection {
                 self.snd_nxt = self.iss;
                 // Linux restarts the SYN-ACK timer after such a retransmission.
                 self.timers
-                    .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                    .set(Timer::Retransmit, now + self.backed_off_rto());
             } else {
                 cx.ack_skipped_syn_recv += 1;
             }
@@ -606,8 +607,7 @@ impl Connection {
                     // Open, but too little to use (sender SWS avoidance): the persist
                     // timer goes on, restarted with its backoff, and its next probe
                     // carries the data the window allows (Linux: tcp_ack_probe).
-                    self.timers
-                        .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+                    self.timers.set(Timer::Persist, now + self.backed_off_rto());
                 } else {
                     if was_zero || self.timers.is_set(Timer::Persist) {
                         self.backoff = 0;
@@ -669,7 +669,7 @@ impl Connection {
         if !sampled {
             if let Some((end, sent)) = self.rtt_probe() {
                 if ack >= end {
-                    self.rtt.sample(now - sent);
+                    self.rtt_sample(now - sent);
                     self.set_rtt_probe(None);
                     sampled = true;
                 }
@@ -747,7 +747,7 @@ impl Connection {
             self.timers.stop(Timer::LossProbe);
             // RFC 6298 5.3: restart the timer with the current RTO (backoff included).
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
             self.arm_loss_probe(now);
         }
     }
@@ -809,7 +809,7 @@ impl Connection {
         let rto = self
             .timers
             .get(Timer::Retransmit)
-            .unwrap_or(now + self.rtt.backed_off(self.backoff));
+            .unwrap_or(now + self.backed_off_rto());
         self.timers.set(Timer::LossProbe, (now + pto).min(rto));
         self.timers.stop(Timer::Retransmit);
     }
@@ -820,7 +820,7 @@ impl Connection {
             self.timers.stop(Timer::LossProbe);
             if self.snd_max > self.snd_una && !self.timers.is_set(Timer::Retransmit) {
                 self.timers
-                    .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                    .set(Timer::Retransmit, now + self.backed_off_rto());
             }
         }
     }
@@ -836,7 +836,7 @@ impl Connection {
             self.set_probe_pending(true);
         }
         self.timers
-            .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            .set(Timer::Retransmit, now + self.backed_off_rto());
     }
 
     /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582,
@@ -942,7 +942,7 @@ impl Connection {
                 }
                 let elapsed = self.ts_val(now).wrapping_sub(ecr);
                 if elapsed < 1 << 30 {
-                    self.rtt.sample(Duration::from_millis(u64::from(elapsed)));
+                    self.rtt_sample(Duration::from_millis(u64::from(elapsed)));
                     self.set_rtt_probe(None);
                     return true;
                 }
@@ -1288,7 +1288,7 @@ impl Connection {
             // The peer has ACKed our SYN: no SYN-ACK again until the last round of
             // deferring, which gives it a last chance (Linux's syn_ack_recalc).
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
             return;
         }
         let flight = self.snd_max.since(self.snd_una);
@@ -1320,7 +1320,7 @@ impl Connection {
         self.set_rtt_probe(None);
         self.snd_nxt = self.snd_una;
         self.timers
-            .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            .set(Timer::Retransmit, now + self.backed_off_rto());
     }
 
     /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff. When the window
@@ -1353,8 +1353,7 @@ impl Connection {
         }
         self.set_probe_due(true);
         self.backoff += 1;
-        self.timers
-            .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+        self.timers.set(Timer::Persist, now + self.backed_off_rto());
     }
 
     /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.

@@ -144,7 +144,7 @@ impl Connection {
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
         }
         if syn_ack {
             self.after_ack_sent();
@@ -227,7 +227,7 @@ impl Connection {
         self.snd_max = self.snd_max.max(seg_end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
         }
         if !retransmission {
             // New data: the probe timer counts from the latest transmission.
@@ -332,7 +332,7 @@ impl Connection {
         }
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
         }
         Some(n)
     }
@@ -458,8 +458,7 @@ impl Connection {
             && !self.timers.is_set(Timer::Persist)
             && !self.timers.is_set(Timer::Retransmit)
         {
-            self.timers
-                .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+            self.timers.set(Timer::Persist, now + self.backed_off_rto());
         }
     }
 
