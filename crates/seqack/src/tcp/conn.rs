@@ -94,6 +94,20 @@ impl SockOpts {
     }
 }
 
+/// What the SACK blocks we send report beyond the out-of-order ranges themselves
+/// (RFC 2018 section 4, RFC 2883): held while out-of-order data is, or a duplicate
+/// waits to be reported (8 bytes in the connection instead of 44).
+#[derive(Clone, Debug)]
+pub(super) struct SackOut {
+    /// A sequence number inside each of the most recently changed out-of-order blocks,
+    /// most recent first: the order of our SACK blocks. Cleared when the last gap
+    /// closes: every one of them then lies below RCV.NXT, in no block.
+    recent: [Option<Seq>; 4],
+    /// A duplicate segment to report in the first SACK block of the next ACK (D-SACK,
+    /// RFC 2883 section 4), once.
+    dsack: Option<(Seq, Seq)>,
+}
+
 /// A connection's two endpoints: 16 bytes instead of two `SocketAddr`s' 64. An IPv4
 /// pair (nearly every connection) is held in place in 12; an IPv6 pair, with its flow
 /// information and scope, in a box of 56 (72 bytes in all, 8 more than before), and a
@@ -242,14 +256,9 @@ pub struct Connection {
     pub(super) rcv_mss: u32,
     /// Bytes received since we last sent an ACK.
     pub(super) unacked_bytes: u32,
-    /// A sequence number inside each of the most recently changed out-of-order blocks,
-    /// most recent first: the order of our SACK blocks (RFC 2018 section 4). Held only
-    /// while out-of-order data is (8 bytes here instead of 32): once the last gap
-    /// closes, every one of them lies below RCV.NXT, in no block.
-    pub(super) sack_recent: Option<Box<[Option<Seq>; 4]>>,
-    /// A duplicate segment to report in the first SACK block of the next ACK (D-SACK,
-    /// RFC 2883 section 4), once: see [`Connection::dsack`].
-    pub(super) dsack_range: (Seq, Seq),
+    /// What our SACK blocks report beyond the out-of-order ranges, held only while
+    /// there is something (see [`SackOut`]).
+    pub(super) sack_out: Option<Box<SackOut>>,
 
     // Options.
     /// Payload bytes per segment we send (the peer's MSS less our option overhead).
@@ -335,8 +344,7 @@ impl Connection {
             last_ack_sent: Seq(0),
             rcv_mss: mss,
             unacked_bytes: 0,
-            sack_recent: None,
-            dsack_range: (Seq(0), Seq(0)),
+            sack_out: None,
             smss: mss,
             ts: TsState {
                 recent: 0,
@@ -1039,8 +1047,14 @@ impl Connection {
         if self.recovery.as_ref().is_some_and(|r| r.is_idle()) {
             self.recovery = None;
         }
-        if self.sack_recent.is_some() && !self.recv_buf.has_out_of_order() {
-            self.sack_recent = None;
+        if let Some(o) = self.sack_out.as_deref_mut() {
+            if !self.recv_buf.has_out_of_order() {
+                // Every block these pointed into is filled: they lie below RCV.NXT.
+                o.recent = [None; 4];
+                if o.dsack.is_none() {
+                    self.sack_out = None;
+                }
+            }
         }
     }
 }
@@ -1117,12 +1131,11 @@ flags! {
     17 has_rcv_fin set_has_rcv_fin;
     18 has_rtx_tsval set_has_rtx_tsval;
     19 has_syn_tsval set_has_syn_tsval;
-    20 has_dsack set_has_dsack;
-    21 has_control set_has_control;
-    22 has_control_ack set_has_control_ack;
-    23 control_rst set_control_rst;
-    24 has_rtt_probe set_has_rtt_probe;
-    25 has_last_challenge set_has_last_challenge;
+    20 has_control set_has_control;
+    21 has_control_ack set_has_control_ack;
+    22 control_rst set_control_rst;
+    23 has_rtt_probe set_has_rtt_probe;
+    24 has_last_challenge set_has_last_challenge;
 }
 
 /// The optional values, each a plain field and a presence bit in `flags` (an
@@ -1160,12 +1173,38 @@ impl Connection {
 
     /// The duplicate to report in the next ACK's first SACK block (D-SACK).
     pub(super) fn dsack(&self) -> Option<(Seq, Seq)> {
-        self.has_dsack().then_some(self.dsack_range)
+        self.sack_out.as_ref().and_then(|o| o.dsack)
     }
 
     pub(super) fn set_dsack(&mut self, v: Option<(Seq, Seq)>) {
-        self.set_has_dsack(v.is_some());
-        self.dsack_range = v.unwrap_or((Seq(0), Seq(0)));
+        match (self.sack_out.as_deref_mut(), v) {
+            (Some(o), v) => o.dsack = v,
+            (None, Some(_)) => {
+                self.sack_out = Some(Box::new(SackOut {
+                    recent: [None; 4],
+                    dsack: v,
+                }))
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// The SACK block order: a sequence number in each of the most recently changed
+    /// out-of-order blocks, most recent first.
+    pub(super) fn sack_recent(&self) -> &[Option<Seq>] {
+        self.sack_out.as_ref().map_or(&[], |o| &o.recent[..])
+    }
+
+    pub(super) fn set_sack_recent(&mut self, recent: [Option<Seq>; 4]) {
+        match self.sack_out.as_deref_mut() {
+            Some(o) => o.recent = recent,
+            None => {
+                self.sack_out = Some(Box::new(SackOut {
+                    recent,
+                    dsack: None,
+                }))
+            }
+        }
     }
 
     /// The RST or ACK owed outside the normal flow.

@@ -1098,24 +1098,14 @@ impl Connection {
         let mut next = [None; 4];
         next[0] = Some(q);
         let mut k = 1;
-        for x in self
-            .sack_recent
-            .as_deref()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .copied()
-        {
+        for &x in self.sack_recent().iter().flatten() {
             let b = block_of(x);
             if k < next.len() && b.is_some() && b != mine {
                 next[k] = Some(x);
                 k += 1;
             }
         }
-        match self.sack_recent.as_deref_mut() {
-            Some(r) => *r = next,
-            None => self.sack_recent = Some(Box::new(next)),
-        }
+        self.set_sack_recent(next);
     }
 
     /// Takes the peer's FIN once every byte before it has arrived. Returns true when

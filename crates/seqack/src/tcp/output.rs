@@ -554,17 +554,11 @@ impl Connection {
             right: self.rcv_nxt + e,
         };
         let mut used = [false; 64];
-        let recent = self
-            .sack_recent
-            .as_deref()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|&q| {
-                ranges
-                    .iter()
-                    .position(|&(s, e)| q.in_range(self.rcv_nxt + s, self.rcv_nxt + e))
-            });
+        let recent = self.sack_recent().iter().flatten().filter_map(|&q| {
+            ranges
+                .iter()
+                .position(|&(s, e)| q.in_range(self.rcv_nxt + s, self.rcv_nxt + e))
+        });
         let order = recent.chain(0..ranges.len());
         for i in order {
             if used.get(i).copied().unwrap_or(false) {
