@@ -108,6 +108,17 @@ pub(super) struct SackOut {
     dsack: Option<(Seq, Seq)>,
 }
 
+/// Replies to segments outside the normal flow: an RST owed (RFC 9293's resets, to
+/// be sent before anything else), and when the last reply that is rate-limited per
+/// connection went (challenge ACKs and duplicate ACKs to unacceptable segments, RFC
+/// 5961 section 7). Held while either is set (8 bytes in the connection instead of
+/// 16); a connection that has sent such a reply keeps the time for its rate limit.
+#[derive(Clone, Debug, Default)]
+pub(super) struct OffFlow {
+    control: Option<Control>,
+    last_challenge: Option<Instant>,
+}
+
 /// A connection's two endpoints: 16 bytes instead of two `SocketAddr`s' 64. An IPv4
 /// pair (nearly every connection) is held in place in 12; an IPv6 pair, with its flow
 /// information and scope, in a box of 56 (72 bytes in all, 8 more than before), and a
@@ -289,9 +300,6 @@ pub struct Connection {
     /// [`Connection::syn_tsval`].
     pub(super) syn_tsval_val: u32,
     pub(super) quickack: u32,
-    /// When the last challenge ACK or rate-limited duplicate ACK went (see
-    /// [`Connection::last_challenge`]).
-    pub(super) last_challenge_at: Instant,
 
     // Congestion control and fast recovery.
     pub(super) cc: Congestion,
@@ -302,9 +310,9 @@ pub struct Connection {
 
     // Application side.
     pub(super) error: Option<Error>,
-    /// An RST or ACK owed outside the normal flow: see [`Connection::control`].
-    pub(super) control_seq: Seq,
-    pub(super) control_ack: Seq,
+    /// Replies to segments outside the normal flow, held only while there is one to
+    /// remember (see [`OffFlow`]).
+    pub(super) off_flow: Option<Box<OffFlow>>,
     pub(super) events: EventQueue,
 }
 
@@ -363,13 +371,11 @@ impl Connection {
             syn_rtx: 0,
             syn_tsval_val: 0,
             quickack: cfg.quickack_segments,
-            last_challenge_at: Instant::ZERO,
             cc: Congestion::new(cfg.congestion, cfg.initial_cwnd, mss),
             recovery: None,
             rack: None,
             error: None,
-            control_seq: Seq(0),
-            control_ack: Seq(0),
+            off_flow: None,
             events: EventQueue::default(),
             cfg,
         }
@@ -1131,11 +1137,7 @@ flags! {
     17 has_rcv_fin set_has_rcv_fin;
     18 has_rtx_tsval set_has_rtx_tsval;
     19 has_syn_tsval set_has_syn_tsval;
-    20 has_control set_has_control;
-    21 has_control_ack set_has_control_ack;
-    22 control_rst set_control_rst;
-    23 has_rtt_probe set_has_rtt_probe;
-    24 has_last_challenge set_has_last_challenge;
+    20 has_rtt_probe set_has_rtt_probe;
 }
 
 /// The optional values, each a plain field and a presence bit in `flags` (an
@@ -1209,19 +1211,11 @@ impl Connection {
 
     /// The RST or ACK owed outside the normal flow.
     pub(super) fn control(&self) -> Option<Control> {
-        self.has_control().then(|| Control {
-            seq: self.control_seq,
-            ack: self.has_control_ack().then_some(self.control_ack),
-            rst: self.control_rst(),
-        })
+        self.off_flow.as_ref().and_then(|o| o.control)
     }
 
     pub(super) fn set_control(&mut self, v: Option<Control>) {
-        self.set_has_control(v.is_some());
-        self.set_has_control_ack(v.is_some_and(|c| c.ack.is_some()));
-        self.set_control_rst(v.is_some_and(|c| c.rst));
-        self.control_seq = v.map_or(Seq(0), |c| c.seq);
-        self.control_ack = v.and_then(|c| c.ack).unwrap_or(Seq(0));
+        self.off_flow_mut(v.is_some(), |o| o.control = v);
     }
 
     /// The segment being timed for an RTT sample: (its end sequence, send time).
@@ -1244,12 +1238,25 @@ impl Connection {
 
     /// When the last challenge ACK or rate-limited duplicate ACK went.
     pub(super) fn last_challenge(&self) -> Option<Instant> {
-        self.has_last_challenge().then_some(self.last_challenge_at)
+        self.off_flow.as_ref().and_then(|o| o.last_challenge)
     }
 
     pub(super) fn set_last_challenge(&mut self, v: Option<Instant>) {
-        self.set_has_last_challenge(v.is_some());
-        self.last_challenge_at = v.unwrap_or(Instant::ZERO);
+        self.off_flow_mut(v.is_some(), |o| o.last_challenge = v);
+    }
+
+    /// Applies `f` to the off-flow state, taking it first if `take` (a value is being
+    /// stored), and gives it back once it holds nothing.
+    fn off_flow_mut(&mut self, take: bool, f: impl FnOnce(&mut OffFlow)) {
+        if take && self.off_flow.is_none() {
+            self.off_flow = Some(Box::default());
+        }
+        if let Some(o) = self.off_flow.as_deref_mut() {
+            f(o);
+            if o.control.is_none() && o.last_challenge.is_none() {
+                self.off_flow = None;
+            }
+        }
     }
 }
 
