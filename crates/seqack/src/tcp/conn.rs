@@ -150,6 +150,7 @@ impl Endpoints {
         }
     }
 
+    #[inline]
     pub(super) fn local(&self) -> SocketAddr {
         match self {
             Endpoints::V4 {
@@ -160,6 +161,7 @@ impl Endpoints {
         }
     }
 
+    #[inline]
     pub(super) fn remote(&self) -> SocketAddr {
         match self {
             Endpoints::V4 {
@@ -533,11 +535,13 @@ impl Connection {
     }
 
     /// `TCP_NODELAY` in force.
+    #[inline]
     pub(super) fn nodelay(&self) -> bool {
         self.opts.as_ref().map_or(self.cfg.nodelay, |o| o.nodelay)
     }
 
     /// `SO_KEEPALIVE` in force.
+    #[inline]
     pub(super) fn keepalive(&self) -> bool {
         self.opts
             .as_ref()
@@ -689,11 +693,13 @@ impl Connection {
     }
 
     /// The RTO's bounds, from the Config.
+    #[inline]
     pub(super) fn rto_bounds(&self) -> RtoBounds {
         RtoBounds::new(self.cfg.rto_min, self.cfg.rto_max)
     }
 
     /// The RTO with the current backoff.
+    #[inline]
     pub(super) fn backed_off_rto(&self) -> Duration {
         self.rtt.backed_off(self.backoff, self.rto_bounds())
     }
@@ -1024,17 +1030,20 @@ impl Connection {
     // ----- loss-recovery state, out of line -------------------------------------------
 
     /// The loss-recovery variables (all at rest when the connection holds none).
+    #[inline]
     pub(super) fn rec(&self) -> &Recovery {
         self.recovery.as_deref().unwrap_or(&recovery::IDLE)
     }
 
     /// The loss-recovery variables, to change: taken now if the connection held none.
+    #[inline]
     pub(super) fn rec_mut(&mut self) -> &mut Recovery {
         self.recovery.get_or_insert_with(Box::default)
     }
 
     /// The loss-recovery variables if the connection holds them: for putting them back
     /// at rest, which a connection without them already is.
+    #[inline]
     pub(super) fn rec_if(&mut self) -> Option<&mut Recovery> {
         self.recovery.as_deref_mut()
     }
@@ -1049,6 +1058,7 @@ impl Connection {
     /// Gives the loss-recovery state back once it is at rest, and the SACK block order
     /// once no out-of-order data is held. Called at the end of every input and output
     /// call, so a connection holds them only while it needs them.
+    #[inline]
     pub(super) fn tidy(&mut self) {
         if self.recovery.as_ref().is_some_and(|r| r.is_idle()) {
             self.recovery = None;

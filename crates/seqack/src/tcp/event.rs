@@ -171,19 +171,23 @@ impl Default for EventQueue {
 }
 
 impl EventQueue {
+    #[inline]
     fn head(&self) -> usize {
         usize::from(self.pos & 0xf)
     }
 
+    #[inline]
     fn len(&self) -> usize {
         usize::from(self.pos >> 4)
     }
 
+    #[inline]
     fn set(&mut self, head: usize, len: usize) {
         self.pos = (head as u8) | ((len as u8) << 4);
     }
 
     /// Appends `e`.
+    #[inline]
     pub(super) fn push_back(&mut self, e: Event) {
         let (head, len) = (self.head(), self.len());
         if self.spill.is_none() && len < INLINE_EVENTS {
@@ -195,6 +199,7 @@ impl EventQueue {
     }
 
     /// Takes the oldest event.
+    #[inline]
     pub(super) fn pop_front(&mut self) -> Option<Event> {
         let (head, len) = (self.head(), self.len());
         if len > 0 {

@@ -25,6 +25,7 @@ pub struct RtoBounds {
 
 impl RtoBounds {
     /// Bounds of `min` and `max` (a `max` below `min` is taken as `min`).
+    #[inline]
     pub fn new(min: Duration, max: Duration) -> RtoBounds {
         RtoBounds {
             min: us(min),
@@ -35,6 +36,7 @@ impl RtoBounds {
 
 const NONE: u32 = u32::MAX;
 
+#[inline]
 fn us(d: Duration) -> u32 {
     u32::try_from(d.as_micros())
         .unwrap_or(NONE - 1)
