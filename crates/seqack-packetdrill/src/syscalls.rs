@@ -858,6 +858,10 @@ impl Runner<'_> {
             c.recv_buffer = crate::runner::freebsd_round(c.recv_buffer, mss);
             c.send_buffer = crate::runner::freebsd_round(c.send_buffer, mss);
         }
+        // Capped at seqack's largest buffer, as Linux caps them at rmem_max and
+        // wmem_max (the sysctls may have set the defaults above it too).
+        c.recv_buffer = c.recv_buffer.min(Config::MAX_BUFFER);
+        c.send_buffer = c.send_buffer.min(Config::MAX_BUFFER);
         if let Some(v) = o.defer_accept {
             c.defer_accept_rounds =
                 Config::defer_accept_rounds_for(v.clamp(0, i64::from(u32::MAX)) as u32);

@@ -174,3 +174,63 @@ fn flags_that_mean_nothing_are_counted_drops() {
     let mut out = [0u8; 16];
     assert_eq!(s.recv(t0, id, &mut out), Err(RecvError::WouldBlock));
 }
+
+/// Buffers keep their sizes and positions in 32 bits (see `Config::MAX_BUFFER`): a
+/// larger buffer is reported by `Config::check`, refused for one connection with a
+/// clear error, and taken as the limit in a stack's defaults, without a panic.
+#[test]
+fn buffers_above_the_limit_are_refused_or_taken_as_the_limit() {
+    use seqack::stack::StackError;
+    use seqack::tcp::ConfigError;
+    let big = Config::MAX_BUFFER + 1;
+    let send = Config {
+        send_buffer: big,
+        ..Config::default()
+    };
+    let recv = Config {
+        recv_buffer: usize::MAX,
+        ..Config::default()
+    };
+    assert_eq!(send.check(), Err(ConfigError::SendBufferTooLarge(big)));
+    assert_eq!(
+        recv.check(),
+        Err(ConfigError::RecvBufferTooLarge(usize::MAX))
+    );
+    assert_eq!(Config::default().check(), Ok(()));
+    let msg = ConfigError::SendBufferTooLarge(big).to_string();
+    assert!(
+        msg.contains("send buffer") && msg.contains(&Config::MAX_BUFFER.to_string()),
+        "{msg}"
+    );
+
+    let now = Instant::ZERO;
+    let (mut s, _) = stack();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let r = s.connect_with(now, None, server, Some(send));
+    assert_eq!(
+        r,
+        Err(StackError::InvalidConfig(ConfigError::SendBufferTooLarge(
+            big
+        )))
+    );
+    assert_eq!(s.connection_count(), 0, "nothing was created");
+
+    // As a stack's defaults: taken as the limit.
+    let mut c = Stack::new(StackConfig {
+        tcp: Config {
+            send_buffer: usize::MAX,
+            recv_buffer: usize::MAX,
+            ..Config::default()
+        },
+        seed: 4,
+        ..Default::default()
+    });
+    c.add_address("10.0.0.1".parse().unwrap());
+    let id = c.connect(now, None, server).unwrap();
+    let conn = c.conn(id).unwrap();
+    assert_eq!(conn.send_capacity(), Config::MAX_BUFFER);
+    let mut buf = [0u8; 1500];
+    let n = c.poll_transmit(now, &mut buf).expect("the SYN goes out");
+    assert!(n > 40);
+    assert_eq!(c.conn(id).unwrap().state(), State::SynSent);
+}

@@ -20,6 +20,7 @@ pub(crate) fn stack_error(e: StackError) -> io::Error {
             io::ErrorKind::AddrNotAvailable
         }
         StackError::InvalidHandle => io::ErrorKind::NotConnected,
+        StackError::InvalidConfig(_) => io::ErrorKind::InvalidInput,
     };
     io::Error::new(kind, e)
 }

@@ -78,9 +78,10 @@ pub struct Config {
     pub mtu: u16,
     /// MSS assumed when the peer sends none (RFC 9293: 536).
     pub default_peer_mss: u16,
-    /// Send buffer size in bytes.
+    /// Send buffer size in bytes, at most [`Config::MAX_BUFFER`].
     pub send_buffer: usize,
-    /// Receive buffer size in bytes (the largest window advertised).
+    /// Receive buffer size in bytes (the largest window advertised), at most
+    /// [`Config::MAX_BUFFER`].
     pub recv_buffer: usize,
     /// Largest window offered in a SYN or SYN-ACK (before scaling is in force). Linux
     /// offers 64240 on a 1460 MSS (the largest MSS multiple under 65535).
@@ -182,7 +183,49 @@ impl Default for Config {
     }
 }
 
+/// A setting out of the range a connection can honour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `send_buffer` is above [`Config::MAX_BUFFER`].
+    SendBufferTooLarge(usize),
+    /// `recv_buffer` is above [`Config::MAX_BUFFER`].
+    RecvBufferTooLarge(usize),
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (which, n) = match *self {
+            ConfigError::SendBufferTooLarge(n) => ("send", n),
+            ConfigError::RecvBufferTooLarge(n) => ("receive", n),
+        };
+        write!(
+            f,
+            "{which} buffer of {n} bytes is above the largest a connection takes ({} bytes)",
+            Config::MAX_BUFFER
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 impl Config {
+    /// The largest send or receive buffer (1 GiB): about the largest window scaling can
+    /// advertise (65,535 << 14), and well inside the 2^31 bytes that sequence numbers
+    /// can order. Buffers keep their sizes and positions in 32 bits; a connection takes
+    /// a larger setting as this, and [`Config::check`] reports it.
+    pub const MAX_BUFFER: usize = 1 << 30;
+
+    /// Checks that every setting is one a connection can honour as given.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.send_buffer > Config::MAX_BUFFER {
+            return Err(ConfigError::SendBufferTooLarge(self.send_buffer));
+        }
+        if self.recv_buffer > Config::MAX_BUFFER {
+            return Err(ConfigError::RecvBufferTooLarge(self.recv_buffer));
+        }
+        Ok(())
+    }
+
     /// `TCP_DEFER_ACCEPT` seconds as SYN-ACK retransmission rounds, as Linux converts
     /// them: the rounds whose backed-off timeouts (from 1 s, capped at 120 s) first
     /// add up to at least `seconds`.

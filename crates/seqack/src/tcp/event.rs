@@ -140,3 +140,121 @@ pub enum Event {
     /// The connection reached CLOSED and holds no more state worth keeping.
     Closed,
 }
+
+/// Events in the connection itself before they spill to the heap.
+const INLINE_EVENTS: usize = 5;
+
+/// The connection's queue of events for its driver, first in first out. A driver drains
+/// it after every call (the stack does), so it rarely holds more than a handful: the
+/// first [`INLINE_EVENTS`] live in the connection, and only a longer backlog takes a
+/// heap queue, given back once it is drained. (A `VecDeque` would cost 32 bytes in the
+/// connection and a heap block that stays allocated for its whole life.)
+#[derive(Clone, Debug)]
+pub(super) struct EventQueue {
+    inline: [Event; INLINE_EVENTS],
+    /// Index of the oldest inline event (low four bits) and how many are held (high
+    /// four bits): one byte, so that five events and their place fit in 16 bytes.
+    pos: u8,
+    /// Events newer than every inline one, while the inline ones do not suffice.
+    #[allow(clippy::box_collection)] // 8 bytes in every connection, not a VecDeque's 32
+    spill: Option<Box<std::collections::VecDeque<Event>>>,
+}
+
+impl Default for EventQueue {
+    fn default() -> EventQueue {
+        EventQueue {
+            inline: [Event::Closed; INLINE_EVENTS],
+            pos: 0,
+            spill: None,
+        }
+    }
+}
+
+impl EventQueue {
+    #[inline]
+    fn head(&self) -> usize {
+        usize::from(self.pos & 0xf)
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        usize::from(self.pos >> 4)
+    }
+
+    #[inline]
+    fn set(&mut self, head: usize, len: usize) {
+        self.pos = (head as u8) | ((len as u8) << 4);
+    }
+
+    /// Appends `e`.
+    #[inline]
+    pub(super) fn push_back(&mut self, e: Event) {
+        let (head, len) = (self.head(), self.len());
+        if self.spill.is_none() && len < INLINE_EVENTS {
+            self.inline[(head + len) % INLINE_EVENTS] = e;
+            self.set(head, len + 1);
+        } else {
+            self.spill.get_or_insert_with(Box::default).push_back(e);
+        }
+    }
+
+    /// Takes the oldest event.
+    #[inline]
+    pub(super) fn pop_front(&mut self) -> Option<Event> {
+        let (head, len) = (self.head(), self.len());
+        if len > 0 {
+            self.set((head + 1) % INLINE_EVENTS, len - 1);
+            return Some(self.inline[head]);
+        }
+        let spill = self.spill.as_mut()?;
+        let e = spill.pop_front();
+        if spill.is_empty() {
+            self.spill = None;
+        }
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_is_fifo_across_the_spill() {
+        let ev = |i: u8| {
+            if i % 2 == 0 {
+                Event::Readable
+            } else {
+                Event::Writable
+            }
+        };
+        let mut q = EventQueue::default();
+        let mut model = std::collections::VecDeque::new();
+        // Bursts of every length up to three times the inline room, partly drained.
+        for round in 0..40u8 {
+            for k in 0..(round % 16) {
+                let e = if k % 5 == 4 {
+                    Event::Error(Error::Reset)
+                } else {
+                    ev(k)
+                };
+                q.push_back(e);
+                model.push_back(e);
+            }
+            for _ in 0..(round % 7) {
+                assert_eq!(q.pop_front(), model.pop_front());
+            }
+            if round % 3 == 0 {
+                while let Some(e) = model.pop_front() {
+                    assert_eq!(q.pop_front(), Some(e));
+                }
+                assert_eq!(q.pop_front(), None);
+                assert!(q.spill.is_none(), "a drained queue holds no heap block");
+            }
+        }
+        while let Some(e) = model.pop_front() {
+            assert_eq!(q.pop_front(), Some(e));
+        }
+        assert_eq!(q.pop_front(), None);
+    }
+}

@@ -27,6 +27,12 @@ impl Connection {
         seg: &Segment<'_>,
         cx: &mut Counters,
     ) -> Disposition {
+        let d = self.on_segment(now, seg, cx);
+        self.tidy();
+        d
+    }
+
+    fn on_segment(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
         match self.state {
             State::Closed | State::Listen => return Disposition::NoConnection,
             State::SynSent => {
@@ -46,11 +52,11 @@ impl Connection {
         // First: the ACK must acknowledge our SYN and nothing beyond.
         if f.ack() && (seg.ack <= self.iss || seg.ack > self.snd_max) {
             if !f.rst() {
-                self.control = Some(Control {
+                self.set_control(Some(Control {
                     seq: seg.ack,
                     ack: None,
                     rst: true,
-                });
+                }));
             }
             return;
         }
@@ -78,10 +84,10 @@ impl Connection {
             self.init_transfer(seg);
             self.set_state(State::Established, Reason::RcvSynAck);
             self.events.push_back(Event::Connected);
-            self.ack_now = true;
-            self.handshake_ack = true;
-            if self.fin_queued {
-                let why = if self.orphaned {
+            self.set_ack_now(true);
+            self.set_handshake_ack(true);
+            if self.fin_queued() {
+                let why = if self.orphaned() {
                     Reason::Close
                 } else {
                     Reason::ShutdownWrite
@@ -102,9 +108,9 @@ impl Connection {
 
     /// The ACK of our SYN arrived: RTT and congestion state start over with it.
     fn on_syn_acked(&mut self, now: Instant) {
-        if let Some((end, sent)) = self.rtt_probe.take() {
+        if let Some((end, sent)) = self.take_rtt_probe() {
             if self.backoff == 0 && self.snd_una >= end {
-                self.rtt.sample(now - sent);
+                self.rtt_sample(now - sent);
             }
         }
     }
@@ -127,22 +133,25 @@ impl Connection {
     /// initial one (RFC 6928), whatever the handshake's timeouts did to it.
     fn init_transfer(&mut self, seg: &Segment<'_>) {
         if self.rtt.srtt().is_none() {
-            self.rtt.fallback(RTO_FALLBACK);
+            let b = self.rto_bounds();
+            self.rtt.fallback(RTO_FALLBACK, b);
         }
         self.backoff = 0;
         self.retries = 0;
-        let spurious = match (self.ts.enabled, seg.options.timestamps, self.syn_tsval) {
+        let spurious = match (self.ts_enabled(), seg.options.timestamps, self.syn_tsval()) {
             (true, Some((_, ecr)), Some(first)) => ecr == first,
             _ => false,
         };
-        let lost = self.syn_rtx > 1 && self.syn_timed_out && !spurious;
+        let lost = self.syn_rtx > 1 && self.syn_timed_out() && !spurious;
         let segments = if lost { 1 } else { self.cfg.initial_cwnd };
         self.cc = Congestion::new(self.cfg.congestion, segments, self.smss);
-        self.recover = None;
-        self.fast_recovery = false;
-        self.sack_recovery = false;
-        self.board.clear();
-        self.dupacks = 0;
+        if let Some(r) = self.rec_if() {
+            r.recover = None;
+            r.fast_recovery = false;
+            r.sack_recovery = false;
+            r.board.clear();
+            r.dupacks = 0;
+        }
     }
 
     /// Synchronized states and SYN_RECEIVED (RFC 9293 3.10.7.4, "Otherwise").
@@ -202,9 +211,9 @@ impl Connection {
         }
         self.last_recv = now;
         self.probes = 0;
-        if self.opts.keepalive {
+        if self.keepalive() {
             self.timers
-                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
+                .set(Timer::Keepalive, now + self.keepalive_idle());
         }
         // Second: RST (RFC 5961 3.2): only an exact match resets; in-window, a challenge.
         // Without RFC 5961, any RST in the window resets (RFC 793).
@@ -244,11 +253,11 @@ impl Connection {
         }
         if self.state == State::SynReceived {
             let bare = seg.payload.is_empty() && !seg.flags.fin();
-            if self.passive && bare && self.retries < self.cfg.defer_accept_rounds {
+            if self.passive() && bare && self.retries < self.cfg.defer_accept_rounds {
                 // TCP_DEFER_ACCEPT: wait for data before the connection is accepted
                 // (Linux's tcp_check_req, TCPDeferAcceptDrop).
                 cx.defer_accept_drops += 1;
-                self.defer_acked = true;
+                self.set_defer_acked(true);
                 return;
             }
             if self.snd_una < seg.ack && seg.ack <= self.snd_max {
@@ -259,15 +268,15 @@ impl Connection {
                 self.init_transfer(seg);
                 self.set_state(State::Established, Reason::RcvAckOfSyn);
                 self.events.push_back(Event::Connected);
-                if self.fin_queued {
+                if self.fin_queued() {
                     self.set_state(State::FinWait1, Reason::Close);
                 }
             } else {
-                self.control = Some(Control {
+                self.set_control(Some(Control {
                     seq: seg.ack,
                     ack: None,
                     rst: true,
-                });
+                }));
                 return;
             }
         }
@@ -318,25 +327,25 @@ impl Connection {
                 self.snd_nxt = self.iss;
                 // Linux restarts the SYN-ACK timer after such a retransmission.
                 self.timers
-                    .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                    .set(Timer::Retransmit, now + self.backed_off_rto());
             } else {
                 cx.ack_skipped_syn_recv += 1;
             }
             return SynInSynReceived::Done;
         }
         let acks_our_syn = f.ack() && seg.ack == self.iss + 1u32;
-        if !self.passive {
+        if !self.passive() {
             if seg.seq == self.irs && acks_our_syn {
                 return SynInSynReceived::AsAck;
             }
             return SynInSynReceived::Continue;
         }
         if f.ack() && !acks_our_syn {
-            self.control = Some(Control {
+            self.set_control(Some(Control {
                 seq: seg.ack,
                 ack: None,
                 rst: true,
-            });
+            }));
             return SynInSynReceived::Done;
         }
         if paws || !self.acceptable(seg) {
@@ -352,7 +361,7 @@ impl Connection {
         cx.attempt_fails += 1;
         cx.embryonic_rsts += 1;
         // RFC 9293 3.10.7.1's reply to the offending segment (Linux: tcp_v4_send_reset).
-        self.control = Some(if f.ack() {
+        self.set_control(Some(if f.ack() {
             Control {
                 seq: seg.ack,
                 ack: None,
@@ -364,7 +373,7 @@ impl Connection {
                 ack: Some(seg.seq + seg.seq_len()),
                 rst: true,
             }
-        });
+        }));
         self.enter_closed(Reason::RcvSyn, None);
         SynInSynReceived::Done
     }
@@ -402,7 +411,7 @@ impl Connection {
         let advertised = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
         // (FreeBSD's SYN cache checks against the window it offered: not for a passive
         // connection in SYN_RECEIVED.)
-        let syn_cache = self.state == State::SynReceived && self.passive;
+        let syn_cache = self.state == State::SynReceived && self.passive();
         if self.cfg.accept_to_buffer_space && !syn_cache {
             advertised.max(self.recv_buf.window() as u32)
         } else {
@@ -413,7 +422,7 @@ impl Connection {
     /// PAWS (RFC 7323 5.3): a segment whose TSval is older than TS.Recent is a stale
     /// duplicate. RST segments are exempt (RFC 7323 5.3 R1 note).
     fn paws_rejects(&self, now: Instant, seg: &Segment<'_>) -> bool {
-        if !self.ts.enabled || seg.flags.rst() {
+        if !self.ts_enabled() || seg.flags.rst() {
             return false;
         }
         match seg.options.timestamps {
@@ -427,7 +436,7 @@ impl Connection {
 
     /// RFC 7323 4.3: remember the peer's TSval when the segment covers Last.ACK.sent.
     fn update_ts_recent(&mut self, now: Instant, seg: &Segment<'_>) {
-        if !self.ts.enabled {
+        if !self.ts_enabled() {
             return;
         }
         if let Some((val, _)) = seg.options.timestamps {
@@ -444,10 +453,10 @@ impl Connection {
         match self.state {
             State::SynReceived => {
                 cx.attempt_fails += 1;
-                if self.passive {
+                if self.passive() {
                     cx.embryonic_rsts += 1;
                 }
-                let err = if self.passive {
+                let err = if self.passive() {
                     None
                 } else {
                     Some(Error::Refused)
@@ -473,7 +482,7 @@ impl Connection {
     fn reset_by_syn(&mut self, cx: &mut Counters) {
         self.queue_rst(cx);
         let err = match self.state {
-            State::SynReceived if self.passive => None,
+            State::SynReceived if self.passive() => None,
             _ => Some(Error::Reset),
         };
         self.enter_closed(Reason::RcvSynInWindow, err);
@@ -492,7 +501,7 @@ impl Connection {
         }
         match self.state {
             State::TimeWait => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_time_wait),
-            State::SynReceived if self.passive => {
+            State::SynReceived if self.passive() => {
                 self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_syn_recv)
             }
             _ => self.oow_ack(now, seg, cx, |cx| &mut cx.ack_skipped_seq),
@@ -512,7 +521,7 @@ impl Connection {
             *skipped(cx) += 1;
             return;
         }
-        self.ack_now = true;
+        self.set_ack_now(true);
     }
 
     /// A SYN in a synchronized state, or one that an actively opened SYN_RECEIVED does
@@ -527,8 +536,8 @@ impl Connection {
     fn challenge_ack(&mut self, now: Instant, cx: &mut Counters) {
         if self.ratelimit_ok(now) {
             cx.challenge_acks += 1;
-            self.ack_now = true;
-            self.challenge_due = true;
+            self.set_ack_now(true);
+            self.set_challenge_due(true);
         } else {
             cx.ack_skipped_challenge += 1;
         }
@@ -538,12 +547,12 @@ impl Connection {
     /// `challenge_ack_interval` (Linux's `tcp_invalid_ratelimit`, one timestamp shared
     /// by challenge ACKs and out-of-window duplicate ACKs). True when one may go now.
     fn ratelimit_ok(&mut self, now: Instant) -> bool {
-        if let Some(last) = self.last_challenge {
+        if let Some(last) = self.last_challenge() {
             if now - last < self.cfg.challenge_ack_interval {
                 return false;
             }
         }
-        self.last_challenge = Some(now);
+        self.set_last_challenge(Some(now));
         true
     }
 
@@ -577,10 +586,11 @@ impl Connection {
             self.on_dupack(now, cx);
         }
         self.rack_detect(now, cx);
-        if self.sack_ok && !self.fast_recovery && self.recover.is_none() {
+        let r = self.rec();
+        if self.sack_ok() && !r.fast_recovery && r.recover.is_none() {
             // RFC 6675 5 (and 5.1 for an ACK that advanced SND.UNA): enough SACKed
             // above SND.UNA marks it lost before three duplicate ACKs have arrived.
-            if self.snd_max > self.snd_una && self.board.is_lost(self.snd_una, self.smss) {
+            if self.snd_max > self.snd_una && r.board.is_lost(self.snd_una, self.smss) {
                 self.enter_recovery(now, cx);
             }
         }
@@ -597,8 +607,7 @@ impl Connection {
                     // Open, but too little to use (sender SWS avoidance): the persist
                     // timer goes on, restarted with its backoff, and its next probe
                     // carries the data the window allows (Linux: tcp_ack_probe).
-                    self.timers
-                        .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+                    self.timers.set(Timer::Persist, now + self.backed_off_rto());
                 } else {
                     if was_zero || self.timers.is_set(Timer::Persist) {
                         self.backoff = 0;
@@ -624,7 +633,7 @@ impl Connection {
 
     /// True when a FIN of ours was sent and acknowledged.
     pub(super) fn fin_acked(&self) -> bool {
-        self.fin_queued && self.snd_una == self.fin_seq() + 1u32
+        self.fin_queued() && self.snd_una == self.fin_seq() + 1u32
     }
 
     /// The sequence number our FIN takes (valid once `fin_queued`).
@@ -649,8 +658,8 @@ impl Connection {
             let n = (ack.since(self.buf_seq) as usize).min(self.send_buf.len());
             self.send_buf.consume(n);
             self.buf_seq += n;
-            if self.write_blocked && n > 0 {
-                self.write_blocked = false;
+            if self.write_blocked() && n > 0 {
+                self.set_write_blocked(false);
                 self.events.push_back(Event::Writable);
             }
         }
@@ -658,10 +667,10 @@ impl Connection {
         // unless it was retransmitted (Karn).
         let mut sampled = self.sample_rtt_from_ts(now, seg);
         if !sampled {
-            if let Some((end, sent)) = self.rtt_probe {
+            if let Some((end, sent)) = self.rtt_probe() {
                 if ack >= end {
-                    self.rtt.sample(now - sent);
-                    self.rtt_probe = None;
+                    self.rtt_sample(now - sent);
+                    self.set_rtt_probe(None);
                     sampled = true;
                 }
             }
@@ -673,29 +682,33 @@ impl Connection {
         }
         self.retries = 0;
         let mss = self.smss;
-        self.board.advance(ack);
-        if self.high_rxt < ack {
-            self.high_rxt = ack;
+        if let Some(r) = self.rec_if() {
+            r.board.advance(ack);
+            if r.high_rxt < ack {
+                r.high_rxt = ack;
+            }
         }
         let srtt = self.rtt.srtt();
-        match self.recover {
-            Some(recover) if ack < recover && self.fast_recovery && self.sack_recovery => {
+        let (fast_recovery, sack_recovery) = (self.rec().fast_recovery, self.rec().sack_recovery);
+        match self.rec().recover {
+            Some(recover) if ack < recover && fast_recovery && sack_recovery => {
                 // RFC 6675: a partial ACK keeps the recovery going; the pipe decides
                 // what goes next, cwnd stays at ssthresh.
             }
-            Some(recover) if ack < recover && self.fast_recovery => {
+            Some(recover) if ack < recover && fast_recovery => {
                 // RFC 6582 3.2 step 3: partial ACK, retransmit the next hole at once (one
                 // segment, unless an RTO's go-back-N resend is already under way).
                 self.cc.on_partial_ack(acked, mss);
                 if self.snd_nxt == self.snd_max {
-                    self.rexmit_resume = Some(self.snd_max);
+                    self.rec_mut().rexmit_resume = Some(self.snd_max);
                     self.snd_nxt = self.snd_una;
                 }
             }
-            Some(recover) if ack >= recover && self.fast_recovery => {
-                self.recover = None;
-                self.fast_recovery = false;
-                if !std::mem::take(&mut self.sack_recovery) {
+            Some(recover) if ack >= recover && fast_recovery => {
+                let r = self.rec_mut();
+                r.recover = None;
+                r.fast_recovery = false;
+                if !std::mem::take(&mut r.sack_recovery) {
                     // NewReno deflates (RFC 6582 3.2 step 4); after SACK-based
                     // recovery cwnd is already ssthresh (RFC 6675 5, as Linux's
                     // tcp_end_cwnd_reduction leaves it).
@@ -707,19 +720,22 @@ impl Connection {
             // resend goes on (RFC 5681 3.1); no NewReno deflation.
             Some(recover) => {
                 if ack >= recover {
-                    self.recover = None;
+                    self.rec_mut().recover = None;
                 }
                 self.cc.on_ack(now, acked.min(flight_before), mss, srtt);
             }
             None => self.cc.on_ack(now, acked.min(flight_before), mss, srtt),
         }
-        self.dupacks = 0;
-        if self.tlp_end.is_some_and(|e| ack >= e) {
+        if let Some(r) = self.rec_if() {
+            r.dupacks = 0;
+        }
+        if self.rec().tlp_end.is_some_and(|e| ack >= e) {
             // RFC 8985 7.4: the probe episode is over. A retransmitted probe that no
             // D-SACK reported as a duplicate repaired a loss: reduce the window for it
             // as fast recovery would have.
-            self.tlp_end = None;
-            if let Some((_, _, false)) = self.tlp_rexmit.take() {
+            let r = self.rec_mut();
+            r.tlp_end = None;
+            if let Some((_, _, false)) = r.tlp_rexmit.take() {
                 cx.loss_probe_recovery += 1;
                 self.cc.on_loss(now, flight_before, mss);
             }
@@ -731,7 +747,7 @@ impl Connection {
             self.timers.stop(Timer::LossProbe);
             // RFC 6298 5.3: restart the timer with the current RTO (backoff included).
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
             self.arm_loss_probe(now);
         }
     }
@@ -746,14 +762,16 @@ impl Connection {
         let srtt = self.rtt.srtt().map_or(u32::MAX, |d| {
             u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
         });
-        let d = rack.on_ack(now.total_micros(), self.snd_una, &self.board, srtt);
+        let board = super::conn::board_of(&self.recovery);
+        let d = rack.on_ack(now.total_micros(), self.snd_una, board, srtt);
         match d.timer {
             Some(t) => self.timers.set(Timer::Reorder, Instant::from_micros(t)),
             None => self.timers.stop(Timer::Reorder),
         }
         if d.lost > 0 {
             cx.rack_lost += d.lost as u64;
-            if !self.fast_recovery && self.recover.is_none() && self.state.sends_data() {
+            let r = self.rec();
+            if !r.fast_recovery && r.recover.is_none() && self.state.sends_data() {
                 self.enter_recovery(now, cx);
             }
         }
@@ -764,10 +782,10 @@ impl Connection {
     /// probe outstanding, in a state that sends data or FIN.
     fn probe_allowed(&self) -> bool {
         self.cfg.tail_loss_probe
-            && self.sack_ok
-            && !self.fast_recovery
-            && self.recover.is_none()
-            && self.tlp_end.is_none()
+            && self.sack_ok()
+            && !self.rec().fast_recovery
+            && self.rec().recover.is_none()
+            && self.rec().tlp_end.is_none()
             && self.state.sends_data()
     }
 
@@ -791,7 +809,7 @@ impl Connection {
         let rto = self
             .timers
             .get(Timer::Retransmit)
-            .unwrap_or(now + self.rtt.backed_off(self.backoff));
+            .unwrap_or(now + self.backed_off_rto());
         self.timers.set(Timer::LossProbe, (now + pto).min(rto));
         self.timers.stop(Timer::Retransmit);
     }
@@ -802,7 +820,7 @@ impl Connection {
             self.timers.stop(Timer::LossProbe);
             if self.snd_max > self.snd_una && !self.timers.is_set(Timer::Retransmit) {
                 self.timers
-                    .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                    .set(Timer::Retransmit, now + self.backed_off_rto());
             }
         }
     }
@@ -815,21 +833,22 @@ impl Connection {
         }
         if self.probe_allowed() {
             cx.loss_probes += 1;
-            self.probe_pending = true;
+            self.set_probe_pending(true);
         }
         self.timers
-            .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            .set(Timer::Retransmit, now + self.backed_off_rto());
     }
 
     /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582,
     /// RFC 6675).
     fn on_dupack(&mut self, now: Instant, cx: &mut Counters) {
-        self.dupacks += 1;
-        if self.fast_recovery {
-            if !self.sack_recovery {
+        let r = self.rec_mut();
+        r.dupacks += 1;
+        if r.fast_recovery {
+            if !r.sack_recovery {
                 self.cc.inflate(self.smss);
             }
-        } else if self.recover.is_none() && self.dupacks == 3 {
+        } else if r.recover.is_none() && r.dupacks == 3 {
             self.enter_recovery(now, cx);
         }
     }
@@ -840,34 +859,39 @@ impl Connection {
     fn enter_recovery(&mut self, now: Instant, cx: &mut Counters) {
         let mss = self.smss;
         // Recovery takes over from any probe episode (its window cut covers it).
-        self.tlp_end = None;
-        self.tlp_rexmit = None;
-        self.probe_pending = false;
+        let (snd_una, snd_nxt, snd_max, sack_ok) =
+            (self.snd_una, self.snd_nxt, self.snd_max, self.sack_ok());
+        let r = self.rec_mut();
+        r.tlp_end = None;
+        r.tlp_rexmit = None;
+        self.set_probe_pending(false);
         self.stop_loss_probe(now);
         cx.fast_retrans += 1;
-        self.recover = Some(self.snd_max);
-        self.fast_recovery = true;
-        self.sack_recovery = self.sack_ok;
-        self.cc.on_loss(now, self.snd_max.since(self.snd_una), mss);
-        self.rtt_probe = None;
-        if self.sack_recovery {
+        let r = self.rec_mut();
+        r.recover = Some(snd_max);
+        r.fast_recovery = true;
+        r.sack_recovery = sack_ok;
+        self.cc.on_loss(now, snd_max.since(snd_una), mss);
+        self.set_rtt_probe(None);
+        if sack_ok {
             cx.sack_recovery += 1;
             // Anything sent since goes on from the highest byte sent: the holes are
             // retransmitted from the scoreboard.
-            self.snd_nxt = self.snd_max;
-            self.rexmit_resume = None;
+            self.snd_nxt = snd_max;
+            let r = self.rec_mut();
+            r.rexmit_resume = None;
             // RFC 6675 5 step (4.3): the first segment presumed dropped goes at once,
             // whatever the pipe; NextSeg takes over from there.
-            self.high_rxt = self.snd_una;
-            self.rexmit_first = true;
-            self.rescue_rxt = None;
+            r.high_rxt = snd_una;
+            r.rexmit_first = true;
+            r.rescue_rxt = None;
         } else {
             // RFC 5681 3.2 step 2: resend the one segment at SND.UNA; the segments the
             // duplicate ACKs stand for have arrived and are not sent again.
             cx.reno_recovery += 1;
             self.cc.inflate(3 * mss);
-            self.rexmit_resume = Some(self.snd_nxt);
-            self.snd_nxt = self.snd_una;
+            self.rec_mut().rexmit_resume = Some(snd_nxt);
+            self.snd_nxt = snd_una;
         }
     }
 
@@ -875,7 +899,7 @@ impl Connection {
     /// they newly SACK. A first block below the ACK or inside the second is a D-SACK
     /// (RFC 2883) and reports a duplicate, not a hole: it adds nothing.
     fn note_sacks(&mut self, seg: &Segment<'_>) -> u32 {
-        if !self.sack_ok {
+        if !self.sack_ok() {
             return 0;
         }
         let blocks = seg.options.sack_blocks();
@@ -887,21 +911,22 @@ impl Connection {
                         .get(1)
                         .is_some_and(|n| n.left <= b.left && b.right <= n.right));
             if dsack {
-                if let Some((s, e, dup)) = self.tlp_rexmit.as_mut() {
+                let probe = self.rec_if().and_then(|r| r.tlp_rexmit.as_mut());
+                if let Some((s, e, dup)) = probe {
                     // The probe's retransmission arrived twice: nothing was lost.
                     *dup |= b.left <= *s && *e <= b.right;
                 }
                 continue;
             }
-            let una = self.snd_una.max(seg.ack.min(self.snd_max));
-            newly += self.board.add(b.left, b.right, una, self.snd_max);
+            let (una, max) = (self.snd_una.max(seg.ack.min(self.snd_max)), self.snd_max);
+            newly += self.rec_mut().board.add(b.left, b.right, una, max);
         }
         newly
     }
 
     /// RTT from the echoed timestamp of an ACK that advanced SND.UNA.
     fn sample_rtt_from_ts(&mut self, now: Instant, seg: &Segment<'_>) -> bool {
-        if !self.ts.enabled {
+        if !self.ts_enabled() {
             return false;
         }
         match seg.options.timestamps {
@@ -909,16 +934,16 @@ impl Connection {
                 // An echo older than our latest retransmission refers to an earlier
                 // transmission: the time since then includes the retransmission timeout,
                 // not just the path (the ambiguity RFC 3522 resolves with timestamps).
-                if let Some(rtx) = self.rtx_tsval {
+                if let Some(rtx) = self.rtx_tsval() {
                     if (ecr.wrapping_sub(rtx) as i32) < 0 {
                         return false;
                     }
-                    self.rtx_tsval = None;
+                    self.set_rtx_tsval(None);
                 }
                 let elapsed = self.ts_val(now).wrapping_sub(ecr);
                 if elapsed < 1 << 30 {
-                    self.rtt.sample(Duration::from_millis(u64::from(elapsed)));
-                    self.rtt_probe = None;
+                    self.rtt_sample(Duration::from_millis(u64::from(elapsed)));
+                    self.set_rtt_probe(None);
                     return true;
                 }
                 false
@@ -938,13 +963,13 @@ impl Connection {
     ) {
         let mut quick = false;
         if !seg.payload.is_empty() && self.state.can_receive() {
-            if self.orphaned && start + seg.payload.len() > self.rcv_nxt {
+            if self.orphaned() && start + seg.payload.len() > self.rcv_nxt {
                 // Linux: new data for a connection the application closed is answered
                 // with RST (TCPAbortOnData): nobody will ever read it.
                 cx.abort_on_data += 1;
                 // Linux answers from the offending segment (tcp_v4_send_reset):
                 // <SEQ=SEG.ACK><CTL=RST>.
-                self.control = Some(Control {
+                self.set_control(Some(Control {
                     seq: if seg.flags.ack() {
                         seg.ack
                     } else {
@@ -952,7 +977,7 @@ impl Connection {
                     },
                     ack: None,
                     rst: true,
-                });
+                }));
                 self.enter_closed(Reason::Abort, Some(Error::Aborted));
                 return;
             }
@@ -960,29 +985,29 @@ impl Connection {
         }
         // A FIN recorded but not taken yet lies beyond a hole (an in-order FIN is taken
         // at once).
-        let fin_was_held = !self.fin_rcvd && self.rcv_fin.is_some();
+        let fin_was_held = !self.fin_rcvd() && self.rcv_fin().is_some();
         if seg.flags.fin() && self.state.can_receive() {
             let at = start + seg.payload.len();
             if at > self.rcv_nxt {
                 // A FIN beyond a hole: held out of order, and answered at once with a
                 // duplicate ACK like out-of-order data (RFC 5681 4.2; Linux queues it
                 // in the out-of-order queue).
-                self.ack_now = true;
+                self.set_ack_now(true);
             }
-            self.rcv_fin = Some(at);
-        } else if seg.flags.fin() && self.fin_rcvd {
+            self.set_rcv_fin(Some(at));
+        } else if seg.flags.fin() && self.fin_rcvd() {
             // A retransmitted FIN in CLOSE_WAIT, CLOSING or LAST_ACK: acknowledge again.
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         let pingpong = self.try_take_fin(now, cx);
-        if fin_was_held && self.fin_rcvd {
+        if fin_was_held && self.fin_rcvd() {
             // The gap before a held FIN is filled: ACK at once (RFC 5681 4.2; Linux sets
             // ICSK_ACK_NOW), although a FIN would otherwise wait for the delayed ACK.
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         if quick && !pingpong {
             self.quickack -= 1;
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
     }
 
@@ -998,7 +1023,7 @@ impl Connection {
         }
         if skip >= payload.len() {
             cx.dup_data += 1;
-            self.ack_now = true;
+            self.set_ack_now(true);
             return false;
         }
         let data = &payload[skip..];
@@ -1006,31 +1031,31 @@ impl Connection {
         if let Some((s, e)) = self.recv_buf.held(off as u32, data.len() as u32) {
             // A duplicate of data held out of order.
             self.note_dsack(self.rcv_nxt + s, self.rcv_nxt + e);
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         self.rcv_mss = self.rcv_mss.max(payload.len() as u32);
-        if self.rd_shut {
+        if self.rd_shut() {
             // shutdown(Read): acknowledge in-order data and throw it away.
             if off == 0 {
                 let n = data.len().min(self.recv_buf.window());
                 self.rcv_nxt += n;
-                self.ack_now = true;
+                self.set_ack_now(true);
             }
             return false;
         }
         let Some(w) = self.recv_buf.write_at(off, data) else {
             cx.ofo_drop += 1;
-            self.ack_now = true;
+            self.set_ack_now(true);
             return false;
         };
         self.rcv_nxt += w.advanced;
         if w.out_of_order {
             cx.ofo_queue += 1;
             self.note_sack_block(start.max(self.rcv_nxt));
-            self.ack_now = true;
+            self.set_ack_now(true);
         } else if self.recv_buf.has_out_of_order() || w.advanced > w.accepted {
             // Filled (part of) a hole: ACK at once so the sender learns quickly.
-            self.ack_now = true;
+            self.set_ack_now(true);
         }
         if w.advanced > 0 {
             self.events.push_back(Event::Readable);
@@ -1039,7 +1064,7 @@ impl Connection {
                 return true;
             } else if self.unacked_bytes >= 2 * self.rcv_mss {
                 // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
-                self.ack_now = true;
+                self.set_ack_now(true);
             } else if !self.timers.is_set(Timer::DelayedAck) {
                 self.timers
                     .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
@@ -1051,8 +1076,8 @@ impl Connection {
     /// Remembers a duplicate for the D-SACK block of the next ACK (RFC 2883), where SACK
     /// is in use and D-SACK on. The first duplicate of a segment is the one reported.
     pub(super) fn note_dsack(&mut self, left: Seq, right: Seq) {
-        if self.sack_ok && self.cfg.dsack && self.dsack.is_none() && left < right {
-            self.dsack = Some((left, right));
+        if self.sack_ok() && self.cfg.dsack && self.dsack().is_none() && left < right {
+            self.set_dsack(Some((left, right)));
         }
     }
 
@@ -1073,24 +1098,24 @@ impl Connection {
         let mut next = [None; 4];
         next[0] = Some(q);
         let mut k = 1;
-        for x in self.sack_recent.into_iter().flatten() {
+        for &x in self.sack_recent().iter().flatten() {
             let b = block_of(x);
             if k < next.len() && b.is_some() && b != mine {
                 next[k] = Some(x);
                 k += 1;
             }
         }
-        self.sack_recent = next;
+        self.set_sack_recent(next);
     }
 
     /// Takes the peer's FIN once every byte before it has arrived. Returns true when
     /// the FIN's ACK follows Linux's delayed-ACK ("pingpong") rule, under which
     /// quick-ACK mode does not apply (see [`Connection::delay_fin_ack`]).
     fn try_take_fin(&mut self, now: Instant, cx: &mut Counters) -> bool {
-        if self.fin_rcvd || self.rcv_fin != Some(self.rcv_nxt) {
+        if self.fin_rcvd() || self.rcv_fin() != Some(self.rcv_nxt) {
             return false;
         }
-        self.fin_rcvd = true;
+        self.set_fin_rcvd(true);
         self.rcv_nxt += 1u32;
         self.events.push_back(Event::Readable);
         match self.state {
@@ -1100,12 +1125,12 @@ impl Connection {
                     self.delay_fin_ack(now);
                     return true;
                 }
-                self.ack_now = true;
+                self.set_ack_now(true);
             }
             // The active closer's ACK of the peer's FIN goes at once (Linux:
             // tcp_send_ack from tcp_fin in FIN_WAIT_1 and FIN_WAIT_2).
             State::FinWait1 => {
-                self.ack_now = true;
+                self.set_ack_now(true);
                 if self.fin_acked() {
                     // This very segment acknowledged our FIN and carried the peer's.
                     self.enter_time_wait(now, Reason::RcvFinAckOfFin, cx);
@@ -1114,10 +1139,10 @@ impl Connection {
                 }
             }
             State::FinWait2 => {
-                self.ack_now = true;
+                self.set_ack_now(true);
                 self.enter_time_wait(now, Reason::RcvFin, cx);
             }
-            _ => self.ack_now = true,
+            _ => self.set_ack_now(true),
         }
         false
     }
@@ -1130,11 +1155,11 @@ impl Connection {
     /// more than one full segment, the FIN included, is unacknowledged
     /// (__tcp_ack_snd_check). A delayed-ACK timer already running keeps its deadline.
     fn delay_fin_ack(&mut self, now: Instant) {
-        if self.ack_now {
+        if self.ack_now() {
             return;
         }
         if self.rcv_nxt.diff(self.last_ack_sent) > self.rcv_mss as i32 {
-            self.ack_now = true;
+            self.set_ack_now(true);
         } else if !self.timers.is_set(Timer::DelayedAck) {
             self.timers
                 .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
@@ -1164,7 +1189,7 @@ impl Connection {
     /// TIME_WAIT (RFC 9293 3.10.7.4, RFC 1337, RFC 6191).
     fn on_time_wait(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
         let paws = self.paws_rejects(now, seg);
-        let recent = self.ts.enabled.then_some(self.ts.recent);
+        let recent = self.ts_enabled().then_some(self.ts.recent);
         let (rfc1337, ack_required) = (self.cfg.rfc1337, self.cfg.tw_ack_required);
         match time_wait_segment(seg, self.rcv_nxt, recent, paws, rfc1337, ack_required) {
             TimeWaitAction::Nothing => {}
@@ -1175,7 +1200,7 @@ impl Connection {
                 // RFC 7323 4.3: the FIN retransmission covers Last.ACK.sent, so its
                 // TSval becomes TS.Recent and is echoed.
                 self.update_ts_recent(now, seg);
-                self.ack_now = true;
+                self.set_ack_now(true);
                 self.timers
                     .set(Timer::TimeWait, now + self.cfg.time_wait_len());
             }
@@ -1187,6 +1212,11 @@ impl Connection {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, cx: &mut Counters) {
+        self.on_timeout(now, cx);
+        self.tidy();
+    }
+
+    fn on_timeout(&mut self, now: Instant, cx: &mut Counters) {
         while let Some(t) = self.timers.take_expired(now) {
             match t {
                 Timer::TimeWait => {
@@ -1205,7 +1235,7 @@ impl Connection {
                 Timer::DelayedAck => {
                     if self.unacked_bytes > 0 || self.rcv_nxt != self.last_ack_sent {
                         cx.delayed_acks += 1;
-                        self.ack_now = true;
+                        self.set_ack_now(true);
                     }
                 }
             }
@@ -1221,14 +1251,14 @@ impl Connection {
             return;
         }
         self.retries += 1;
-        let deferring = self.state == State::SynReceived && self.defer_acked;
+        let deferring = self.state == State::SynReceived && self.defer_acked();
         let limit = match self.state {
             State::SynSent => self.cfg.syn_retries,
             State::SynReceived if deferring => {
                 self.cfg.synack_retries.max(self.cfg.defer_accept_rounds)
             }
             State::SynReceived => self.cfg.synack_retries,
-            _ if self.orphaned => self.cfg.orphan_retries,
+            _ if self.orphaned() => self.cfg.orphan_retries,
             _ => self.cfg.retries2,
         };
         if self.retries > limit {
@@ -1241,39 +1271,46 @@ impl Connection {
         }
         cx.timeouts += 1;
         if matches!(self.state, State::SynSent | State::SynReceived) {
-            self.syn_timed_out = true;
+            self.set_syn_timed_out(true);
         }
         self.backoff += 1;
         if deferring && self.retries < self.cfg.defer_accept_rounds {
             // The peer has ACKed our SYN: no SYN-ACK again until the last round of
             // deferring, which gives it a last chance (Linux's syn_ack_recalc).
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
             return;
         }
         let flight = self.snd_max.since(self.snd_una);
         self.cc.on_rto(now, flight, self.smss);
-        self.recover = (self.state.is_synchronized()).then_some(self.snd_max);
-        self.fast_recovery = false;
-        self.sack_recovery = false;
-        self.rexmit_first = false;
-        self.tlp_end = None;
-        self.tlp_rexmit = None;
-        self.probe_pending = false;
+        // (During the handshake there is no recovery point: nothing to take.)
+        let recover = self.state.is_synchronized().then_some(self.snd_max);
+        if recover.is_some() {
+            self.rec_mut();
+        }
+        if let Some(r) = self.rec_if() {
+            r.recover = recover;
+            r.fast_recovery = false;
+            r.sack_recovery = false;
+            r.rexmit_first = false;
+            r.tlp_end = None;
+            r.tlp_rexmit = None;
+            // RFC 2018 section 8: the timeout may mean the receiver reneged; forget
+            // what it SACKed and resend from SND.UNA.
+            r.board.clear();
+            r.dupacks = 0;
+            r.rexmit_resume = None;
+        }
+        self.set_probe_pending(false);
         self.timers.stop(Timer::LossProbe);
         self.timers.stop(Timer::Reorder);
         if let Some(r) = self.rack.as_mut() {
             r.reset();
         }
-        // RFC 2018 section 8: the timeout may mean the receiver reneged; forget what it
-        // SACKed and resend from SND.UNA.
-        self.board.clear();
-        self.dupacks = 0;
-        self.rtt_probe = None;
+        self.set_rtt_probe(None);
         self.snd_nxt = self.snd_una;
-        self.rexmit_resume = None;
         self.timers
-            .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+            .set(Timer::Retransmit, now + self.backed_off_rto());
     }
 
     /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff. When the window
@@ -1290,7 +1327,7 @@ impl Connection {
             return;
         }
         self.probes += 1;
-        let limit = if self.orphaned {
+        let limit = if self.orphaned() {
             self.cfg.orphan_retries
         } else {
             self.cfg.retries2
@@ -1304,44 +1341,43 @@ impl Connection {
             // TcpExtTCPWinProbe counts the bare probes (tcp_xmit_probe_skb).
             cx.win_probes += 1;
         }
-        self.probe_due = true;
+        self.set_probe_due(true);
         self.backoff += 1;
-        self.timers
-            .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+        self.timers.set(Timer::Persist, now + self.backed_off_rto());
     }
 
     /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.
     fn on_keepalive(&mut self, now: Instant, cx: &mut Counters) {
-        if !self.opts.keepalive || !self.state.is_synchronized() || self.state == State::TimeWait {
+        if !self.keepalive() || !self.state.is_synchronized() || self.state == State::TimeWait {
             return;
         }
         if self.snd_max != self.snd_una || self.has_unsent() {
             // Data in flight: retransmission covers liveness. Check again later.
             self.timers
-                .set(Timer::Keepalive, now + self.opts.keepalive_interval);
+                .set(Timer::Keepalive, now + self.keepalive_interval());
             return;
         }
-        if self.probes >= self.opts.keepalive_count {
+        if self.probes >= self.keepalive_count() {
             cx.abort_on_timeout += 1;
             // Linux resets a peer that stopped answering keepalives (tcp_keepalive_timer).
-            self.control = Some(Control {
+            self.set_control(Some(Control {
                 seq: self.ack_seq(),
                 ack: Some(self.rcv_nxt),
                 rst: true,
-            });
+            }));
             self.enter_closed(Reason::TimerKeepalive, Some(Error::TimedOut));
             return;
         }
         self.probes += 1;
         cx.keepalive_probes += 1;
-        self.probe_due = true;
+        self.set_probe_due(true);
         self.timers
-            .set(Timer::Keepalive, now + self.opts.keepalive_interval);
+            .set(Timer::Keepalive, now + self.keepalive_interval());
     }
 
     /// Buffered data (or a FIN) not yet sent.
     pub(super) fn has_unsent(&self) -> bool {
-        let end = self.fin_seq() + u32::from(self.fin_queued);
+        let end = self.fin_seq() + u32::from(self.fin_queued());
         self.snd_nxt < end
     }
 }

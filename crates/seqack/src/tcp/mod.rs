@@ -7,6 +7,7 @@ mod event;
 mod input;
 mod output;
 pub mod rack;
+mod recovery;
 pub mod recv_buf;
 pub mod rtt;
 pub mod sack;
@@ -15,7 +16,7 @@ mod state;
 pub mod time_wait;
 pub mod timers;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use conn::{Connection, CookieOpen, Disposition, RecvError, SendError, Shutdown, SockOpts};
 pub use event::{Error, Event, Reason};
 pub use output::write_packet;

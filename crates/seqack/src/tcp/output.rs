@@ -20,10 +20,16 @@ impl Connection {
         buf: &mut [u8],
         cx: &mut Counters,
     ) -> Option<usize> {
-        if let Some(c) = self.control {
+        let n = self.next_segment(now, buf, cx);
+        self.tidy();
+        n
+    }
+
+    fn next_segment(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        if let Some(c) = self.control() {
             let n = self.emit_control(c, buf, cx);
             if n.is_some() {
-                self.control = None;
+                self.set_control(None);
             }
             return n;
         }
@@ -34,13 +40,13 @@ impl Connection {
         // sockopts_mut) and no probe is scheduled: the idle time starts now, as Linux arms
         // the timer at connection setup and in setsockopt (RFC 9293 3.8.4). Arriving
         // segments push it back (on_synchronized).
-        if self.opts.keepalive
+        if self.keepalive()
             && self.state.is_synchronized()
             && self.state != State::TimeWait
             && !self.timers.is_set(Timer::Keepalive)
         {
             self.timers
-                .set(Timer::Keepalive, now + self.opts.keepalive_idle);
+                .set(Timer::Keepalive, now + self.keepalive_idle());
         }
         // Our SYN (or SYN-ACK) is unsent, or due for retransmission.
         if self.snd_nxt == self.iss && self.state != State::TimeWait {
@@ -49,14 +55,14 @@ impl Connection {
         if self.state == State::SynSent {
             return None;
         }
-        if self.handshake_ack {
-            self.handshake_ack = false;
-            if self.ack_now {
+        if self.handshake_ack() {
+            self.set_handshake_ack(false);
+            if self.ack_now() {
                 let seq = self.ack_seq();
                 return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
             }
         }
-        if std::mem::take(&mut self.probe_pending) {
+        if self.take_probe_pending() {
             if let Some(n) = self.emit_loss_probe(now, buf, cx) {
                 return Some(n);
             }
@@ -64,14 +70,14 @@ impl Connection {
         if let Some(n) = self.transmit_data(now, buf, cx) {
             return Some(n);
         }
-        if self.probe_due {
+        if self.probe_due() {
             // Zero-window and keepalive probes: an ACK one below SND.UNA, which the peer
             // must answer with an ACK carrying its window (Linux's tcp_xmit_probe_skb).
-            self.probe_due = false;
+            self.set_probe_due(false);
             return self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
         }
-        if self.ack_now {
-            if self.cfg.resend_fin_in_acks && !self.challenge_due && self.fin_unacked_alone() {
+        if self.ack_now() {
+            if self.cfg.resend_fin_in_acks && !self.challenge_due() && self.fin_unacked_alone() {
                 // FreeBSD: an ACK while our FIN is outstanding carries the FIN again.
                 let seq = self.fin_seq();
                 return self.emit(now, buf, seq, Flags::FIN | Flags::ACK, 0, 0, false, cx);
@@ -85,7 +91,7 @@ impl Connection {
     /// Our FIN has been sent and is the only thing unacknowledged, with nothing being
     /// retransmitted.
     fn fin_unacked_alone(&self) -> bool {
-        self.fin_queued
+        self.fin_queued()
             && self.snd_nxt == self.snd_max
             && self.snd_max == self.fin_seq() + 1u32
             && self.snd_una == self.fin_seq()
@@ -116,29 +122,29 @@ impl Connection {
         // A SYN-ACK after our own SYN (simultaneous open) is a new segment, not a
         // retransmission of the SYN.
         let retransmission = if syn_ack {
-            self.synack_sent
+            self.synack_sent()
         } else {
             self.snd_max != self.iss
         };
-        self.synack_sent |= syn_ack;
+        self.set_synack_sent(self.synack_sent() | syn_ack);
         let opts = self.syn_options(now, syn_ack);
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
         if retransmission {
-            self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
+            self.set_rtx_tsval(opts.timestamps.map(|(val, _)| val));
             self.syn_rtx += 1;
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
-            self.rtt_probe = Some((self.iss + 1u32, now));
+            self.set_rtt_probe(Some((self.iss + 1u32, now)));
         }
-        if self.syn_tsval.is_none() {
-            self.syn_tsval = opts.timestamps.map(|(val, _)| val);
+        if self.syn_tsval().is_none() {
+            self.set_syn_tsval(opts.timestamps.map(|(val, _)| val));
         }
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
         }
         if syn_ack {
             self.after_ack_sent();
@@ -152,13 +158,13 @@ impl Connection {
         if !self.state.sends_data() {
             return None;
         }
-        if self.sack_recovery {
+        if self.rec().sack_recovery {
             if let Some(n) = self.retransmit_lost(now, buf, cx) {
                 return Some(n);
             }
         }
         let data_end = self.buf_seq + self.send_buf.len();
-        let end = data_end + u32::from(self.fin_queued);
+        let end = data_end + u32::from(self.fin_queued());
         if self.snd_nxt >= end {
             return None;
         }
@@ -174,7 +180,7 @@ impl Connection {
             // nothing in flight the persist timer's probe carries what the window
             // allows (Linux: tcp_snd_wnd_test holds the segment, tcp_write_wakeup sends
             // the probe).
-            if len == 0 || !self.probe_due || in_flight {
+            if len == 0 || !self.probe_due() || in_flight {
                 self.maybe_arm_persist(now);
                 return None;
             }
@@ -183,7 +189,7 @@ impl Connection {
             return None;
         }
         // The FIN takes one sequence number, so it needs room in the peer's window too.
-        let fin = self.fin_queued && self.snd_nxt + len == data_end && room > len;
+        let fin = self.fin_queued() && self.snd_nxt + len == data_end && room > len;
         if len == 0 && !fin {
             self.maybe_arm_persist(now);
             return None;
@@ -199,8 +205,8 @@ impl Connection {
         let off = seq.since(self.buf_seq) as usize;
         let n = self.emit(now, buf, seq, flags, off, len as usize, retransmission, cx)?;
         let seg_end = seq + len + u32::from(fin);
-        if !retransmission && self.rtt_probe.is_none() && !self.ts.enabled {
-            self.rtt_probe = Some((seg_end, now));
+        if !retransmission && self.rtt_probe().is_none() && !self.ts_enabled() {
+            self.set_rtt_probe(Some((seg_end, now)));
         }
         if !retransmission && len < mss {
             // Linux: tcp_minshall_update.
@@ -209,19 +215,19 @@ impl Connection {
         if probe {
             // Data is in flight now: the retransmission timer takes over from the
             // persist timer, with the backoff started over (Linux: tcp_send_probe0).
-            self.probe_due = false;
+            self.set_probe_due(false);
             self.timers.stop(Timer::Persist);
             self.backoff = 0;
             self.probes = 0;
         }
         self.snd_nxt = seg_end;
-        if let Some(resume) = self.rexmit_resume.take() {
+        if let Some(resume) = self.rec_if().and_then(|r| r.rexmit_resume.take()) {
             self.snd_nxt = self.snd_nxt.max(resume);
         }
         self.snd_max = self.snd_max.max(seg_end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
         }
         if !retransmission {
             // New data: the probe timer counts from the latest transmission.
@@ -243,43 +249,44 @@ impl Connection {
         cx: &mut Counters,
     ) -> Option<usize> {
         let mss = self.smss.saturating_sub(self.sack_option_len()).max(1);
-        let first = self.rexmit_first;
+        // (Called only in SACK-based recovery, which holds the recovery state.)
+        let rec = self.recovery.as_deref()?;
+        let first = rec.rexmit_first;
         let mut rescue = false;
         let hole = if first {
-            let end = self.board.ranges().first().map_or(self.snd_max, |r| r.0);
+            let end = rec.board.ranges().first().map_or(self.snd_max, |r| r.0);
             Some((self.snd_una, end))
         } else {
-            let pipe = self
+            let pipe = rec
                 .board
-                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss);
+                .pipe(self.snd_una, self.snd_max, rec.high_rxt, self.smss);
             if self.cc.cwnd() < pipe.saturating_add(mss) {
                 return None;
             }
-            let from = self.high_rxt.max(self.snd_una);
+            let from = rec.high_rxt.max(self.snd_una);
             // RACK's losses first (they include lost retransmissions below HighRxt),
             // then RFC 6675's.
             let rack = self
                 .rack
                 .as_ref()
-                .and_then(|r| r.next_lost(self.snd_una, &self.board, mss));
-            rack.or_else(|| self.board.next_lost(from, self.smss))
+                .and_then(|r| r.next_lost(self.snd_una, &rec.board, mss));
+            rack.or_else(|| rec.board.next_lost(from, self.smss))
                 .or_else(|| {
                     // NextSeg rule 3: with no new data to send, the first hole above
                     // HighRxt below the highest SACKed byte goes even if not yet lost.
                     let (unsent, seg, room) = self.send_limits();
                     let new_data = unsent > 0 && room >= unsent.min(seg);
-                    let fin_unsent = self.fin_queued && self.snd_max == self.fin_seq();
+                    let fin_unsent = self.fin_queued() && self.snd_max == self.fin_seq();
                     if new_data || fin_unsent {
                         return None;
                     }
-                    self.board.holes(from).next().or_else(|| {
+                    rec.board.holes(from).next().or_else(|| {
                         // Rule 4: one rescue retransmission per recovery, of the segment
                         // holding the highest unSACKed byte, when nothing else is left
                         // (a lost tail would otherwise wait for the RTO).
-                        let top = self.board.highest().unwrap_or(self.snd_una).max(from);
-                        let due = self.rescue_rxt.is_none_or(|r| self.snd_una > r);
+                        let top = rec.board.highest().unwrap_or(self.snd_una).max(from);
+                        let due = rec.rescue_rxt.is_none_or(|r| self.snd_una > r);
                         if due && top < self.snd_max {
-                            self.rescue_rxt = self.recover;
                             rescue = true;
                             let start = (self.snd_max - seg).max(top);
                             Some((start, self.snd_max))
@@ -289,10 +296,14 @@ impl Connection {
                     })
                 })
         };
+        if rescue {
+            let r = self.rec_mut();
+            r.rescue_rxt = r.recover;
+        }
         let (start, end) = hole?;
         let end = end.min(self.snd_max);
         if end <= start {
-            self.rexmit_first = false;
+            self.rec_mut().rexmit_first = false;
             return None;
         }
         let data_end = self.buf_seq + self.send_buf.len();
@@ -302,9 +313,9 @@ impl Connection {
             0
         };
         // The FIN, if it is in the hole and the segment reaches it.
-        let fin = self.fin_queued && start + len == data_end && end > data_end;
+        let fin = self.fin_queued() && start + len == data_end && end > data_end;
         if len == 0 && !fin {
-            self.rexmit_first = false;
+            self.rec_mut().rexmit_first = false;
             return None;
         }
         let mut flags = Flags::ACK;
@@ -313,14 +324,15 @@ impl Connection {
         }
         let off = start.since(self.buf_seq) as usize;
         let n = self.emit(now, buf, start, flags, off, len as usize, true, cx)?;
-        self.rexmit_first = false;
+        let r = self.rec_mut();
+        r.rexmit_first = false;
         if !rescue {
             // (RFC 6675: the rescue retransmission leaves HighRxt alone.)
-            self.high_rxt = self.high_rxt.max(start + len + u32::from(fin));
+            r.high_rxt = r.high_rxt.max(start + len + u32::from(fin));
         }
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers
-                .set(Timer::Retransmit, now + self.rtt.backed_off(self.backoff));
+                .set(Timer::Retransmit, now + self.backed_off_rto());
         }
         Some(n)
     }
@@ -341,7 +353,7 @@ impl Connection {
             let seq = self.snd_nxt;
             let room = wnd_right.since(seq);
             let len = data_end.since(seq).min(mss).min(room);
-            let fin = self.fin_queued && seq + len == data_end && room > len;
+            let fin = self.fin_queued() && seq + len == data_end && room > len;
             let mut flags = Flags::ACK | Flags::PSH;
             if fin {
                 flags |= Flags::FIN;
@@ -350,12 +362,14 @@ impl Connection {
             let n = self.emit(now, buf, seq, flags, off, len as usize, false, cx)?;
             self.snd_nxt = seq + len + u32::from(fin);
             self.snd_max = self.snd_max.max(self.snd_nxt);
-            self.tlp_end = Some(self.snd_max);
-            self.tlp_rexmit = None;
+            let snd_max = self.snd_max;
+            let r = self.rec_mut();
+            r.tlp_end = Some(snd_max);
+            r.tlp_rexmit = None;
             return Some(n);
         }
         let end = self.snd_max;
-        let fin_sent = self.fin_queued && end == data_end + 1u32;
+        let fin_sent = self.fin_queued() && end == data_end + 1u32;
         let data_last = if fin_sent { data_end } else { end };
         let start = if data_last.since(self.snd_una) > mss {
             data_last - mss
@@ -372,8 +386,10 @@ impl Connection {
         }
         let off = start.since(self.buf_seq) as usize;
         let n = self.emit(now, buf, start, flags, off, len as usize, true, cx)?;
-        self.tlp_end = Some(self.snd_max);
-        self.tlp_rexmit = Some((start, end, false));
+        let snd_max = self.snd_max;
+        let r = self.rec_mut();
+        r.tlp_end = Some(snd_max);
+        r.tlp_rexmit = Some((start, end, false));
         Some(n)
     }
 
@@ -392,7 +408,8 @@ impl Connection {
         } else {
             0
         };
-        let right = if self.sack_recovery {
+        let rec = self.rec();
+        let right = if rec.sack_recovery {
             self.snd_una + self.snd_wnd
         } else {
             self.snd_una + self.snd_wnd.min(self.cc.cwnd())
@@ -402,10 +419,10 @@ impl Connection {
         } else {
             0
         };
-        if self.sack_recovery {
-            let pipe = self
+        if rec.sack_recovery {
+            let pipe = rec
                 .board
-                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss);
+                .pipe(self.snd_una, self.snd_max, rec.high_rxt, self.smss);
             room = room.min(self.cc.cwnd().saturating_sub(pipe));
         }
         (unsent, mss, room)
@@ -428,8 +445,8 @@ impl Connection {
     /// it off, and a queued FIN pushes everything out (Linux sends the rest with
     /// TCP_NAGLE_OFF once the FIN is queued).
     fn nagle_holds(&self) -> bool {
-        !self.opts.nodelay
-            && !self.fin_queued
+        !self.nodelay()
+            && !self.fin_queued()
             && self.snd_una < self.snd_sml
             && self.snd_sml <= self.snd_max
     }
@@ -441,8 +458,7 @@ impl Connection {
             && !self.timers.is_set(Timer::Persist)
             && !self.timers.is_set(Timer::Retransmit)
         {
-            self.timers
-                .set(Timer::Persist, now + self.rtt.backed_off(self.backoff));
+            self.timers.set(Timer::Persist, now + self.backed_off_rto());
         }
     }
 
@@ -461,15 +477,15 @@ impl Connection {
         cx: &mut Counters,
     ) -> Option<usize> {
         let mut opts = Options::default();
-        if self.ts.enabled {
+        if self.ts_enabled() {
             opts.timestamps = Some((self.ts_val(now), self.ts.recent));
         }
-        if self.sack_ok {
+        if self.sack_ok() {
             self.fill_sack(&mut opts);
         }
         let n = self.write_segment(now, buf, seq, flags, off, len, opts)?;
         if retransmission {
-            self.rtx_tsval = opts.timestamps.map(|(val, _)| val);
+            self.set_rtx_tsval(opts.timestamps.map(|(val, _)| val));
             cx.retrans_segs += 1;
         } else {
             cx.out_segs += 1;
@@ -479,7 +495,7 @@ impl Connection {
         // delivered first. The log starts with the second one (what was already in
         // flight is entered as sent now: later, never early), so a request/response
         // exchange never allocates it.
-        let rack_on = seg_len > 0 && self.sack_ok && self.cfg.rack;
+        let rack_on = seg_len > 0 && self.sack_ok() && self.cfg.rack;
         if rack_on && (self.rack.is_some() || self.snd_max != self.snd_una) {
             let now_us = now.total_micros();
             let (una, max) = (self.snd_una, self.snd_max);
@@ -493,26 +509,26 @@ impl Connection {
         if flags.ack() {
             self.after_ack_sent();
         }
-        self.challenge_due = false;
+        self.set_challenge_due(false);
         Some(n)
     }
 
     /// Bookkeeping after any segment that carried our current ACK and window.
     fn after_ack_sent(&mut self) {
         self.last_ack_sent = self.rcv_nxt;
-        self.dsack = None;
-        self.ack_now = false;
+        self.set_dsack(None);
+        self.set_ack_now(false);
         self.unacked_bytes = 0;
         self.timers.stop(Timer::DelayedAck);
     }
 
     /// The bytes the SACK blocks of our next segment add to its options.
     fn sack_option_len(&self) -> u32 {
-        if !self.sack_ok || (!self.recv_buf.has_out_of_order() && self.dsack.is_none()) {
+        if !self.sack_ok() || (!self.recv_buf.has_out_of_order() && self.dsack().is_none()) {
             return 0;
         }
         let mut base = Options::default();
-        if self.ts.enabled {
+        if self.ts_enabled() {
             base.timestamps = Some((0, 0));
         }
         let mut with = base;
@@ -525,7 +541,7 @@ impl Connection {
     /// segment first, then the other blocks in the order they last changed, then any
     /// older ones from the lowest, as many as fit.
     fn fill_sack(&self, opts: &mut Options) {
-        if let Some((left, right)) = self.dsack {
+        if let Some((left, right)) = self.dsack() {
             // RFC 2883 4: a duplicate segment is reported first, once.
             opts.push_sack(SackBlock { left, right });
         }
@@ -538,7 +554,7 @@ impl Connection {
             right: self.rcv_nxt + e,
         };
         let mut used = [false; 64];
-        let recent = self.sack_recent.iter().flatten().filter_map(|&q| {
+        let recent = self.sack_recent().iter().flatten().filter_map(|&q| {
             ranges
                 .iter()
                 .position(|&(s, e)| q.in_range(self.rcv_nxt + s, self.rcv_nxt + e))
@@ -632,9 +648,10 @@ impl Connection {
         options: Options,
     ) -> Option<usize> {
         let window = self.window_field(flags.syn());
+        let (local, remote) = (self.local(), self.remote());
         let hdr = Header {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
+            src_port: local.port(),
+            dst_port: remote.port(),
             seq,
             ack: if flags.ack() { self.rcv_nxt } else { Seq(0) },
             flags,
@@ -644,8 +661,8 @@ impl Connection {
         let payload = self.send_buf.slices(off, len);
         write_packet(
             buf,
-            self.local,
-            self.remote,
+            local,
+            remote,
             &hdr,
             self.cfg.option_layout,
             payload,
@@ -654,13 +671,14 @@ impl Connection {
     }
 
     fn emit_control(&mut self, c: Control, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        let (local, remote) = (self.local(), self.remote());
         let mut flags = if c.rst { Flags::RST } else { Flags::empty() };
         if c.ack.is_some() {
             flags |= Flags::ACK;
         }
         let hdr = Header {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
+            src_port: local.port(),
+            dst_port: remote.port(),
             seq: c.seq,
             ack: c.ack.unwrap_or(Seq(0)),
             flags,
@@ -669,8 +687,8 @@ impl Connection {
         };
         let n = write_packet(
             buf,
-            self.local,
-            self.remote,
+            local,
+            remote,
             &hdr,
             self.cfg.option_layout,
             (&[], &[]),

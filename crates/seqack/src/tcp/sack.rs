@@ -21,6 +21,11 @@ pub struct Scoreboard {
 }
 
 impl Scoreboard {
+    /// An empty board.
+    pub const fn new() -> Scoreboard {
+        Scoreboard { ranges: Vec::new() }
+    }
+
     /// True when nothing is SACKed.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
