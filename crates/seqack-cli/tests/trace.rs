@@ -27,8 +27,15 @@ fn seqack(args: &[&str]) -> Output {
         .expect("run seqack")
 }
 
+/// A fresh path for `name`: the tests run in parallel and several record the same
+/// scenario, so every call gets a directory of its own (a shared `active-close.pcap`
+/// could be read by one test while another was rewriting it).
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("seqack-trace-test-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir()
+        .join(format!("seqack-trace-test-{}", std::process::id()))
+        .join(n.to_string());
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join(name)
 }
@@ -433,7 +440,7 @@ fn several_connections_filters_svg_and_reuse() {
     let out = seqack(&["trace", s(&p), "--svg", s(&svg), "--no-color"]);
     assert!(out.status.success());
     for n in 1..=3 {
-        let f = tmp(&format!("ladder-{n}.svg"));
+        let f = svg.with_file_name(format!("ladder-{n}.svg"));
         let body = std::fs::read_to_string(&f).expect("numbered SVG");
         assert!(body.starts_with("<svg ") && body.trim_end().ends_with("</svg>"));
         assert_eq!(
