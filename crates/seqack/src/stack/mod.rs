@@ -298,6 +298,9 @@ pub struct Stack {
     cfg: StackConfig,
     tcp: Arc<Config>,
     addrs: Vec<IpAddr>,
+    /// The same addresses as a set, for stacks with many (a client stack given a
+    /// range of source addresses): every packet's destination is checked against them.
+    addr_set: HashSet<IpAddr, FixedState>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Slot numbers of live connections, hashed by their 4-tuple (read from the slot:
@@ -354,6 +357,7 @@ impl Stack {
             tcp: Arc::new(cfg.tcp.clone()),
             cfg,
             addrs: Vec::new(),
+            addr_set: HashSet::default(),
             slots: Vec::new(),
             free: Vec::new(),
             demux: hashbrown::HashTable::new(),
@@ -379,8 +383,17 @@ impl Stack {
 
     /// Adds a local address: packets to it are ours.
     pub fn add_address(&mut self, a: IpAddr) {
-        if !self.addrs.contains(&a) {
+        if self.addr_set.insert(a) {
             self.addrs.push(a);
+        }
+    }
+
+    /// Whether `a` is one of our addresses: a scan of a few, a set lookup beyond.
+    fn is_local(&self, a: &IpAddr) -> bool {
+        if self.addrs.len() <= 8 {
+            self.addrs.contains(a)
+        } else {
+            self.addr_set.contains(a)
         }
     }
 
@@ -407,7 +420,7 @@ impl Stack {
         if self.listen_map.contains_key(&local) {
             return Err(StackError::AddrInUse);
         }
-        if !local.ip().is_unspecified() && !self.addrs.contains(&local.ip()) {
+        if !local.ip().is_unspecified() && !self.is_local(&local.ip()) {
             return Err(StackError::AddrNotAvailable);
         }
         let id = ListenerId(self.listeners.len() as u32);
@@ -522,7 +535,7 @@ impl Stack {
                 (SocketAddr::new(ip, port), in_tw)
             }
         };
-        if !self.addrs.contains(&local.ip()) {
+        if !self.is_local(&local.ip()) {
             return Err(StackError::AddrNotAvailable);
         }
         let mut iss = self.isn.isn(now, local, remote);
@@ -753,7 +766,7 @@ impl Stack {
             }
         };
         // As Linux decides: the destination first (routing), then the protocol.
-        if !self.addrs.contains(&ipp.dst) {
+        if !self.is_local(&ipp.dst) {
             self.counters.ip_drops += 1;
             self.counters.ip_in_addr_errors += 1;
             return;
@@ -1532,5 +1545,24 @@ mod tests {
         );
         assert!(slot <= tcb + 24, "Slot is {slot} bytes, the TCB {tcb}");
         assert!(slot <= 424, "Slot is {slot} bytes, its budget 424");
+    }
+
+    #[test]
+    fn local_addresses_are_found_whether_few_or_many() {
+        let mut s = Stack::new(StackConfig::default());
+        let addr = |i: u8| IpAddr::from([10, 1, i, 1]);
+        for n in [1u8, 8, 9, 200] {
+            while s.addresses().len() < usize::from(n) {
+                s.add_address(addr(s.addresses().len() as u8));
+            }
+            // Adding one again changes nothing.
+            s.add_address(addr(0));
+            assert_eq!(s.addresses().len(), usize::from(n));
+            for i in 0..n {
+                assert!(s.is_local(&addr(i)), "{i} of {n}");
+            }
+            assert!(!s.is_local(&addr(n)), "{n} of {n}");
+            assert!(!s.is_local(&IpAddr::from([10, 1, 0, 2])));
+        }
     }
 }
