@@ -240,34 +240,34 @@ impl Options {
         let mut w = Writer { out, n: 0 };
         if let Some(mss) = self.mss {
             let [a, b] = mss.to_be_bytes();
-            w.put(&[2, 4, a, b]);
+            w.put([2, 4, a, b]);
         }
         match layout {
             OptionLayout::Linux => {
                 if let Some((val, ecr)) = self.timestamps {
                     if self.sack_permitted {
-                        w.put(&[4, 2]);
+                        w.put([4, 2]);
                     } else {
-                        w.put(&[1, 1]);
+                        w.put([1, 1]);
                     }
                     w.put_ts(val, ecr);
                 } else if self.sack_permitted {
-                    w.put(&[1, 1, 4, 2]);
+                    w.put([1, 1, 4, 2]);
                 }
                 if let Some(ws) = self.wscale {
-                    w.put(&[1, 3, 3, ws]);
+                    w.put([1, 3, 3, ws]);
                 }
             }
             OptionLayout::FreeBsd => {
                 if let Some(ws) = self.wscale {
-                    w.put(&[1, 3, 3, ws]);
+                    w.put([1, 3, 3, ws]);
                 }
                 if self.sack_permitted {
-                    w.put(&[4, 2]);
+                    w.put([4, 2]);
                 }
                 if let Some((val, ecr)) = self.timestamps {
                     if w.n % 4 == 0 {
-                        w.put(&[1, 1]);
+                        w.put([1, 1]);
                     }
                     w.put_ts(val, ecr);
                 }
@@ -275,20 +275,20 @@ impl Options {
         }
         if self.sack_len > 0 {
             while w.n % 4 != 0 {
-                w.put(&[1]);
+                w.put([1]);
             }
             let room = (MAX_OPTIONS_LEN - w.n).saturating_sub(4) / 8;
             let n = usize::from(self.sack_len).min(room);
             if n > 0 {
-                w.put(&[1, 1, 5, 2 + 8 * n as u8]);
+                w.put([1, 1, 5, 2 + 8 * n as u8]);
                 for b in &self.sack[..n] {
-                    w.put(&b.left.0.to_be_bytes());
-                    w.put(&b.right.0.to_be_bytes());
+                    w.put(b.left.0.to_be_bytes());
+                    w.put(b.right.0.to_be_bytes());
                 }
             }
         }
         while w.n % 4 != 0 {
-            w.put(&[0]);
+            w.put([0]);
         }
         w.n
     }
@@ -300,17 +300,25 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn put(&mut self, b: &[u8]) {
-        let end = (self.n + b.len()).min(MAX_OPTIONS_LEN);
-        let take = end - self.n;
-        self.out[self.n..end].copy_from_slice(&b[..take]);
-        self.n = end;
+    /// Appends `b`, cut at the 40-byte limit. The length is a constant at every call,
+    /// so the copy compiles to a few moves instead of a call to `memmove` (five of
+    /// them per segment showed in the churn profile).
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, b: [u8; N]) {
+        if let Some(dst) = self.out.get_mut(self.n..self.n + N) {
+            dst.copy_from_slice(&b);
+            self.n += N;
+        } else {
+            let take = MAX_OPTIONS_LEN - self.n;
+            self.out[self.n..].copy_from_slice(&b[..take]);
+            self.n = MAX_OPTIONS_LEN;
+        }
     }
 
+    #[inline(always)]
     fn put_ts(&mut self, val: u32, ecr: u32) {
-        self.put(&[8, 10]);
-        self.put(&val.to_be_bytes());
-        self.put(&ecr.to_be_bytes());
+        let (v, e) = (val.to_be_bytes(), ecr.to_be_bytes());
+        self.put([8, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3]]);
     }
 }
 
