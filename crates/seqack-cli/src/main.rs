@@ -58,6 +58,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` and the like ends the process quietly when the reader
+    // goes away, as any Unix tool does; Rust's runtime ignores SIGPIPE, which turns
+    // the failed write into a panic in `println!`. (Sockets are unaffected: std sends
+    // with MSG_NOSIGNAL.)
+    sigpipe::reset();
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => demo::run(&a),
