@@ -1330,9 +1330,10 @@ impl Stack {
         let Some(conn) = slot.conn.as_mut() else {
             return;
         };
-        let (local, remote) = (conn.local(), conn.remote());
         let mut closed = false;
         let mut connected = false;
+        // The endpoints are built for an event only: most touches have none.
+        let mut endpoints = None;
         while let Some(ev) = conn.poll_event() {
             match ev {
                 Event::Closed => closed = true,
@@ -1355,6 +1356,8 @@ impl Stack {
                 }
                 _ => {}
             }
+            let &mut (local, remote) =
+                endpoints.get_or_insert_with(|| (conn.local(), conn.remote()));
             self.events.push_back(StackEvent::Conn {
                 id,
                 local,
@@ -1400,7 +1403,8 @@ impl Stack {
                 self.move_to_accept_queue(l, id);
             }
         }
-        if closed {
+        // Closed came as an event, so the endpoints were built for it.
+        if let (true, Some((local, remote))) = (closed, endpoints) {
             self.unmap(Tuple(local, remote), id);
             if let Some(l) = listener {
                 if let Some(lst) = self.listener_mut(l) {
