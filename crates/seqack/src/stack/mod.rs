@@ -538,7 +538,7 @@ impl Stack {
         if !self.is_local(&local.ip()) {
             return Err(StackError::AddrNotAvailable);
         }
-        let mut iss = self.isn.isn(now, local, remote);
+        let (mut iss, ts) = self.isn.isn_and_ts_offset(now, local, remote);
         if let Some(old) = in_tw
             .then(|| self.time_wait.remove(local, remote))
             .flatten()
@@ -549,7 +549,6 @@ impl Stack {
             iss = above(iss, old.snd_nxt);
             self.time_wait_event(local, remote, Reason::TimeWaitReused);
         }
-        let ts = self.isn.ts_offset(local, remote);
         let cfg = cfg.map(Arc::new).unwrap_or_else(|| self.tcp.clone());
         let conn = Connection::connect(now, cfg, local, remote, iss, ts, &mut self.counters);
         let id = self.insert(conn, None);
@@ -966,13 +965,12 @@ impl Stack {
             self.counters.listen_drops += 1;
             return;
         }
-        let mut iss = self.isn.isn(now, local, remote);
+        let (mut iss, ts) = self.isn.isn_and_ts_offset(now, local, remote);
         if let Some(old) = recycled {
             // RFC 6191 / Linux: the new incarnation's sequence space starts above the
             // old one's, so no old duplicate can be taken for new data.
             iss = above(iss, old);
         }
-        let ts = self.isn.ts_offset(local, remote);
         let conn = Connection::accept_syn(
             now,
             self.tcp.clone(),
