@@ -42,7 +42,8 @@ Benchmarks (--only takes these names, or a prefix such as `bulk` or `lossy`):
               writes), and linux-veth (the kernel to itself over a veth pair, MTU 1500,
               between that namespace and a second one)
 
-Each run interleaves the implementations; the figure is the median of --runs runs.
+Each run interleaves the implementations, in an order rotated run by run; the figure is
+the median of --runs runs.
 `--json` prints one object per figure: {\"bench\",\"impl\",\"value\",\"unit\",\"runs\"},
 and one per ratio: {\"bench\",\"impl\",\"ratio_vs\",\"ratio\"} (impl's value / ratio_vs's;
 impl is seqack except for the tun benchmarks' seqack-offload).
@@ -187,6 +188,13 @@ fn median(samples: &[f64]) -> f64 {
     }
 }
 
+/// The order in which run `run` measures `n` implementations: rotated one place each
+/// run, so that none always comes right after the same one (a Linux run leaves the
+/// kernel's deferred work and cold caches to whatever follows it).
+fn rotation(run: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (run + k) % n)
+}
+
 fn selected(only: &[String], name: &str) -> bool {
     only.is_empty() || only.iter().any(|o| name.starts_with(o.as_str()))
 }
@@ -229,13 +237,16 @@ pub fn run(a: &BenchArgs) -> ExitCode {
             buffer: 256 * 1024,
         };
         let (mut s, mut m, mut l) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
-            s.push(bulk::seqack(&cfg).gbps());
-            m.push(bulk::smoltcp(&cfg).gbps());
-            if mtu == 65535 {
-                match bulk::linux(&cfg) {
-                    Ok(x) => l.push(x.gbps()),
-                    Err(e) => r.failed(name, &format!("Linux over lo: {e}")),
+        for run in 0..runs {
+            for k in rotation(run, 3) {
+                match k {
+                    0 => s.push(bulk::seqack(&cfg).gbps()),
+                    1 => m.push(bulk::smoltcp(&cfg).gbps()),
+                    _ if mtu == 65535 => match bulk::linux(&cfg) {
+                        Ok(x) => l.push(x.gbps()),
+                        Err(e) => r.failed(name, &format!("Linux over lo: {e}")),
+                    },
+                    _ => {}
                 }
             }
         }
@@ -254,18 +265,23 @@ pub fn run(a: &BenchArgs) -> ExitCode {
             (200_000, 20_000)
         };
         let (mut s, mut l) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let x = churn::seqack(n, 64);
-            if x.time_wait as u64 != n {
-                r.failed(
-                    "churn",
-                    &format!("{} TIME_WAIT records, not {n}", x.time_wait),
-                );
-            }
-            s.push(x.rate());
-            match churn::linux(nl, 8) {
-                Ok(x) => l.push(x.rate()),
-                Err(e) => r.failed("churn", &format!("Linux over lo: {e}")),
+        for run in 0..runs {
+            for k in rotation(run, 2) {
+                if k == 0 {
+                    let x = churn::seqack(n, 64);
+                    if x.time_wait as u64 != n {
+                        r.failed(
+                            "churn",
+                            &format!("{} TIME_WAIT records, not {n}", x.time_wait),
+                        );
+                    }
+                    s.push(x.rate());
+                } else {
+                    match churn::linux(nl, 8) {
+                        Ok(x) => l.push(x.rate()),
+                        Err(e) => r.failed("churn", &format!("Linux over lo: {e}")),
+                    }
+                }
             }
         }
         r.figure("churn", "seqack", "conn/s", &s);
@@ -280,17 +296,25 @@ pub fn run(a: &BenchArgs) -> ExitCode {
         let rounds = n as u32;
         let (mut segs, mut mem, mut nspb) = (Vec::new(), Vec::new(), Vec::new());
         let (mut one_segs, mut one_nspb) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let x = scale::concurrent(n, 1, &Counting::in_use);
-            let one = scale::concurrent(1, rounds, &Counting::in_use);
-            for f in [&x.failures, &one.failures].into_iter().flatten() {
-                r.failed("concurrent", f);
+        for run in 0..runs {
+            for k in rotation(run, 2) {
+                let x = if k == 0 {
+                    scale::concurrent(n, 1, &Counting::in_use)
+                } else {
+                    scale::concurrent(1, rounds, &Counting::in_use)
+                };
+                if let Some(f) = &x.failures {
+                    r.failed("concurrent", f);
+                }
+                if k == 0 {
+                    segs.push(x.segments_per_sec);
+                    mem.push(x.bytes_per_conn);
+                    nspb.push(x.ns_per_byte);
+                } else {
+                    one_segs.push(x.segments_per_sec);
+                    one_nspb.push(x.ns_per_byte);
+                }
             }
-            segs.push(x.segments_per_sec);
-            mem.push(x.bytes_per_conn);
-            nspb.push(x.ns_per_byte);
-            one_segs.push(one.segments_per_sec);
-            one_nspb.push(one.ns_per_byte);
         }
         r.figure("concurrent", "seqack", "segments/s", &segs);
         r.figure("concurrent", "seqack-1conn", "segments/s", &one_segs);
@@ -368,22 +392,27 @@ fn run_tun(a: &BenchArgs, runs: usize, r: &mut Report) {
             continue;
         }
         let (mut plain, mut off, mut veth) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
-            for (offload, v) in [(false, &mut plain), (true, &mut off)] {
+        for run in 0..runs {
+            for k in rotation(run, 3) {
+                if k == 2 {
+                    match lab.linux_veth(direction, bytes) {
+                        Ok(x) => veth.push(x.gbps()),
+                        Err(e) => r.failed(name, &format!("Linux over veth: {e}")),
+                    }
+                    continue;
+                }
+                let offload = k == 1;
                 let cfg = TunConfig {
                     direction,
                     offload,
                     bytes,
                     buffer: tun::BUFFER,
                 };
+                let v = if offload { &mut off } else { &mut plain };
                 match lab.seqack(&cfg) {
                     Ok(x) => v.push(x.gbps()),
                     Err(e) => r.failed(name, &format!("seqack (offload {offload}): {e}")),
                 }
-            }
-            match lab.linux_veth(direction, bytes) {
-                Ok(x) => veth.push(x.gbps()),
-                Err(e) => r.failed(name, &format!("Linux over veth: {e}")),
             }
         }
         for (imp, v) in [
