@@ -184,12 +184,25 @@ struct Family<A> {
     index: HashTable<u32>,
     /// The local addresses records refer to by index.
     locals: Vec<A>,
+    /// `locals`' positions by address, once there are more than [`LOCAL_SCAN`] of them
+    /// (a stack with many local addresses would otherwise scan them all on every
+    /// insert).
+    local_ids: HashTable<u16>,
     /// Wheel slot heads (empty until the first record arrives).
     heads: Vec<u32>,
     /// One bit per wheel slot: non-empty.
     occupied: Vec<u64>,
     live: usize,
     tombstones: usize,
+}
+
+/// Up to this many local addresses, [`Family::local_index`] scans them.
+const LOCAL_SCAN: usize = 8;
+
+fn hash_addr<A: Addr>(key: &FixedState, a: &A) -> u64 {
+    let mut h = key.build_hasher();
+    h.write(a.bytes());
+    h.finish()
 }
 
 fn hash_key<A: Addr>(key: &FixedState, k: &Key<A>) -> u64 {
@@ -219,6 +232,7 @@ impl<A: Addr> Family<A> {
             free: NIL,
             index: HashTable::new(),
             locals: Vec::new(),
+            local_ids: HashTable::new(),
             heads: Vec::new(),
             occupied: Vec::new(),
             live: 0,
@@ -254,14 +268,20 @@ impl<A: Addr> Family<A> {
 
     fn find(&self, k: &Key<A>) -> Option<(u32, u64)> {
         let hash = hash_key(&self.key, k);
-        let i = self.index.find(hash, |&i| {
-            let r = self.rec(i);
-            r.lport == k.lport
-                && r.rport == k.rport
-                && r.remote == k.remote
-                && self.locals[r.local as usize] == k.local
-        })?;
-        Some((*i, hash))
+        Some((self.find_hashed(k, hash)?, hash))
+    }
+
+    /// As [`Family::find`], with `k`'s hash already computed.
+    fn find_hashed(&self, k: &Key<A>, hash: u64) -> Option<u32> {
+        self.index
+            .find(hash, |&i| {
+                let r = self.rec(i);
+                r.lport == k.lport
+                    && r.rport == k.rport
+                    && r.remote == k.remote
+                    && self.locals[r.local as usize] == k.local
+            })
+            .copied()
     }
 
     fn alloc(&mut self) -> Option<u32> {
@@ -290,14 +310,33 @@ impl<A: Addr> Family<A> {
     }
 
     fn local_index(&mut self, a: A) -> Option<u16> {
-        if let Some(p) = self.locals.iter().position(|&x| x == a) {
-            return Some(p as u16);
+        let locals = &self.locals;
+        if locals.len() <= LOCAL_SCAN {
+            if let Some(p) = locals.iter().position(|&x| x == a) {
+                return Some(p as u16);
+            }
+        } else if let Some(&p) = self
+            .local_ids
+            .find(hash_addr(&self.key, &a), |&i| locals[usize::from(i)] == a)
+        {
+            return Some(p);
         }
-        if self.locals.len() >= usize::from(u16::MAX) {
+        if locals.len() >= usize::from(u16::MAX) {
             return None;
         }
         self.locals.push(a);
-        Some((self.locals.len() - 1) as u16)
+        let n = self.locals.len();
+        if n > LOCAL_SCAN {
+            // The first time past the scan limit, every address goes in; then each new one.
+            let (key, locals) = (&self.key, &self.locals);
+            for i in if n == LOCAL_SCAN + 1 { 0..n } else { n - 1..n } {
+                self.local_ids
+                    .insert_unique(hash_addr(key, &locals[i]), i as u16, |&j| {
+                        hash_addr(key, &locals[usize::from(j)])
+                    });
+            }
+        }
+        Some((n - 1) as u16)
     }
 
     fn link(&mut self, i: u32, slot: usize) {
@@ -331,14 +370,14 @@ impl<A: Addr> Family<A> {
         let k = self.key_of(&rec);
         // A record already holding the tuple (the stack removes it before a connection
         // takes the tuple, so this is only defence) is replaced.
-        if let Some((old, hash)) = self.find(&k) {
+        let hash = hash_key(&self.key, &k);
+        if let Some(old) = self.find_hashed(&k, hash) {
             self.unindex(hash, old);
         }
         let Some(i) = self.alloc() else {
             return false;
         };
         *self.rec_mut(i) = rec;
-        let hash = hash_key(&self.key, &k);
         let Family {
             key,
             index,
@@ -583,6 +622,7 @@ impl<A: Addr> Family<A> {
             + self.chunks.capacity() * core::mem::size_of::<Box<[Record<A>]>>()
             + self.index.allocation_size()
             + self.locals.capacity() * core::mem::size_of::<A>()
+            + self.local_ids.allocation_size()
             + self.heads.capacity() * 4
             + self.occupied.capacity() * 8
     }
@@ -982,6 +1022,45 @@ mod tests {
                 for (l, r) in model.keys() {
                     prop_assert!(t.contains(*l, *r));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn many_local_addresses_each_keep_their_records() {
+        // Past LOCAL_SCAN local addresses the table finds them through its map: every
+        // record must still come back under its own local address, in both families.
+        let mut t = TimeWaitTable::new([3; 16], usize::MAX);
+        let local = |i: u16, v6: bool| -> SocketAddr {
+            let ip: IpAddr = if v6 {
+                format!("fd00::1:{i:x}").parse().unwrap()
+            } else {
+                [10, 1, (i >> 8) as u8, i as u8].into()
+            };
+            SocketAddr::new(ip, 30000 + i)
+        };
+        let remote = SocketAddr::new([192, 0, 2, 9].into(), 443);
+        let remote6 = SocketAddr::new("fd00::9".parse().unwrap(), 443);
+        for round in 0..2 {
+            for i in 0..300u16 {
+                for v6 in [false, true] {
+                    let mut s = state(0, Instant::ZERO, 0);
+                    s.local = local(i, v6);
+                    s.remote = if v6 { remote6 } else { remote };
+                    s.snd_nxt = Seq(u32::from(i) * 7 + round);
+                    assert_eq!(t.insert(&s), Ok(()));
+                }
+            }
+        }
+        assert_eq!(t.len(), 600);
+        for i in 0..300u16 {
+            for v6 in [false, true] {
+                let r = if v6 { remote6 } else { remote };
+                let got = t.get(local(i, v6), r).expect("record kept");
+                assert_eq!(got.snd_nxt, Seq(u32::from(i) * 7 + 1));
+                // Another local address never answers for this one's tuple.
+                let other = SocketAddr::new(local(i + 1, v6).ip(), local(i, v6).port());
+                assert!(t.get(other, r).is_none());
             }
         }
     }
