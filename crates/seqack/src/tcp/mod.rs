@@ -9,6 +9,7 @@ mod output;
 pub mod rack;
 mod recovery;
 pub mod recv_buf;
+mod ring;
 pub mod rtt;
 pub mod sack;
 pub mod send_buf;

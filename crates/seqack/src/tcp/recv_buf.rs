@@ -193,13 +193,12 @@ impl RecvBuffer {
         while size < end {
             size *= 2;
         }
-        let mut ring =
-            vec![0u8; size.min(self.capacity() + self.slack as usize)].into_boxed_slice();
+        let mut ring = super::ring::alloc(size.min(self.capacity() + self.slack as usize));
         let head = self.head as usize;
         let first = old - head;
         ring[..first].copy_from_slice(&self.buf[head..]);
         ring[first..old].copy_from_slice(&self.buf[..head]);
-        self.buf = ring;
+        super::ring::free(core::mem::replace(&mut self.buf, ring));
         self.head = 0;
     }
 
@@ -251,7 +250,7 @@ impl RecvBuffer {
         self.head = ((self.head as usize + n) % self.buf.len().max(1)) as u32;
         self.readable -= n as u32;
         if self.readable == 0 && self.ooo.is_none() && self.buf.len() <= KEEP_ABOVE {
-            self.buf = Box::default();
+            super::ring::free(core::mem::take(&mut self.buf));
             self.head = 0;
         }
     }

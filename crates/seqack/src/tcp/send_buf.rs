@@ -72,11 +72,11 @@ impl SendBuffer {
         while size < need {
             size *= 2;
         }
-        let mut ring = vec![0u8; size.min(cap).max(need)].into_boxed_slice();
+        let mut ring = super::ring::alloc(size.min(cap).max(need));
         let (a, b) = self.slices(0, self.len());
         ring[..a.len()].copy_from_slice(a);
         ring[a.len()..a.len() + b.len()].copy_from_slice(b);
-        self.ring = ring;
+        super::ring::free(core::mem::replace(&mut self.ring, ring));
         self.head = 0;
     }
 
@@ -116,13 +116,14 @@ impl SendBuffer {
         if self.len == 0 {
             self.head = 0;
             if self.ring.len() <= super::recv_buf::KEEP_ABOVE {
-                self.ring = Box::default();
+                super::ring::free(core::mem::take(&mut self.ring));
             }
         }
     }
 
     /// Drops everything.
     pub fn clear(&mut self) {
+        super::ring::free(core::mem::take(&mut self.ring));
         *self = SendBuffer::default();
     }
 }
