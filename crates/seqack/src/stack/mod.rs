@@ -1416,7 +1416,8 @@ impl Stack {
         // one-off Closed event, since output is usually still pending when that event
         // comes and the release then happens on the pass that finds none.
         if is_closed && (orphaned || listener.is_some()) && !pending_output {
-            self.release(id);
+            // Out of the index already when the Closed event came in this touch.
+            self.release(id, !(closed && endpoints.is_some()));
         }
         if let Some(tw) = time_wait {
             self.hand_over_to_time_wait(id, &tw);
@@ -1426,10 +1427,7 @@ impl Stack {
     /// Hands an orphaned connection in TIME_WAIT over to the compact table and frees it.
     fn hand_over_to_time_wait(&mut self, id: ConnId, tw: &TimeWaitState) {
         match self.time_wait.insert(tw) {
-            Ok(()) => {
-                self.unmap(Tuple(tw.local, tw.remote), id);
-                self.release(id);
-            }
+            Ok(()) => self.release(id, true),
             Err(InsertError::Full) => {
                 // Linux (tcp_time_wait without a bucket): the connection closes at once.
                 self.counters.tw_overflow += 1;
@@ -1477,12 +1475,14 @@ impl Stack {
             })
     }
 
-    fn release(&mut self, id: ConnId) {
-        // Out of the 4-tuple index first: the index reads each entry's tuple from its
-        // slot, so none may point to an empty one.
+    /// Frees a connection's slot; `unmap`: take it out of the 4-tuple index first (the
+    /// index reads each entry's tuple from its slot, so none may point to an empty one),
+    /// unless the caller has just done so.
+    fn release(&mut self, id: ConnId, unmap: bool) {
         let key = self
             .slot(id)
             .and_then(|s| s.conn.as_ref())
+            .filter(|_| unmap)
             .map(|c| Tuple(c.local(), c.remote()));
         if let Some(key) = key {
             self.unmap(key, id);
