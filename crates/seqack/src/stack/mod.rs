@@ -776,16 +776,14 @@ impl Stack {
             return;
         }
         self.counters.in_segs += 1;
-        let seg = match wtcp::parse(ipp.payload, ipp.src, ipp.dst, verify) {
-            Ok(s) => s,
-            Err(e) => {
-                self.counters.in_errs += 1;
-                if e == WireError::BadChecksum {
-                    self.counters.in_csum_errors += 1;
-                }
-                return;
+        let mut seg = Segment::default();
+        if let Err(e) = wtcp::parse_into(ipp.payload, ipp.src, ipp.dst, verify, &mut seg) {
+            self.counters.in_errs += 1;
+            if e == WireError::BadChecksum {
+                self.counters.in_csum_errors += 1;
             }
-        };
+            return;
+        }
         let local = SocketAddr::new(ipp.dst, seg.dst_port);
         let remote = SocketAddr::new(ipp.src, seg.src_port);
         self.handle_segment(now, local, remote, &seg);

@@ -178,8 +178,17 @@ impl Options {
     /// Parses an option list. Unknown options are skipped by their length; a malformed
     /// list (a length below 2, running past the end, or a known option of the wrong
     /// length) is an error and the segment is dropped.
-    pub fn parse(mut raw: &[u8]) -> Result<Options, WireError> {
+    pub fn parse(raw: &[u8]) -> Result<Options, WireError> {
         let mut o = Options::default();
+        o.parse_into(raw)?;
+        Ok(o)
+    }
+
+    /// As [`Options::parse`], into `self` (which starts empty): the segment parser
+    /// fills its `Segment` in place rather than moving a 52-byte value through a
+    /// `Result`, whose piecewise-written copy stalls store forwarding on every packet.
+    fn parse_into(&mut self, mut raw: &[u8]) -> Result<(), WireError> {
+        let o = self;
         while let Some(&kind) = raw.first() {
             match kind {
                 0 => break,
@@ -216,7 +225,7 @@ impl Options {
             }
             raw = &raw[len..];
         }
-        Ok(o)
+        Ok(())
     }
 
     /// The number of bytes [`Options::write`] produces (a multiple of 4, at most 40).
@@ -323,7 +332,7 @@ impl Writer<'_> {
 }
 
 /// A parsed TCP segment: header fields, options, and the payload borrowed from the input.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
 pub struct Segment<'a> {
     /// Source port.
     pub src_port: u16,
@@ -355,6 +364,21 @@ impl Segment<'_> {
 /// Parses a TCP segment carried between `src` and `dst`, verifying its checksum over the
 /// pseudo-header when `verify` is set.
 pub fn parse(buf: &[u8], src: IpAddr, dst: IpAddr, verify: bool) -> Result<Segment<'_>, WireError> {
+    let mut seg = Segment::default();
+    parse_into(buf, src, dst, verify, &mut seg)?;
+    Ok(seg)
+}
+
+/// As [`parse`], into `seg` (overwritten; unspecified after an error). The input path
+/// parses in place: a `Segment` returned through a `Result` is written field by field
+/// and then copied whole, and that copy stalls store forwarding on every packet.
+pub fn parse_into<'a>(
+    buf: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    verify: bool,
+    seg: &mut Segment<'a>,
+) -> Result<(), WireError> {
     if buf.len() < HEADER_LEN {
         return Err(WireError::Truncated);
     }
@@ -371,18 +395,16 @@ pub fn parse(buf: &[u8], src: IpAddr, dst: IpAddr, verify: bool) -> Result<Segme
             return Err(WireError::BadChecksum);
         }
     }
-    let options = Options::parse(&buf[HEADER_LEN..off])?;
-    Ok(Segment {
-        src_port: u16::from_be_bytes([buf[0], buf[1]]),
-        dst_port: u16::from_be_bytes([buf[2], buf[3]]),
-        seq: Seq(u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]])),
-        ack: Seq(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]])),
-        flags: Flags(buf[13]),
-        window: u16::from_be_bytes([buf[14], buf[15]]),
-        urgent: u16::from_be_bytes([buf[18], buf[19]]),
-        options,
-        payload: &buf[off..],
-    })
+    seg.src_port = u16::from_be_bytes([buf[0], buf[1]]);
+    seg.dst_port = u16::from_be_bytes([buf[2], buf[3]]);
+    seg.seq = Seq(u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]));
+    seg.ack = Seq(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+    seg.flags = Flags(buf[13]);
+    seg.window = u16::from_be_bytes([buf[14], buf[15]]);
+    seg.urgent = u16::from_be_bytes([buf[18], buf[19]]);
+    seg.options = Options::default();
+    seg.payload = &buf[off..];
+    seg.options.parse_into(&buf[HEADER_LEN..off])
 }
 
 /// The header fields of a segment to send.
@@ -485,6 +507,47 @@ mod tests {
         assert_eq!(&raw[..8], &[2, 4, 0x05, 0xb4, 4, 2, 8, 10]);
         assert_eq!(&raw[16..], &[1, 3, 3, 7]);
         assert_eq!(parsed, o);
+    }
+
+    #[test]
+    fn parsing_into_a_used_segment_leaves_nothing_of_the_last_one() {
+        // The stack reuses one Segment per packet: a segment with SACK blocks, SYN
+        // options and timestamps, then a bare one, must parse as `parse` parses it.
+        let (s, d) = addrs();
+        let mut full = Options {
+            mss: Some(1460),
+            wscale: Some(7),
+            sack_permitted: true,
+            timestamps: Some((7, 9)),
+            ..Default::default()
+        };
+        full.push_sack(SackBlock {
+            left: Seq(100),
+            right: Seq(200),
+        });
+        let first = Header {
+            seq: Seq(1),
+            flags: Flags::SYN,
+            options: full,
+            ..Default::default()
+        };
+        let bare = Header {
+            seq: Seq(5),
+            ack: Seq(6),
+            flags: Flags::ACK,
+            window: 100,
+            ..Default::default()
+        };
+        let (mut a, mut b) = ([0u8; 200], [0u8; 200]);
+        let na = emit(&mut a, &first, OptionLayout::Linux, (b"xy", &[]), s, d).unwrap();
+        let nb = emit(&mut b, &bare, OptionLayout::Linux, (b"", &[]), s, d).unwrap();
+        let mut seg = Segment::default();
+        parse_into(&a[..na], s, d, true, &mut seg).unwrap();
+        assert_eq!(seg, parse(&a[..na], s, d, true).unwrap());
+        assert_eq!(seg.options.sack_blocks().len(), 1);
+        parse_into(&b[..nb], s, d, true, &mut seg).unwrap();
+        assert_eq!(seg, parse(&b[..nb], s, d, true).unwrap());
+        assert_eq!(seg.options, Options::default());
     }
 
     #[test]
