@@ -1196,21 +1196,24 @@ impl Stack {
             return Some(n);
         }
         while let Some(&id) = self.dirty.front() {
-            let sent = {
-                let Some(slot) = self.slots.get_mut(id.index as usize) else {
-                    self.dirty.pop_front();
-                    continue;
-                };
-                match slot.conn.as_mut() {
-                    Some(c) if slot.generation == id.generation => {
-                        c.poll_transmit(now, buf, &mut self.counters)
-                    }
-                    _ => None,
+            let Some(slot) = self.slots.get_mut(id.index as usize) else {
+                self.dirty.pop_front();
+                continue;
+            };
+            let sent = match slot.conn.as_mut() {
+                Some(c) if slot.generation == id.generation => {
+                    let sent = c.poll_transmit(now, buf, &mut self.counters);
+                    debug_assert!(!c.has_events(), "output raised an event");
+                    sent.map(|n| (n, c.poll_timeout()))
                 }
+                _ => None,
             };
             match sent {
-                Some(n) => {
-                    self.after_touch_quiet(id);
+                Some((n, deadline)) => {
+                    // Sending raises no event and frees nothing (the connection still
+                    // has output pending): only a timer it armed needs the wheel now.
+                    // The whole bookkeeping follows when its output runs dry (below).
+                    sync_timer(&mut self.wheel, slot, id, deadline);
                     return Some(n);
                 }
                 None => {
@@ -1370,29 +1373,7 @@ impl Stack {
         } else {
             None
         };
-        // The wheel entry moves only when the deadline comes earlier (or the timers
-        // stop). A later deadline (the retransmission timer restarted by every ACK)
-        // leaves the earlier entry in place: when it fires, the connection finds nothing
-        // due and the entry is re-armed at the real deadline. One spurious wake-up per
-        // timer period instead of a wheel update per segment; `poll_timeout` stays never
-        // later than the true deadline.
-        let move_entry = match (deadline, slot.scheduled()) {
-            (Some(d), Some(s)) => d < s,
-            (a, b) => a != b,
-        };
-        if move_entry {
-            slot.set_scheduled(deadline);
-            slot.timer = match deadline {
-                Some(t) if slot.timer != TimerHandle::DANGLING => {
-                    self.wheel.reschedule(slot.timer, t)
-                }
-                Some(t) => self.wheel.insert(t, id),
-                None => {
-                    self.wheel.cancel(slot.timer);
-                    TimerHandle::DANGLING
-                }
-            };
-        }
+        sync_timer(&mut self.wheel, slot, id, deadline);
         let listener = slot.listener();
         if connected {
             if let Some(l) = listener {
@@ -1498,6 +1479,36 @@ impl Stack {
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(id.index);
         }
+    }
+}
+
+/// Brings a connection's timer wheel entry in line with its earliest `deadline`.
+///
+/// The entry moves only when the deadline comes earlier (or the timers stop). A later
+/// deadline (the retransmission timer restarted by every ACK) leaves the earlier entry
+/// in place: when it fires, the connection finds nothing due and the entry is re-armed
+/// at the real deadline. One spurious wake-up per timer period instead of a wheel
+/// update per segment; `poll_timeout` stays never later than the true deadline.
+fn sync_timer(
+    wheel: &mut TimerWheel<ConnId>,
+    slot: &mut Slot,
+    id: ConnId,
+    deadline: Option<Instant>,
+) {
+    let move_entry = match (deadline, slot.scheduled()) {
+        (Some(d), Some(s)) => d < s,
+        (a, b) => a != b,
+    };
+    if move_entry {
+        slot.set_scheduled(deadline);
+        slot.timer = match deadline {
+            Some(t) if slot.timer != TimerHandle::DANGLING => wheel.reschedule(slot.timer, t),
+            Some(t) => wheel.insert(t, id),
+            None => {
+                wheel.cancel(slot.timer);
+                TimerHandle::DANGLING
+            }
+        };
     }
 }
 

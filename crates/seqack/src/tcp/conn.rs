@@ -903,6 +903,11 @@ impl Connection {
 
     // ----- outputs -----------------------------------------------------------------
 
+    /// True when an event waits for [`Connection::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -181,6 +181,11 @@ impl EventQueue {
         usize::from(self.pos >> 4)
     }
 
+    /// No event waiting.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0 && self.spill.is_none()
+    }
+
     #[inline]
     fn set(&mut self, head: usize, len: usize) {
         self.pos = (head as u8) | ((len as u8) << 4);
