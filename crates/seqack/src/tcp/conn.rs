@@ -231,7 +231,7 @@ pub struct Connection {
     pub(super) ends: Endpoints,
     pub(super) state: State,
     /// One-bit state, see the `flags!` list below.
-    pub(super) flags: u32,
+    pub(super) flags: Flags,
 
     // Send sequence space (RFC 9293 3.3.1).
     pub(super) iss: Seq,
@@ -332,7 +332,7 @@ impl Connection {
             opts: None,
             ends: Endpoints::new(local, remote),
             state: State::Closed,
-            flags: 0,
+            flags: Flags::default(),
             iss,
             snd_una: iss,
             snd_nxt: iss,
@@ -1086,6 +1086,28 @@ pub(super) fn board_of(rec: &Option<Box<Recovery>>) -> &Scoreboard {
     &rec.as_deref().unwrap_or(&recovery::IDLE).board
 }
 
+/// The flag word, always read and written whole. As a plain `u32`, LLVM narrows a
+/// setter's load-or-store to a one-byte `or` on the byte holding the bit; the next
+/// getter's 4-byte load of the word then cannot be forwarded from that store and waits
+/// for it to reach the cache (a store-forwarding stall, a tenth of
+/// `accept_text_and_fin` in the bulk profile: `set_ack_now` then `fin_rcvd`). A
+/// relaxed atomic load is never narrowed or merged, so every access is the whole word;
+/// it compiles to a plain `mov`, and the store through `get_mut` is a plain store.
+#[derive(Default, Debug)]
+pub(super) struct Flags(std::sync::atomic::AtomicU32);
+
+impl Flags {
+    #[inline]
+    fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn put(&mut self, v: u32) {
+        *self.0.get_mut() = v;
+    }
+}
+
 /// Declares the one-bit state of a connection, kept in `Connection::flags` (a `bool`
 /// field each would take a byte apiece, 17 of them): a getter and a setter per bit.
 macro_rules! flags {
@@ -1095,16 +1117,13 @@ macro_rules! flags {
                 $(#[$doc])*
                 #[inline]
                 pub(super) fn $get(&self) -> bool {
-                    self.flags & (1 << $bit) != 0
+                    self.flags.get() & (1 << $bit) != 0
                 }
 
                 #[inline]
                 pub(super) fn $set(&mut self, on: bool) {
-                    if on {
-                        self.flags |= 1 << $bit;
-                    } else {
-                        self.flags &= !(1 << $bit);
-                    }
+                    let f = self.flags.get();
+                    self.flags.put(if on { f | (1 << $bit) } else { f & !(1 << $bit) });
                 }
             )*
         }
