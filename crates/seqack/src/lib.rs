@@ -38,6 +38,7 @@ pub mod stack;
 pub mod tcp;
 pub mod time;
 pub mod wire;
+mod word;
 
 pub use counters::Counters;
 pub use stack::{ConnId, ListenerId, Stack, StackConfig, StackEvent};

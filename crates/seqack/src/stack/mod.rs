@@ -23,6 +23,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::ip::{self, PROTO_TCP};
 use crate::wire::tcp::{self as wtcp, Flags, Header, Options, Segment};
 use crate::wire::{Seq, WireError};
+use crate::word::Word;
 use cookies::{CookieJar, CookieOptions};
 use core::net::{IpAddr, SocketAddr};
 use isn::IsnGenerator;
@@ -229,7 +230,7 @@ struct Slot {
     /// The listener that created it, until the application accepts it, in the low 31
     /// bits ([`Slot::NO_LISTENER`]: none); the top bit says the connection is queued in
     /// `Stack::dirty` for output.
-    meta: u32,
+    meta: Word,
     /// The deadline this connection has in the timer wheel, in microseconds
     /// ([`Slot::UNSCHEDULED`]: none), and its handle there.
     scheduled: u64,
@@ -242,25 +243,27 @@ impl Slot {
     const UNSCHEDULED: u64 = u64::MAX;
 
     fn listener(&self) -> Option<ListenerId> {
-        let l = self.meta & !Slot::DIRTY;
+        let l = self.meta.get() & !Slot::DIRTY;
         (l != Slot::NO_LISTENER).then_some(ListenerId(l))
     }
 
     fn set_listener(&mut self, l: Option<ListenerId>) {
         let l = l.map_or(Slot::NO_LISTENER, |l| l.0 & !Slot::DIRTY);
-        self.meta = (self.meta & Slot::DIRTY) | l;
+        let m = self.meta.get();
+        self.meta.set((m & Slot::DIRTY) | l);
     }
 
     fn dirty(&self) -> bool {
-        self.meta & Slot::DIRTY != 0
+        self.meta.get() & Slot::DIRTY != 0
     }
 
     fn set_dirty(&mut self, on: bool) {
-        if on {
-            self.meta |= Slot::DIRTY;
+        let m = self.meta.get();
+        self.meta.set(if on {
+            m | Slot::DIRTY
         } else {
-            self.meta &= !Slot::DIRTY;
-        }
+            m & !Slot::DIRTY
+        });
     }
 
     /// The deadline of the wheel entry. (`Timers` never yields `u64::MAX` as a
@@ -1282,7 +1285,7 @@ impl Stack {
                 self.slots.push(Slot {
                     generation: 0,
                     conn: None,
-                    meta: Slot::NO_LISTENER,
+                    meta: Word::new(Slot::NO_LISTENER),
                     scheduled: Slot::UNSCHEDULED,
                     timer: TimerHandle::DANGLING,
                 });
@@ -1291,7 +1294,7 @@ impl Stack {
         };
         let slot = &mut self.slots[index as usize];
         slot.conn = Some(conn);
-        slot.meta = Slot::NO_LISTENER;
+        slot.meta.set(Slot::NO_LISTENER);
         slot.set_listener(listener);
         slot.set_scheduled(None);
         slot.timer = TimerHandle::DANGLING;

@@ -28,6 +28,7 @@ use crate::counters::Counters;
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::{Options, Segment};
 use crate::wire::Seq;
+use crate::word::Word;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 
@@ -230,8 +231,8 @@ pub struct Connection {
     /// Our address and port and the peer's.
     pub(super) ends: Endpoints,
     pub(super) state: State,
-    /// One-bit state, see the `flags!` list below.
-    pub(super) flags: Flags,
+    /// One-bit state, see the `flags!` list below (a [`Word`]: always accessed whole).
+    pub(super) flags: Word,
 
     // Send sequence space (RFC 9293 3.3.1).
     pub(super) iss: Seq,
@@ -332,7 +333,7 @@ impl Connection {
             opts: None,
             ends: Endpoints::new(local, remote),
             state: State::Closed,
-            flags: Flags::default(),
+            flags: Word::default(),
             iss,
             snd_una: iss,
             snd_nxt: iss,
@@ -1086,28 +1087,6 @@ pub(super) fn board_of(rec: &Option<Box<Recovery>>) -> &Scoreboard {
     &rec.as_deref().unwrap_or(&recovery::IDLE).board
 }
 
-/// The flag word, always read and written whole. As a plain `u32`, LLVM narrows a
-/// setter's load-or-store to a one-byte `or` on the byte holding the bit; the next
-/// getter's 4-byte load of the word then cannot be forwarded from that store and waits
-/// for it to reach the cache (a store-forwarding stall, a tenth of
-/// `accept_text_and_fin` in the bulk profile: `set_ack_now` then `fin_rcvd`). A
-/// relaxed atomic load is never narrowed or merged, so every access is the whole word;
-/// it compiles to a plain `mov`, and the store through `get_mut` is a plain store.
-#[derive(Default, Debug)]
-pub(super) struct Flags(std::sync::atomic::AtomicU32);
-
-impl Flags {
-    #[inline]
-    fn get(&self) -> u32 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    #[inline]
-    fn put(&mut self, v: u32) {
-        *self.0.get_mut() = v;
-    }
-}
-
 /// Declares the one-bit state of a connection, kept in `Connection::flags` (a `bool`
 /// field each would take a byte apiece, 17 of them): a getter and a setter per bit.
 macro_rules! flags {
@@ -1123,7 +1102,7 @@ macro_rules! flags {
                 #[inline]
                 pub(super) fn $set(&mut self, on: bool) {
                     let f = self.flags.get();
-                    self.flags.put(if on { f | (1 << $bit) } else { f & !(1 << $bit) });
+                    self.flags.set(if on { f | (1 << $bit) } else { f & !(1 << $bit) });
                 }
             )*
         }
