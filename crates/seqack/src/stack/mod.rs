@@ -16,8 +16,8 @@ pub mod wheel;
 use crate::counters::Counters;
 use crate::tcp::time_wait::{TimeWaitAction, TimeWaitState};
 use crate::tcp::{
-    write_packet, Config, Connection, CookieOpen, Disposition, Event, Reason, RecvError, SendError,
-    Shutdown, State,
+    write_packet, Burst, Config, Connection, CookieOpen, Disposition, Event, Reason, RecvError,
+    SendError, Shutdown, State,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::ip::{self, PROTO_TCP};
@@ -334,6 +334,15 @@ pub struct Stack {
     rng: ChaCha8Rng,
     port_counter: u32,
     counters: Counters,
+}
+
+/// A run of segments for one ESTABLISHED connection in [`Stack::handle_packets`]: the
+/// 4-tuple it was found under, and the connection, whose bookkeeping is still to do.
+#[derive(Clone, Copy)]
+struct Run {
+    local: SocketAddr,
+    remote: SocketAddr,
+    id: ConnId,
 }
 
 impl Stack {
@@ -749,7 +758,44 @@ impl Stack {
         self.handle_ip(now, packet, false);
     }
 
+    /// Processes arriving IP packets in order, exactly as that many calls of
+    /// [`Stack::handle_packet`] would, for a driver that reads its device in batches.
+    ///
+    /// A run of consecutive segments for the same ESTABLISHED connection (a window's
+    /// worth of data arriving together) is handled GRO-style: each segment is still
+    /// parsed, verified and processed by the connection on its own, but the 4-tuple is
+    /// looked up once and the stack's bookkeeping (output scheduling, events) is done
+    /// once, after the run's last segment.
+    pub fn handle_packets<'p>(
+        &mut self,
+        now: Instant,
+        packets: impl IntoIterator<Item = &'p [u8]>,
+    ) {
+        let mut run = None;
+        let mut seg = Segment::default();
+        for p in packets {
+            if let Some((local, remote)) = self.parse_packet(p, true, &mut seg) {
+                self.segment_in_run(now, local, remote, &seg, &mut run);
+            }
+        }
+        self.end_run(&mut run);
+    }
+
     fn handle_ip(&mut self, now: Instant, packet: &[u8], verify: bool) {
+        let mut seg = Segment::default();
+        if let Some((local, remote)) = self.parse_packet(packet, verify, &mut seg) {
+            self.handle_segment(now, local, remote, &seg);
+        }
+    }
+
+    /// Parses an arriving packet into `seg` and returns its local and remote ends, or
+    /// drops it (counted) when it is malformed or not ours.
+    fn parse_packet<'a>(
+        &mut self,
+        packet: &'a [u8],
+        verify: bool,
+        seg: &mut Segment<'a>,
+    ) -> Option<(SocketAddr, SocketAddr)> {
         let ipp = match ip::parse(packet) {
             Ok(p) => p,
             Err(e) => {
@@ -764,32 +810,104 @@ impl Stack {
                     }
                     _ => c.ip_in_hdr_errors += 1,
                 }
-                return;
+                return None;
             }
         };
         // As Linux decides: the destination first (routing), then the protocol.
         if !self.is_local(&ipp.dst) {
             self.counters.ip_drops += 1;
             self.counters.ip_in_addr_errors += 1;
-            return;
+            return None;
         }
         if ipp.protocol != PROTO_TCP {
             self.counters.ip_drops += 1;
             self.counters.ip_in_unknown_protos += 1;
-            return;
+            return None;
         }
         self.counters.in_segs += 1;
-        let mut seg = Segment::default();
-        if let Err(e) = wtcp::parse_into(ipp.payload, ipp.src, ipp.dst, verify, &mut seg) {
+        if let Err(e) = wtcp::parse_into(ipp.payload, ipp.src, ipp.dst, verify, seg) {
             self.counters.in_errs += 1;
             if e == WireError::BadChecksum {
                 self.counters.in_csum_errors += 1;
             }
-            return;
+            return None;
         }
         let local = SocketAddr::new(ipp.dst, seg.dst_port);
         let remote = SocketAddr::new(ipp.src, seg.src_port);
-        self.handle_segment(now, local, remote, &seg);
+        Some((local, remote))
+    }
+
+    /// Ends a run of segments: the bookkeeping its segments put off.
+    fn end_run(&mut self, run: &mut Option<Run>) {
+        if let Some(r) = run.take() {
+            self.after_touch(r.id);
+        }
+    }
+
+    /// One segment of a batch, possibly the next of `run` (see
+    /// [`Stack::handle_packets`]). A packet dropped before it reaches a connection
+    /// leaves the run open: it touched nothing.
+    fn segment_in_run(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &Segment<'_>,
+        run: &mut Option<Run>,
+    ) {
+        if let Some(r) = *run {
+            if r.local == local && r.remote == remote {
+                self.sync_run(r.id);
+                if !self.run_segment(now, r.id, seg) {
+                    *run = None;
+                }
+                return;
+            }
+            self.end_run(run);
+        }
+        let found = self.demux_get(local, remote);
+        if let Some(id) = found {
+            let established = self
+                .slot(id)
+                .and_then(|s| s.conn.as_ref())
+                .is_some_and(|c| c.state() == State::Established);
+            if established {
+                if self.run_segment(now, id, seg) {
+                    *run = Some(Run { local, remote, id });
+                }
+                return;
+            }
+        }
+        self.handle_segment_found(now, local, remote, seg, found);
+    }
+
+    /// Hands `seg` to `id`, an ESTABLISHED connection, leaving the stack's bookkeeping
+    /// for the end of the run; true while the connection stays ESTABLISHED (the run
+    /// goes on), otherwise the bookkeeping is done now. In ESTABLISHED a segment is
+    /// always the connection's to consume, and one that leaves it there raises no
+    /// event but "look again" ones and frees nothing, so scheduling output and passing
+    /// events on once for the whole run is doing it after each segment.
+    fn run_segment(&mut self, now: Instant, id: ConnId, seg: &Segment<'_>) -> bool {
+        let slot = &mut self.slots[id.index as usize];
+        let Some(c) = slot.conn.as_mut() else {
+            return false;
+        };
+        c.handle_segment(now, seg, &mut self.counters);
+        if c.state() == State::Established {
+            return true;
+        }
+        self.after_touch(id);
+        false
+    }
+
+    /// The timer of a run's connection after its last segment, before the run's next
+    /// one: synced segment by segment, as after_touch would, since the wheel moves an
+    /// entry only to an earlier deadline and skipping a segment's deadline could leave
+    /// it later than one at a time would. (The run's end syncs the last segment's.)
+    fn sync_run(&mut self, id: ConnId) {
+        let slot = &mut self.slots[id.index as usize];
+        let deadline = slot.conn.as_ref().and_then(Connection::poll_timeout);
+        sync_timer(&mut self.wheel, slot, id, deadline);
     }
 
     /// Processes one parsed segment for `local` from `remote`.
@@ -800,9 +918,23 @@ impl Stack {
         remote: SocketAddr,
         seg: &Segment<'_>,
     ) {
+        let found = self.demux_get(local, remote);
+        self.handle_segment_found(now, local, remote, seg, found);
+    }
+
+    /// [`Stack::handle_segment`] with the 4-tuple already looked up.
+    #[inline(always)]
+    fn handle_segment_found(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &Segment<'_>,
+        found: Option<ConnId>,
+    ) {
         // The old SND.NXT when a SYN reopens a 4-tuple in TIME_WAIT (RFC 6191).
         let mut recycled = None;
-        if let Some(id) = self.demux_get(local, remote) {
+        if let Some(id) = found {
             if seg.flags.ack()
                 && !seg.flags.rst()
                 && !seg.flags.syn()
@@ -1229,6 +1361,76 @@ impl Stack {
             }
         }
         None
+    }
+
+    /// Writes up to `bufs.len()` packets, exactly as that many calls of
+    /// [`Stack::poll_transmit`] would (stopping when there is nothing left to send):
+    /// packet `i` into `bufs[i]` (each should hold a whole MTU), its length into
+    /// `lens[i]`. Returns how many were written.
+    ///
+    /// For a driver that hands packets to its device in batches: the connection whose
+    /// turn it is fills as many buffers as it has segments for at once, and a run of
+    /// full-sized data segments is written GSO-style, each repeating the headers of the
+    /// one before with its own sequence number and checksum
+    /// ([`Connection::poll_transmit_burst`]).
+    pub fn poll_transmit_burst<B: AsMut<[u8]>>(
+        &mut self,
+        now: Instant,
+        bufs: &mut [B],
+        lens: &mut [usize],
+    ) -> usize {
+        let max = bufs.len().min(lens.len());
+        let mut n = 0;
+        while n < max {
+            if !self.replies.is_empty() {
+                match self.poll_transmit(now, bufs[n].as_mut()) {
+                    Some(len) => {
+                        lens[n] = len;
+                        n += 1;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let Some(&id) = self.dirty.front() else {
+                break;
+            };
+            let Some(slot) = self.slots.get_mut(id.index as usize) else {
+                self.dirty.pop_front();
+                continue;
+            };
+            let mut burst = Burst::default();
+            let mut filled = false;
+            while slot.generation == id.generation {
+                let Some(c) = slot.conn.as_mut() else {
+                    break;
+                };
+                let counters = &mut self.counters;
+                if !c.burst_step(now, &mut bufs[..max], lens, n, &mut burst, counters) {
+                    break;
+                }
+                debug_assert!(!c.has_events(), "output raised an event");
+                // As after each packet of poll_transmit: only a timer it armed needs
+                // the wheel while the connection still has output pending.
+                let deadline = c.poll_timeout();
+                sync_timer(&mut self.wheel, slot, id, deadline);
+                n += 1;
+                if n == max {
+                    filled = true;
+                    break;
+                }
+            }
+            if filled {
+                break;
+            }
+            // Ran dry before the buffers did: as poll_transmit's None for it.
+            self.dirty.pop_front();
+            if let Some(s) = self.slot_mut(id) {
+                s.set_dirty(false);
+            }
+            self.after_touch_quiet(id);
+        }
+        n
     }
 
     /// The next event.

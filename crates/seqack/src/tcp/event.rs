@@ -203,6 +203,23 @@ impl EventQueue {
         }
     }
 
+    /// Appends `Readable` or `Writable`, unless it is the newest event already: they
+    /// say "look again", not "one more segment", and a driver that hands the
+    /// connection a batch of segments before draining would otherwise queue one per
+    /// segment (and spill to the heap).
+    #[inline(always)]
+    pub(super) fn push_again(&mut self, e: Event) {
+        let (head, len) = (self.head(), self.len());
+        let newest = match &self.spill {
+            Some(q) => q.back(),
+            None if len > 0 => Some(&self.inline[(head + len - 1) % INLINE_EVENTS]),
+            None => None,
+        };
+        if newest != Some(&e) {
+            self.push_back(e);
+        }
+    }
+
     /// Takes the oldest event.
     #[inline]
     pub(super) fn pop_front(&mut self) -> Option<Event> {
@@ -243,8 +260,16 @@ mod tests {
                 } else {
                     ev(k)
                 };
-                q.push_back(e);
-                model.push_back(e);
+                // A "look again" event right behind the same one adds nothing.
+                let again = matches!(e, Event::Readable | Event::Writable);
+                if again {
+                    q.push_again(e);
+                } else {
+                    q.push_back(e);
+                }
+                if !(again && model.back() == Some(&e)) {
+                    model.push_back(e);
+                }
             }
             for _ in 0..(round % 7) {
                 assert_eq!(q.pop_front(), model.pop_front());
@@ -261,5 +286,29 @@ mod tests {
             assert_eq!(q.pop_front(), Some(e));
         }
         assert_eq!(q.pop_front(), None);
+    }
+
+    #[test]
+    fn a_batch_of_segments_queues_one_readable_and_no_heap_block() {
+        let mut q = EventQueue::default();
+        q.push_again(Event::Writable);
+        for _ in 0..100 {
+            q.push_again(Event::Readable);
+        }
+        assert!(q.spill.is_none());
+        q.push_back(Event::Error(Error::Reset));
+        q.push_back(Event::Error(Error::Reset));
+        q.push_again(Event::Readable);
+        let got: Vec<_> = std::iter::from_fn(|| q.pop_front()).collect();
+        assert_eq!(
+            got,
+            [
+                Event::Writable,
+                Event::Readable,
+                Event::Error(Error::Reset),
+                Event::Error(Error::Reset),
+                Event::Readable
+            ]
+        );
     }
 }

@@ -660,7 +660,7 @@ impl Connection {
             self.buf_seq += n;
             if self.write_blocked() && n > 0 {
                 self.set_write_blocked(false);
-                self.events.push_back(Event::Writable);
+                self.events.push_again(Event::Writable);
             }
         }
         // RTT: from timestamps when in use (RFC 7323 4.1), else from the timed segment
@@ -1058,7 +1058,7 @@ impl Connection {
             self.set_ack_now(true);
         }
         if w.advanced > 0 {
-            self.events.push_back(Event::Readable);
+            self.events.push_again(Event::Readable);
             self.unacked_bytes = self.unacked_bytes.saturating_add(w.advanced as u32);
             if self.quickack > 0 {
                 return true;
@@ -1117,7 +1117,7 @@ impl Connection {
         }
         self.set_fin_rcvd(true);
         self.rcv_nxt += 1u32;
-        self.events.push_back(Event::Readable);
+        self.events.push_again(Event::Readable);
         match self.state {
             State::SynReceived | State::Established => {
                 self.set_state(State::CloseWait, Reason::RcvFin);

@@ -21,5 +21,6 @@ pub use config::{Config, ConfigError};
 pub use conn::{Connection, CookieOpen, Disposition, RecvError, SendError, Shutdown, SockOpts};
 pub use event::{Error, Event, Reason};
 pub use output::write_packet;
+pub(crate) use output::Burst;
 pub use state::{rfc9293_allows, State};
 pub use timers::Timer;

@@ -467,6 +467,37 @@ pub fn emit(
     Some(total)
 }
 
+/// Writes the segment after `template` in a run of equal-sized segments (GSO-style):
+/// the header and options of `template` (a segment [`emit`] wrote, `hlen` bytes of
+/// header) with sequence number `seq`, then `payload`, which must be as long as the
+/// template's, and the checksum over `pseudo` (the pseudo-header sum,
+/// [`checksum::pseudo_header`], the same for every segment of the run) and the bytes
+/// written. Returns the length, or `None` if `out` is too small or the payload's length
+/// differs. The result is byte for byte what [`emit`] would write for the same header.
+pub fn emit_repeat(
+    out: &mut [u8],
+    template: &[u8],
+    hlen: usize,
+    seq: Seq,
+    payload: (&[u8], &[u8]),
+    pseudo: u64,
+) -> Option<usize> {
+    let total = template.len();
+    let (p0, p1) = payload;
+    if hlen < HEADER_LEN || hlen + p0.len() + p1.len() != total || out.len() < total {
+        return None;
+    }
+    let b = &mut out[..total];
+    b[..hlen].copy_from_slice(&template[..hlen]);
+    b[4..8].copy_from_slice(&seq.0.to_be_bytes());
+    b[16..18].copy_from_slice(&[0, 0]);
+    b[hlen..hlen + p0.len()].copy_from_slice(p0);
+    b[hlen + p0.len()..].copy_from_slice(p1);
+    let c = !checksum::fold(checksum::accumulate(pseudo, b));
+    b[16..18].copy_from_slice(&c.to_be_bytes());
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +516,91 @@ mod tests {
         assert_eq!(seg.window, h.window);
         assert_eq!(seg.payload, payload);
         (buf[HEADER_LEN..n - payload.len()].to_vec(), seg.options)
+    }
+
+    #[test]
+    fn a_repeated_segment_is_what_emit_writes_for_its_header() {
+        let (s, d) = addrs();
+        let mut opts = Options {
+            timestamps: Some((0x0102_0304, 0xa0b0_c0d0)),
+            ..Default::default()
+        };
+        opts.push_sack(SackBlock {
+            left: Seq(5000),
+            right: Seq(6000),
+        });
+        let hdr = |seq| Header {
+            src_port: 40000,
+            dst_port: 80,
+            seq: Seq(seq),
+            ack: Seq(0xfeed_beef),
+            flags: Flags::ACK,
+            window: 1234,
+            options: opts,
+        };
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut first = [0u8; 400];
+        let n = emit(
+            &mut first,
+            &hdr(u32::MAX - 10),
+            OptionLayout::Linux,
+            (&data[..101], &[]),
+            s,
+            d,
+        )
+        .unwrap();
+        let hlen = n - 101;
+        let pseudo = checksum::pseudo_header(s, d, PROTO_TCP, n as u32);
+        // Odd lengths, and the payload split where a ring wraps, at both odd and even
+        // offsets: the sum must come out as emit's in every case.
+        for (seq, split) in [
+            ((u32::MAX - 10).wrapping_add(101), 0),
+            (90, 50),
+            (191, 1),
+            (7, 100),
+        ] {
+            let payload = &data[seq as usize % 150..][..101];
+            let mut want = [0u8; 400];
+            let m = emit(
+                &mut want,
+                &hdr(seq),
+                OptionLayout::Linux,
+                (payload, &[]),
+                s,
+                d,
+            )
+            .unwrap();
+            let mut got = [0xffu8; 400];
+            let parts = payload.split_at(split);
+            let k = emit_repeat(&mut got, &first[..n], hlen, Seq(seq), parts, pseudo).unwrap();
+            assert_eq!(&got[..k], &want[..m], "seq {seq}, split at {split}");
+            let seg = parse(&got[..k], s, d, true).unwrap();
+            assert_eq!((seg.seq, seg.payload), (Seq(seq), payload));
+        }
+        // Another length, or no room: nothing written.
+        let mut out = [0u8; 400];
+        assert_eq!(
+            emit_repeat(
+                &mut out,
+                &first[..n],
+                hlen,
+                Seq(1),
+                (&data[..100], &[]),
+                pseudo
+            ),
+            None
+        );
+        assert_eq!(
+            emit_repeat(
+                &mut out[..n - 1],
+                &first[..n],
+                hlen,
+                Seq(1),
+                (&data[..101], &[]),
+                pseudo
+            ),
+            None
+        );
     }
 
     #[test]
