@@ -38,6 +38,10 @@ pub struct SimArgs {
     /// On failure, rerun the seed with smaller bounds and report the smallest failing.
     #[arg(long)]
     shrink: bool,
+    /// Drive the stacks in batches (GSO-style output bursts, GRO-style input runs),
+    /// as a batching device driver does; the packets must be those of a run without.
+    #[arg(long)]
+    batch: bool,
     /// Print the timeline (every packet and event with its time) of each seed run.
     #[arg(long)]
     trace: bool,
@@ -71,6 +75,7 @@ fn json(r: &SeedReport, c: &SimConfig) -> serde_json::Value {
         "virtual_ms": r.virtual_ms,
         "packets": r.packets,
         "digest": format!("{:016x}", r.digest),
+        "wire_digest": format!("{:016x}", r.wire_digest),
         "scenario": r.scenario,
         "replay": replay(r.seed, c),
     })
@@ -87,6 +92,7 @@ pub fn run(a: &SimArgs) -> ExitCode {
         corrupt: a.corrupt,
         partition_ms: a.partition,
         bug: a.inject_drop_byte.then_some(InjectedBug::DropReceivedByte),
+        batch: a.batch,
     };
     let seeds: Vec<u64> = match a.seed {
         Some(s) => vec![s],

@@ -274,6 +274,8 @@ pub struct World {
     pcap: Option<PcapTap<Box<dyn Write>>>,
     events: VecDeque<(Instant, NodeId, StackEvent)>,
     buf: Vec<u8>,
+    /// Batched input and output ([`World::set_batching`]): the buffers of one burst.
+    burst: Option<Vec<Vec<u8>>>,
     next_id: u64,
     order: u64,
     stats: LinkStats,
@@ -286,6 +288,7 @@ impl World {
             now: Instant::ZERO,
             nodes: Vec::new(),
             buf: vec![0; link.mtu.max(1500) + 128],
+            burst: None,
             link,
             rng: ChaCha8Rng::seed_from_u64(seed),
             in_flight: BinaryHeap::new(),
@@ -307,6 +310,16 @@ impl World {
             tx_free_at: Instant::ZERO,
         });
         self.nodes.len() - 1
+    }
+
+    /// Drives the stacks as a driver that reads and writes its device in batches:
+    /// [`Stack::poll_transmit_burst`] to send, and [`Stack::handle_packets`] for
+    /// consecutive packets due at the same time to the same node. The packets on the
+    /// link must be exactly those of one at a time (the stacks promise it, and
+    /// `simtest` checks it seed by seed); only the timeline's attribution of events to
+    /// packets differs (an event is put down to the last packet of its batch).
+    pub fn set_batching(&mut self, on: bool) {
+        self.burst = on.then(|| vec![vec![0; self.buf.len()]; 8]);
     }
 
     /// Starts recording the timeline (see [`World::trace`]).
@@ -381,6 +394,11 @@ impl World {
 
     /// Sends what every stack has to send at the current time.
     pub fn flush(&mut self) {
+        if let Some(mut bufs) = self.burst.take() {
+            self.flush_bursts(&mut bufs);
+            self.burst = Some(bufs);
+            return;
+        }
         for n in 0..self.nodes.len() {
             loop {
                 let now = self.now;
@@ -390,6 +408,27 @@ impl World {
                 let pkt = self.buf[..len].to_vec();
                 self.drain_events(n, Cause::Send);
                 self.send(n, pkt);
+            }
+            self.drain_events(n, Cause::Send);
+        }
+    }
+
+    fn flush_bursts(&mut self, bufs: &mut [Vec<u8>]) {
+        let mut lens = [0usize; 8];
+        for n in 0..self.nodes.len() {
+            loop {
+                let now = self.now;
+                let k = self.nodes[n]
+                    .stack
+                    .poll_transmit_burst(now, bufs, &mut lens);
+                for (b, &len) in bufs.iter().zip(&lens).take(k) {
+                    let pkt = b[..len].to_vec();
+                    self.drain_events(n, Cause::Send);
+                    self.send(n, pkt);
+                }
+                if k < bufs.len() {
+                    break;
+                }
             }
             self.drain_events(n, Cause::Send);
         }
@@ -450,6 +489,7 @@ impl World {
 
     fn process_due(&mut self) {
         let now = self.now;
+        let mut batch: Vec<Vec<u8>> = Vec::new();
         while self.in_flight.peek().is_some_and(|p| p.0.at <= now) {
             let Reverse(mut p) = self.in_flight.pop().expect("peeked");
             let corrupted = p.corrupt_at.is_some();
@@ -464,8 +504,22 @@ impl World {
                 to: p.to,
                 corrupted,
             });
-            self.nodes[p.to].stack.handle_packet(now, &p.bytes);
-            self.drain_events(p.to, Cause::Packet(p.id));
+            if self.burst.is_none() {
+                self.nodes[p.to].stack.handle_packet(now, &p.bytes);
+                self.drain_events(p.to, Cause::Packet(p.id));
+                continue;
+            }
+            batch.push(p.bytes);
+            let next_same = self
+                .in_flight
+                .peek()
+                .is_some_and(|q| q.0.at <= now && q.0.to == p.to);
+            if !next_same {
+                let packets = batch.iter().map(Vec::as_slice);
+                self.nodes[p.to].stack.handle_packets(now, packets);
+                self.drain_events(p.to, Cause::Packet(p.id));
+                batch.clear();
+            }
         }
         for n in 0..self.nodes.len() {
             if self.nodes[n].stack.poll_timeout().is_some_and(|t| t <= now) {
