@@ -40,6 +40,8 @@ impl Deref for Packet {
 pub struct Queue {
     packets: VecDeque<Packet>,
     spare: Vec<Vec<u8>>,
+    /// Buffers set aside for the next burst.
+    burst: Vec<Vec<u8>>,
     capacity: usize,
     /// Packets pushed so far.
     pub pushed: u64,
@@ -53,6 +55,7 @@ impl Queue {
         Queue {
             packets: VecDeque::new(),
             spare: Vec::new(),
+            burst: Vec::new(),
             capacity: mtu,
             pushed: 0,
             pushed_bytes: 0,
@@ -147,31 +150,45 @@ impl Default for Clock {
     }
 }
 
+/// Packets a driver writes or reads per call, as a NIC driver's batch (NAPI's
+/// budget is 64).
+pub const BURST: usize = 64;
+
 /// Moves every packet `from` has to send through `q` into `to`'s input; true when any
-/// packet moved.
+/// packet moved. Driven as a batching device driver drives a stack: `from` writes up
+/// to [`BURST`] packets per call ([`seqack::Stack::poll_transmit_burst`]) and `to`
+/// takes everything queued in one call ([`seqack::Stack::handle_packets`]). The
+/// packets are the same as one at a time (the stack promises it and the simulator's
+/// tests check it); only the per-call work is shared.
 pub fn pump(
     now: seqack::Instant,
     from: &mut seqack::Stack,
     to: &mut seqack::Stack,
     q: &mut Queue,
 ) -> bool {
+    let mut bufs = std::mem::take(&mut q.burst);
+    let mut lens = [0usize; BURST];
     loop {
-        let mut buf = q.buffer();
-        match from.poll_transmit(now, &mut buf) {
-            Some(len) => q.push(buf, len),
-            None => {
-                q.give_back(buf);
-                break;
-            }
+        while bufs.len() < BURST {
+            bufs.push(q.buffer());
+        }
+        let n = from.poll_transmit_burst(now, &mut bufs, &mut lens);
+        for (buf, &len) in bufs.drain(..n).zip(&lens) {
+            q.push(buf, len);
+        }
+        if n < BURST {
+            break;
         }
     }
-    let mut moved = false;
-    while let Some(p) = q.pop() {
-        to.handle_packet(now, &p);
-        q.recycle(p);
-        moved = true;
+    q.burst = bufs;
+    if q.packets.is_empty() {
+        return false;
     }
-    moved
+    to.handle_packets(now, q.packets.iter().map(|p| &**p));
+    while let Some(p) = q.pop() {
+        q.recycle(p);
+    }
+    true
 }
 
 /// As [`pump`], but hands packets over `batch` at a time, as a device driver reads
