@@ -765,7 +765,11 @@ pub fn analyze(c: &Conn) -> Analysis {
 }
 
 /// The first FIN of `side` (row `f`) and the first row `b` of the run of that side's
-/// segments sent in the same instant just before it, when there is such a run.
+/// segments sent in the same instant just before it, when there is such a run. The run
+/// holds only segments with the FIN's acknowledgment number: one that acknowledges less
+/// was sent before something more arrived, the peer's FIN perhaps, and taking it as sent
+/// after the close would put that FIN's receipt after the close and before ours: CLOSING,
+/// a three-way close traced as simultaneous.
 fn close_burst(segs: &[Seg], side: usize, rows: &[RowInfo]) -> Option<(usize, usize)> {
     let f = segs
         .iter()
@@ -776,7 +780,11 @@ fn close_burst(segs: &[Seg], side: usize, rows: &[RowInfo]) -> Option<(usize, us
         if segs[k].sender() != side {
             continue;
         }
-        if segs[k].t_us != t || rows[k].retransmission || segs[k].flags.syn() {
+        if segs[k].t_us != t
+            || rows[k].retransmission
+            || segs[k].flags.syn()
+            || segs[k].ack != segs[f].ack
+        {
             break;
         }
         b = k;

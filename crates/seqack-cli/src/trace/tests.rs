@@ -647,6 +647,28 @@ fn crossing_segments_on_a_server_side_capture() {
 }
 
 #[test]
+fn an_ack_sent_in_the_same_instant_as_the_fin_is_not_part_of_the_close() {
+    // Captured on the server (seqack against the kernel over TUN): the client ACKs the
+    // data and, in the same microsecond, sends its FIN, which acknowledges the server's.
+    // Only queued data goes out after a close(); a bare ACK is not taken as sent after
+    // one, so this is the three-way close it was, not a simultaneous one.
+    let a = one(&[
+        pk(0, true, "S", 0, 0, 0),
+        pk(0, false, "S.", 0, 1, 0),
+        pk(392, true, ".", 1, 1, 0),
+        pk(768, false, "P.", 1, 1, 1000),
+        pk(845, false, "F.", 1001, 1, 0),
+        pk(967, true, ".", 1, 1001, 0),
+        pk(967, true, "F.", 1, 1002, 0),
+        pk(967, false, ".", 1002, 2, 0),
+    ]);
+    assert_eq!(a.close, CloseKind::ThreeWay);
+    let s = states(&a);
+    assert_eq!(s[5], st("ESTABLISHED", "FIN_WAIT_1"));
+    assert_eq!(s[6], st("LAST_ACK", "TIME_WAIT"));
+}
+
+#[test]
 fn zero_window_and_retransmitted_data() {
     let mut p = open3();
     p.push(pk(ms(30), true, "P.", 1, 1, 100));
