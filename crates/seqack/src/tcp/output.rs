@@ -26,6 +26,13 @@ struct Template {
 pub(crate) struct Burst {
     /// The last packet written, when it was a full-sized segment of new data.
     template: Option<Template>,
+    /// After a full-sized segment: the unsent data and the window's room it left, and
+    /// its payload size. Nothing else [`Connection::next_is_full_segment`] looks at
+    /// changes when such a segment is sent, so the next one is decided from these.
+    left: Option<(u32, u32, u32)>,
+    /// The last repeated segment left its timers as every further one of the burst
+    /// would (more than one segment in flight): they need not be set again.
+    timers_settled: bool,
 }
 
 impl Connection {
@@ -82,12 +89,22 @@ impl Connection {
         burst: &mut Burst,
         cx: &mut Counters,
     ) -> bool {
-        let full = self.next_is_full_segment();
+        let limits = match burst.left.take() {
+            Some(left) => Some(left),
+            None => self.next_is_full_segment(),
+        };
+        let full =
+            limits.and_then(|(unsent, room, mss)| (unsent > mss && room >= mss).then_some(mss));
+        let left = |mss: u32| limits.map(|(unsent, room, _)| (unsent - mss, room - mss, mss));
         if let (Some(mss), Some(t)) = (full, burst.template) {
             let (done, rest) = bufs.split_at_mut(n);
             let tpl = &done[t.index].as_mut()[..lens[t.index]];
-            if let Some(len) = self.repeat_segment(now, tpl, &t, rest[0].as_mut(), mss, cx) {
+            let buf = rest[0].as_mut();
+            if let Some(len) = self.repeat_segment(now, tpl, &t, buf, mss, burst.timers_settled, cx)
+            {
                 lens[n] = len;
+                burst.left = left(mss);
+                burst.timers_settled = self.snd_max.since(self.snd_una) > self.smss;
                 return true;
             }
         }
@@ -97,6 +114,8 @@ impl Connection {
             return false;
         };
         lens[n] = len;
+        burst.left = full.and_then(left);
+        burst.timers_settled = false;
         burst.template = full.map(|mss| {
             let ihl = ip::header_len(self.remote().ip());
             let tcp_len = len - ihl;
@@ -120,7 +139,7 @@ impl Connection {
     /// so no PSH or FIN), and nothing else first, with options the segment after it
     /// will repeat (no D-SACK block, which goes out once); `None` otherwise. Its
     /// decisions in order, without their side effects.
-    fn next_is_full_segment(&self) -> Option<u32> {
+    fn next_is_full_segment(&self) -> Option<(u32, u32, u32)> {
         // First what rules out most segments of a request/response exchange: no more
         // unsent data than one segment holds even with the most options beside
         // timestamps (the exact payload follows from `send_limits`).
@@ -146,13 +165,14 @@ impl Connection {
             return None;
         }
         let (unsent, mss, room) = self.send_limits();
-        (unsent > mss && room >= mss).then_some(mss)
+        Some((unsent, room, mss))
     }
 
     /// The segment after `tpl` (the last packet [`Connection::next_segment`] wrote, a
     /// full-sized segment of new data) in a burst, with what `transmit_data` and
     /// `emit` do for it: the same headers but for the sequence number, the next `mss`
     /// bytes, and the same bookkeeping. `None` (nothing changed) if `buf` is too small.
+    #[allow(clippy::too_many_arguments)]
     fn repeat_segment(
         &mut self,
         now: Instant,
@@ -160,6 +180,7 @@ impl Connection {
         t: &Template,
         buf: &mut [u8],
         mss: u32,
+        timers_settled: bool,
         cx: &mut Counters,
     ) -> Option<usize> {
         let seq = self.snd_nxt;
@@ -181,11 +202,16 @@ impl Connection {
         }
         self.snd_nxt = seg_end;
         self.snd_max = self.snd_max.max(seg_end);
-        if !self.timers.is_set(Timer::Retransmit) {
-            self.timers
-                .set(Timer::Retransmit, now + self.backed_off_rto());
+        // The RTO armed and then handed over to the loss probe, as after any new data.
+        // Once more than a segment is in flight, doing it again at the same `now`
+        // leaves both timers exactly as they are.
+        if !timers_settled {
+            if !self.timers.is_set(Timer::Retransmit) {
+                self.timers
+                    .set(Timer::Retransmit, now + self.backed_off_rto());
+            }
+            self.arm_loss_probe(now);
         }
-        self.arm_loss_probe(now);
         Some(t.ihl + n)
     }
 
