@@ -169,12 +169,18 @@ pub fn pump(
     let mut bufs = std::mem::take(&mut q.burst);
     let mut lens = [0usize; BURST];
     loop {
+        // The most recently recycled buffers first, as one packet at a time would take
+        // them: still in cache (at MTU 65535 a burst's worth is 4 MiB).
         while bufs.len() < BURST {
             bufs.push(q.buffer());
         }
         let n = from.poll_transmit_burst(now, &mut bufs, &mut lens);
         for (buf, &len) in bufs.drain(..n).zip(&lens) {
             q.push(buf, len);
+        }
+        // The unused ones go back on top of the pool in their order.
+        while let Some(b) = bufs.pop() {
+            q.give_back(b);
         }
         if n < BURST {
             break;
