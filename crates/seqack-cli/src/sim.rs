@@ -42,6 +42,10 @@ pub struct SimArgs {
     /// as a batching device driver does; the packets must be those of a run without.
     #[arg(long)]
     batch: bool,
+    /// Turn header prediction (the fast path for in-order data) off in every stack;
+    /// the run must be exactly the same, only slower.
+    #[arg(long)]
+    no_header_prediction: bool,
     /// Print the timeline (every packet and event with its time) of each seed run.
     #[arg(long)]
     trace: bool,
@@ -93,6 +97,7 @@ pub fn run(a: &SimArgs) -> ExitCode {
         partition_ms: a.partition,
         bug: a.inject_drop_byte.then_some(InjectedBug::DropReceivedByte),
         batch: a.batch,
+        no_prediction: a.no_header_prediction,
     };
     let seeds: Vec<u64> = match a.seed {
         Some(s) => vec![s],

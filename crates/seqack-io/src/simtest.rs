@@ -77,6 +77,9 @@ pub struct SimConfig {
     /// Drive the stacks in batches ([`World::set_batching`]): the packets on the link
     /// must be exactly those of a run without (same [`SeedReport::wire_digest`]).
     pub batch: bool,
+    /// Turn header prediction off in every stack: the run must be exactly the same
+    /// (same [`SeedReport::digest`]).
+    pub no_prediction: bool,
 }
 
 impl Default for SimConfig {
@@ -91,6 +94,7 @@ impl Default for SimConfig {
             partition_ms: 2000,
             bug: None,
             batch: false,
+            no_prediction: false,
         }
     }
 }
@@ -460,8 +464,9 @@ fn generate(seed: u64, cfg: &SimConfig, rng: &mut Rng) -> Scenario {
 /// A node's settings: short MSL and retries so runs end quickly, small buffers so
 /// windows fill, and TCP options (SACK, timestamps, window scaling, the delayed ACK of
 /// a FIN) drawn at random per node.
-fn stack_config(seed: u64, rng: &mut Rng) -> StackConfig {
+fn stack_config(seed: u64, rng: &mut Rng, prediction: bool) -> StackConfig {
     let tcp = Config {
+        header_prediction: prediction,
         sack: rng.chance(0.8),
         timestamps: rng.chance(0.8),
         wscale: if rng.chance(0.8) {
@@ -845,7 +850,7 @@ fn run_inner(seed: u64, cfg: &SimConfig, keep: bool) -> SeedReport {
     world.set_batching(cfg.batch);
     for n in 0..sc.nodes {
         let node_seed = seed.wrapping_mul(31).wrapping_add(n as u64);
-        let mut s = Stack::new(stack_config(node_seed, &mut rng));
+        let mut s = Stack::new(stack_config(node_seed, &mut rng, !cfg.no_prediction));
         s.add_address(ip(n));
         world.add_node(&format!("node{n}"), s);
     }
@@ -1471,6 +1476,42 @@ mod tests {
                     "{name} seed {seed}: {}",
                     one.scenario
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn header_prediction_changes_nothing_but_the_cost() {
+        // The fast path for in-order data promises exactly the full path's effects:
+        // with it off in every stack, every packet, event and time is the same.
+        let bulk = SimConfig {
+            connections: 2,
+            bytes: 200_000,
+            ..SimConfig::default()
+        };
+        let heavy = SimConfig {
+            loss: 0.2,
+            reorder: 0.2,
+            dup: 0.1,
+            corrupt: 0.1,
+            ..SimConfig::default()
+        };
+        for (name, cfg, seeds) in [
+            ("default", SimConfig::default(), 0..60),
+            ("heavy", heavy, 0..40),
+            ("bulk", bulk, 0..20),
+        ] {
+            for seed in seeds {
+                let on = run_seed(seed, &cfg);
+                let off = run_seed(
+                    seed,
+                    &SimConfig {
+                        no_prediction: true,
+                        ..cfg.clone()
+                    },
+                );
+                assert!(on.passed() && off.passed(), "{name} seed {seed}");
+                assert_eq!(on.digest, off.digest, "{name} seed {seed}: {}", on.scenario);
             }
         }
     }

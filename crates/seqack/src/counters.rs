@@ -54,6 +54,8 @@ counters! {
     in_errs => "TcpInErrs",
     /// Bad TCP checksums.
     in_csum_errors => "TcpInCsumErrors",
+    /// Data segments taken by header prediction, the fast path for in-order data.
+    hp_hits => "TcpExtTCPHPHits",
     /// RST segments sent.
     out_rsts => "TcpOutRsts",
     /// SYN cookies sent.

@@ -36,6 +36,33 @@ fn in_order_data_is_acked_and_delivered_by_recv() {
 }
 
 #[test]
+fn in_order_data_takes_header_prediction_and_anything_else_the_full_path() {
+    let mut f = conn_established_with(no_quickack());
+    let window = seg(Flags::ACK, irs(1), iss(1), b"").window;
+    // In-order data with the ACK and window already known: the fast path.
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"abc"));
+    f.inject(&seg(Flags::ACK | Flags::PSH, irs(4), iss(1), b"def"));
+    assert_eq!(f.cx.hp_hits, 2);
+    // A new window, data out of order, a FIN: the full path, each with its effect.
+    f.inject(&with_window(
+        seg(Flags::ACK, irs(7), iss(1), b"ghi"),
+        window - 1,
+    ));
+    assert_eq!(f.conn.snd_wnd(), u32::from(window - 1));
+    f.inject(&seg(Flags::ACK, irs(13), iss(1), b"mno"));
+    assert_eq!(f.cx.ofo_queue, 1);
+    // In order again, with the window the last segment brought: the fast path, which
+    // fills the hole as the full path would.
+    f.inject(&seg(Flags::ACK, irs(10), iss(1), b"jkl"));
+    assert_eq!(f.cx.hp_hits, 3);
+    assert_eq!(f.conn.recv_queue(), 15);
+    f.inject(&seg(Flags::ACK | Flags::FIN, irs(16), iss(1), b""));
+    assert_eq!(f.conn.state(), State::CloseWait);
+    assert_eq!(f.cx.hp_hits, 3);
+    assert_eq!(f.read_all(), b"abcdefghijklmno");
+}
+
+#[test]
 fn out_of_order_segment_is_acked_at_once_with_the_old_ack_and_held() {
     let mut f = conn_established_with(no_quickack());
     f.inject(&seg(Flags::ACK, irs(6), iss(1), b"world"));

@@ -128,6 +128,11 @@ pub struct Config {
     /// reordering window have passed; finds lost retransmissions without an RTO.
     /// Linux: on (`tcp_recovery` = 1).
     pub rack: bool,
+    /// Header prediction (Linux's fast path in `tcp_rcv_established`): the next
+    /// in-order data segment of a connection that is only receiving skips the checks
+    /// that cannot apply to it. Off, every segment takes the full path, with exactly
+    /// the same effects, more slowly: for tests that hold the two against each other.
+    pub header_prediction: bool,
     /// Option order on outbound headers.
     pub option_layout: OptionLayout,
     /// IP TTL / hop limit of outbound packets. Linux: 64.
@@ -177,6 +182,7 @@ impl Default for Config {
             congestion: Algorithm::Cubic,
             tail_loss_probe: true,
             rack: true,
+            header_prediction: true,
             option_layout: OptionLayout::Linux,
             hop_limit: 64,
         }

@@ -42,8 +42,65 @@ impl Connection {
             State::TimeWait => return self.on_time_wait(now, seg, cx),
             _ => {}
         }
-        self.on_synchronized(now, seg, cx);
+        if !self.predicted(now, seg, cx) {
+            self.on_synchronized(now, seg, cx);
+        }
         Disposition::Consumed
+    }
+
+    /// Header prediction (as Linux's `tcp_rcv_established` fast path): the next
+    /// in-order data segment of a connection that is only receiving, ESTABLISHED, with
+    /// nothing of ours in flight or queued, and the ACK, window and options the last
+    /// segment brought. It is processed here with exactly the effects the full path
+    /// ([`Connection::on_synchronized`]) has on such a segment, in the same order, and
+    /// nothing of what cannot apply to it: no RST, SYN or FIN, no new or duplicate
+    /// ACK, no SACK, no recovery, no window change. False (nothing done) for any
+    /// other segment.
+    fn predicted(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> bool {
+        let f = seg.flags.0 & !Flags::PSH.0;
+        let window = u32::from(seg.window) << self.snd_wscale;
+        if self.state != State::Established
+            || !self.cfg.header_prediction
+            || f != Flags::ACK.0
+            || seg.payload.is_empty()
+            || seg.ack != self.snd_una
+            || self.snd_una != self.snd_max
+            || window != self.snd_wnd
+            || window == 0
+            || !seg.options.sack_blocks().is_empty()
+            || !self.send_buf.is_empty()
+            || self.fin_queued()
+            || self.orphaned()
+            || self.rcv_fin().is_some()
+            || self.timers.is_set(Timer::Persist)
+            || self.paws_rejects(now, seg)
+            || !self.acceptable(seg)
+        {
+            return false;
+        }
+        cx.hp_hits += 1;
+        // As on_synchronized, after the sequence and PAWS tests:
+        self.last_recv = now;
+        self.probes = 0;
+        if self.keepalive() {
+            self.timers
+                .set(Timer::Keepalive, now + self.keepalive_idle());
+        }
+        // the ACK is in range (it is SND.UNA), so TS.Recent;
+        self.update_ts_recent(now, seg);
+        // process_ack: no SACK blocks, nothing new and nothing in flight, so of its
+        // steps RACK's check and the window-update rule (the window is the same);
+        self.rack_detect(now, cx);
+        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= seg.ack) {
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+        }
+        // accept_text_and_fin without a FIN, held or arriving.
+        if self.accept_text(now, seg.seq, seg.payload, cx) {
+            self.quickack -= 1;
+            self.set_ack_now(true);
+        }
+        true
     }
 
     /// RFC 9293 3.10.7.3: SYN_SENT.
