@@ -279,6 +279,14 @@ struct Harness {
     listeners: Vec<ListenerId>,
     buf: Vec<u8>,
     pattern: Vec<u8>,
+    /// Drive the stack as a batching driver does (from the setup's seed, so that the
+    /// seed corpus decodes as before): packets handed over in batches of up to
+    /// `batch` through `handle_packets`, output taken through `poll_transmit_burst`
+    /// into `batch` buffers. 0: one at a time.
+    batch: usize,
+    /// Packets waiting for the next `handle_packets`.
+    pending: Vec<Vec<u8>>,
+    bufs: Vec<Vec<u8>>,
 }
 
 /// Runs the operations decoded from `data` against a stack.
@@ -293,8 +301,12 @@ pub fn stack(data: &[u8]) {
             break;
         };
         h.step(op);
-        h.drain();
+        if h.pending.is_empty() {
+            h.drain();
+        }
     }
+    h.flush();
+    h.drain();
     // Let the stack run out its timers: every connection ends, nothing loops.
     for _ in 0..200 {
         let Some(t) = h.stack.poll_timeout() else {
@@ -349,7 +361,11 @@ impl Harness {
             listeners,
             buf: vec![0u8; 1 << 17],
             pattern: (0..MAX_IO).map(|i| (i * 31 + 7) as u8).collect(),
+            batch: [0, 0, 1, 2, 3, 5, 8, 16][(s.seed % 8) as usize],
+            pending: Vec::new(),
+            bufs: Vec::new(),
         };
+        h.bufs = vec![vec![0u8; 1 << 17]; h.batch];
         h.drain();
         h
     }
@@ -362,10 +378,37 @@ impl Harness {
         }
     }
 
+    /// One arriving packet: at once, or into the pending batch (handed over when full).
+    fn input(&mut self, pkt: Vec<u8>) {
+        if self.batch == 0 {
+            self.stack.handle_packet(self.now, &pkt);
+            return;
+        }
+        self.pending.push(pkt);
+        if self.pending.len() >= self.batch {
+            self.flush();
+        }
+    }
+
+    /// Hands the pending batch to the stack.
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let now = self.now;
+            self.stack
+                .handle_packets(now, self.pending.iter().map(Vec::as_slice));
+            self.pending.clear();
+        }
+    }
+
     fn step(&mut self, op: Op) {
         let now = self.now;
+        if !matches!(op, Op::RawIp(_) | Op::RawTcp { .. } | Op::Segment(_)) {
+            // Anything else sees the stack after the packets before it.
+            self.flush();
+            self.drain();
+        }
         match op {
-            Op::RawIp(bytes) => self.stack.handle_packet(now, &bytes),
+            Op::RawIp(bytes) => self.input(bytes),
             Op::RawTcp {
                 target,
                 mut bytes,
@@ -387,11 +430,11 @@ impl Harness {
                     bytes[16..18].copy_from_slice(&c.to_be_bytes());
                 }
                 let pkt = wrap_ip(remote.ip(), local.ip(), &bytes);
-                self.stack.handle_packet(now, &pkt);
+                self.input(pkt);
             }
             Op::Segment(c) => {
                 if let Some(pkt) = self.craft(&c) {
-                    self.stack.handle_packet(now, &pkt);
+                    self.input(pkt);
                 }
             }
             Op::AdvanceMicros(us) => {
@@ -617,25 +660,35 @@ impl Harness {
     /// Sends everything the stack has and checks it; reads every event and checks it.
     fn drain(&mut self) {
         let mut n = 0;
-        while let Some(len) = self.stack.poll_transmit(self.now, &mut self.buf) {
-            n += 1;
-            assert!(n <= MAX_DRAIN, "poll_transmit does not run dry");
-            assert!(len <= self.buf.len());
-            let pkt = &self.buf[..len];
-            let p = ip::parse(pkt).expect("an emitted packet parses as IP");
-            assert_eq!(p.protocol, ip::PROTO_TCP);
-            assert!(
-                self.stack.addresses().contains(&p.src),
-                "sent from {} which is not ours",
-                p.src
-            );
-            let seg = wtcp::parse(p.payload, p.src, p.dst, true)
-                .expect("an emitted segment parses with a valid checksum");
-            assert!(
-                !(seg.flags.syn() && seg.flags.rst()),
-                "SYN and RST together: {seg:?}"
-            );
-            assert!(seg.payload.len() <= 65535);
+        let mut lens = vec![0usize; self.batch];
+        loop {
+            // One packet at a time, or a burst (which must fill buffers in order and
+            // stop only when nothing is left).
+            let got = if self.batch == 0 {
+                match self.stack.poll_transmit(self.now, &mut self.buf) {
+                    Some(len) => {
+                        lens = vec![len];
+                        1
+                    }
+                    None => 0,
+                }
+            } else {
+                self.stack
+                    .poll_transmit_burst(self.now, &mut self.bufs, &mut lens)
+            };
+            for i in 0..got {
+                let buf = if self.batch == 0 {
+                    &self.buf
+                } else {
+                    &self.bufs[i]
+                };
+                n += 1;
+                assert!(n <= MAX_DRAIN, "poll_transmit does not run dry");
+                check_emitted(&self.stack, buf, lens[i]);
+            }
+            if got == 0 || (self.batch > 0 && got < self.batch) {
+                break;
+            }
         }
         let mut m = 0;
         while let Some(ev) = self.stack.poll_event() {
@@ -657,6 +710,27 @@ impl Harness {
         // Handles of connections that are gone are dropped.
         self.conns.retain(|&id| self.stack.conn(id).is_some());
     }
+}
+
+/// What every emitted packet must be: IP from one of our addresses, TCP with a valid
+/// checksum, never SYN with RST.
+fn check_emitted(stack: &Stack, buf: &[u8], len: usize) {
+    assert!(len <= buf.len());
+    let pkt = &buf[..len];
+    let p = ip::parse(pkt).expect("an emitted packet parses as IP");
+    assert_eq!(p.protocol, ip::PROTO_TCP);
+    assert!(
+        stack.addresses().contains(&p.src),
+        "sent from {} which is not ours",
+        p.src
+    );
+    let seg = wtcp::parse(p.payload, p.src, p.dst, true)
+        .expect("an emitted segment parses with a valid checksum");
+    assert!(
+        !(seg.flags.syn() && seg.flags.rst()),
+        "SYN and RST together: {seg:?}"
+    );
+    assert!(seg.payload.len() <= 65535);
 }
 
 fn addrs(v6: bool) -> (IpAddr, IpAddr) {
