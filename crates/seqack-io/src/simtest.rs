@@ -1433,11 +1433,9 @@ mod tests {
         assert_ne!(a.digest, run_seed(8, &small()).digest);
     }
 
-    #[test]
-    fn batched_drivers_put_the_same_packets_on_the_link() {
-        // Batched output (GSO-style bursts) and input (GRO-style runs) are promised to
-        // be exactly one packet at a time, only cheaper: the same bytes at the same
-        // times, whatever loss, reordering, duplication and corruption do.
+    /// Runs default, heavy-impairment and bulk seeds twice, as `cfg` and as `variant`
+    /// makes it, and hands each pair (both passing) to `same`.
+    fn both_ways(variant: fn(SimConfig) -> SimConfig, same: fn(&str, &SeedReport, &SeedReport)) {
         let heavy = SimConfig {
             loss: 0.2,
             reorder: 0.2,
@@ -1456,64 +1454,45 @@ mod tests {
             ("bulk", bulk, 0..20),
         ] {
             for seed in seeds {
-                let one = run_seed(seed, &cfg);
-                let batched = run_seed(
-                    seed,
-                    &SimConfig {
-                        batch: true,
-                        ..cfg.clone()
-                    },
-                );
+                let a = run_seed(seed, &cfg);
+                let b = run_seed(seed, &variant(cfg.clone()));
+                let at = format!("{name} seed {seed}: {}", a.scenario);
                 assert!(
-                    one.passed() && batched.passed(),
-                    "{name} seed {seed}: {:?} {:?}",
-                    one.failures,
-                    batched.failures
+                    a.passed() && b.passed(),
+                    "{at}: {:?} {:?}",
+                    a.failures,
+                    b.failures
                 );
-                assert_eq!(one.packets, batched.packets, "{name} seed {seed}");
-                assert_eq!(
-                    one.wire_digest, batched.wire_digest,
-                    "{name} seed {seed}: {}",
-                    one.scenario
-                );
+                same(&at, &a, &b);
             }
         }
+    }
+
+    #[test]
+    fn batched_drivers_put_the_same_packets_on_the_link() {
+        // Batched output (GSO-style bursts) and input (GRO-style runs) are promised to
+        // be exactly one packet at a time, only cheaper: the same bytes at the same
+        // times, whatever loss, reordering, duplication and corruption do.
+        both_ways(
+            |c| SimConfig { batch: true, ..c },
+            |at, one, batched| {
+                assert_eq!(one.packets, batched.packets, "{at}");
+                assert_eq!(one.wire_digest, batched.wire_digest, "{at}");
+            },
+        );
     }
 
     #[test]
     fn header_prediction_changes_nothing_but_the_cost() {
         // The fast path for in-order data promises exactly the full path's effects:
         // with it off in every stack, every packet, event and time is the same.
-        let bulk = SimConfig {
-            connections: 2,
-            bytes: 200_000,
-            ..SimConfig::default()
-        };
-        let heavy = SimConfig {
-            loss: 0.2,
-            reorder: 0.2,
-            dup: 0.1,
-            corrupt: 0.1,
-            ..SimConfig::default()
-        };
-        for (name, cfg, seeds) in [
-            ("default", SimConfig::default(), 0..60),
-            ("heavy", heavy, 0..40),
-            ("bulk", bulk, 0..20),
-        ] {
-            for seed in seeds {
-                let on = run_seed(seed, &cfg);
-                let off = run_seed(
-                    seed,
-                    &SimConfig {
-                        no_prediction: true,
-                        ..cfg.clone()
-                    },
-                );
-                assert!(on.passed() && off.passed(), "{name} seed {seed}");
-                assert_eq!(on.digest, off.digest, "{name} seed {seed}: {}", on.scenario);
-            }
-        }
+        both_ways(
+            |c| SimConfig {
+                no_prediction: true,
+                ..c
+            },
+            |at, on, off| assert_eq!(on.digest, off.digest, "{at}"),
+        );
     }
 
     #[test]
