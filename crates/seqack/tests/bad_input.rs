@@ -127,6 +127,62 @@ fn ip_header_faults_each_have_their_counter() {
 }
 
 #[test]
+fn a_batch_drops_and_counts_bad_packets_as_one_at_a_time_does() {
+    let good = packet(CLIENT, SERVER, Flags::SYN, 1000, 0, b"");
+    let mut batch = vec![good[..12].to_vec()];
+    let mut p = good.clone();
+    p[10] ^= 0x40;
+    batch.push(p);
+    let mut p = good.clone();
+    p[6] = 0x20;
+    fix_ip_checksum(&mut p);
+    batch.push(p);
+    batch.push(packet(CLIENT, "10.0.0.3:80", Flags::SYN, 1000, 0, b""));
+    let mut p = packet(CLIENT, SERVER, Flags::ACK, 5, 7, b"data");
+    let last = p.len() - 1;
+    p[last] ^= 1; // the TCP checksum no longer holds
+    batch.push(p);
+    batch.push(good.clone());
+    batch.push(good);
+    let out = |s: &mut Stack| {
+        let (mut v, mut buf) = (Vec::new(), [0u8; 1500]);
+        while let Some(n) = s.poll_transmit(Instant::ZERO, &mut buf) {
+            v.push(buf[..n].to_vec());
+        }
+        v
+    };
+    let (mut one, _) = stack();
+    for p in &batch {
+        one.handle_packet(Instant::ZERO, p);
+    }
+    let (mut all, _) = stack();
+    all.handle_packets(Instant::ZERO, batch.iter().map(Vec::as_slice));
+    assert_eq!(one.counters(), all.counters());
+    assert_eq!(one.counters().ip_drops, 4);
+    assert_eq!(one.counters().in_csum_errors, 1);
+    // The good SYN (twice: the second is its retransmission) is answered alike.
+    let answer = out(&mut one);
+    assert!(!answer.is_empty());
+    assert_eq!(answer, out(&mut all));
+    // Burst output: no more packets than lengths to put them in, none without buffers.
+    let (mut s, _) = stack();
+    s.handle_packet(Instant::ZERO, &batch[5]);
+    let mut none: [Vec<u8>; 0] = [];
+    assert_eq!(
+        s.poll_transmit_burst(Instant::ZERO, &mut none, &mut [0; 4]),
+        0
+    );
+    let mut bufs = vec![vec![0u8; 1500]; 4];
+    assert_eq!(s.poll_transmit_burst(Instant::ZERO, &mut bufs, &mut []), 0);
+    let mut lens = [0usize; 4];
+    assert_eq!(
+        s.poll_transmit_burst(Instant::ZERO, &mut bufs, &mut lens),
+        1
+    );
+    assert_eq!(bufs[0][..lens[0]], answer[0][..]);
+}
+
+#[test]
 fn flags_that_mean_nothing_are_counted_drops() {
     let (mut s, l) = stack();
     let t0 = Instant::ZERO;
