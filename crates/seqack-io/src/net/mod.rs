@@ -605,8 +605,20 @@ fn drive(shared: &Shared, dev: &dyn Device, mut faults: Faults) {
                     g.input_frame(now, ts, &mut frame);
                 }
             }
-            for (buf, &len) in bufs.iter_mut().zip(&lens).take(n) {
-                g.input_frame(now, ts, &mut buf[..len]);
+            if g.hdr_room == 0 {
+                // Plain packets: into the capture one by one, then to the stack as one
+                // batch (a run for one connection is handled GRO-style).
+                if let Some((p, _)) = g.pcap.as_mut() {
+                    for (buf, &len) in bufs.iter().zip(&lens).take(n) {
+                        let _ = p.write(ts, &buf[..len]);
+                    }
+                }
+                let packets = bufs.iter().zip(&lens).take(n).map(|(b, &len)| &b[..len]);
+                g.stack.handle_packets(now, packets);
+            } else {
+                for (buf, &len) in bufs.iter_mut().zip(&lens).take(n) {
+                    g.input_frame(now, ts, &mut buf[..len]);
+                }
             }
             if g.stack.poll_timeout().is_some_and(|t| t <= now) {
                 g.stack.handle_timeout(now);
