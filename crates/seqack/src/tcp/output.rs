@@ -134,11 +134,13 @@ impl Connection {
         true
     }
 
-    /// The payload of the next segment when [`Connection::next_segment`] is certain to
-    /// write a full-sized segment of new data with ACK alone (not the last of the data,
-    /// so no PSH or FIN), and nothing else first, with options the segment after it
-    /// will repeat (no D-SACK block, which goes out once); `None` otherwise. Its
-    /// decisions in order, without their side effects.
+    /// The limits of the next segment (unsent data, window room, payload of a full
+    /// segment, as `send_limits` gives them) when [`Connection::next_segment`] is
+    /// certain to go straight to new data with ACK alone and options the segment after
+    /// it will repeat (no D-SACK block, which goes out once), with more data unsent
+    /// than a segment holds; `None` otherwise. Its decisions in order, without their
+    /// side effects. The segment is a full-sized one, not the last of the data (so no
+    /// PSH or FIN), when the unsent data exceeds the payload and the room holds it.
     fn next_is_full_segment(&self) -> Option<(u32, u32, u32)> {
         // First what rules out most segments of a request/response exchange: no more
         // unsent data than one segment holds even with the most options beside
