@@ -12,13 +12,14 @@ use crate::wire::tcp::{self, Flags, Header, Options, SackBlock};
 use crate::wire::Seq;
 
 /// The packet of a burst that the next full-sized segments repeat: where it is, its IP
-/// and TCP header lengths, and the pseudo-header sum every one of them shares.
+/// and TCP header lengths, and the part of the checksum every one of them shares (the
+/// pseudo-header and the TCP header but its sequence number, [`tcp::repeat_base`]).
 #[derive(Clone, Copy)]
 struct Template {
     index: usize,
     ihl: usize,
     hlen: usize,
-    pseudo: u64,
+    base: u64,
 }
 
 /// Where a burst ([`Connection::poll_transmit_burst`]) stands between its packets.
@@ -119,16 +120,18 @@ impl Connection {
         burst.template = full.map(|mss| {
             let ihl = ip::header_len(self.remote().ip());
             let tcp_len = len - ihl;
+            let hlen = tcp_len - mss as usize;
+            let pseudo = checksum::pseudo_header(
+                self.local().ip(),
+                self.remote().ip(),
+                PROTO_TCP,
+                tcp_len as u32,
+            );
             Template {
                 index: n,
                 ihl,
-                hlen: tcp_len - mss as usize,
-                pseudo: checksum::pseudo_header(
-                    self.local().ip(),
-                    self.remote().ip(),
-                    PROTO_TCP,
-                    tcp_len as u32,
-                ),
+                hlen,
+                base: tcp::repeat_base(&bufs[n].as_mut()[ihl..len], hlen, pseudo),
             }
         });
         true
@@ -193,7 +196,7 @@ impl Connection {
         }
         let (ip_out, tcp_out) = buf.split_at_mut(t.ihl);
         ip_out.copy_from_slice(&tpl[..t.ihl]);
-        let n = tcp::emit_repeat(tcp_out, &tpl[t.ihl..], t.hlen, seq, payload, t.pseudo)?;
+        let n = tcp::emit_repeat(tcp_out, &tpl[t.ihl..], t.hlen, seq, payload, t.base)?;
         cx.out_segs += 1;
         let seg_end = seq + mss;
         self.log_sent(now, seq, mss, false);

@@ -9,12 +9,19 @@ use core::net::IpAddr;
 /// The one's-complement sum does not depend on byte order (RFC 1071 2(B)): words are
 /// added in native order and the folded sum is byte-swapped once at the end.
 pub fn accumulate(sum: u64, data: &[u8]) -> u64 {
+    accumulate_at(sum, data, false)
+}
+
+/// As [`accumulate`], for `data` starting at an odd offset of the checksummed bytes
+/// when `odd`: its first byte is the low half of a 16-bit word. Such a sum is the
+/// even-offset sum with its bytes swapped (RFC 1071 2(B)).
+pub fn accumulate_at(sum: u64, data: &[u8], odd: bool) -> u64 {
     let native = fold(if data.len() < 64 {
         short(data)
     } else {
         long(data)
     });
-    let be = u64::from(if cfg!(target_endian = "little") {
+    let be = u64::from(if cfg!(target_endian = "little") != odd {
         native.swap_bytes()
     } else {
         native
@@ -118,6 +125,21 @@ pub fn fold(sum: u64) -> u16 {
     let s = s + u32::from(carry);
     let (t, carry) = (s as u16).overflowing_add((s >> 16) as u16);
     t + u16::from(carry)
+}
+
+/// Whether `header`, its checksum field included, sums to all ones: an IPv4 header
+/// that arrived intact. The common 20-byte header (no options) is summed as five
+/// fixed words; a sum that is all ones is all ones in either byte order.
+#[inline]
+pub fn header_ok(header: &[u8]) -> bool {
+    let sum = match header.first_chunk::<20>() {
+        Some(h) if header.len() == 20 => h
+            .chunks_exact(4)
+            .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+            .sum(),
+        _ => short(header),
+    };
+    fold(sum) == 0xffff
 }
 
 /// The checksum of `data` alone, as stored in a header (complemented).
@@ -299,5 +321,44 @@ mod tests {
         let c = checksum(&data);
         data[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&data), 0);
+    }
+
+    #[test]
+    fn header_ok_accepts_intact_headers_only() {
+        // 20 bytes (the fixed-word path) and 24 (with an option word, the general one).
+        for len in [20usize, 24] {
+            let mut h: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+            h[0] = 0x40 | (len / 4) as u8;
+            h[10..12].fill(0);
+            let c = checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            assert!(header_ok(&h), "{len} bytes");
+            for i in 0..len {
+                let mut bad = h.clone();
+                bad[i] ^= 0x01;
+                assert!(!header_ok(&bad), "{len} bytes, byte {i} flipped");
+            }
+        }
+        // All zeros sums to zero, not all ones: refused, as `checksum` refuses it.
+        assert!(!header_ok(&[0; 20]));
+        assert_ne!(checksum(&[0; 20]), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_sum_in_two_parts_is_the_sum_of_the_whole(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            cut in 0usize..300,
+        ) {
+            let cut = cut.min(data.len());
+            let (a, b) = data.split_at(cut);
+            let parts = accumulate_at(accumulate(0, a), b, a.len() % 2 == 1);
+            proptest::prop_assert_eq!(fold(parts), fold(accumulate(0, &data)));
+        }
+
+        #[test]
+        fn header_ok_agrees_with_checksum(h in proptest::collection::vec(proptest::num::u8::ANY, 20..=60)) {
+            proptest::prop_assert_eq!(header_ok(&h), checksum(&h) == 0);
+        }
     }
 }

@@ -52,7 +52,7 @@ fn parse_v4(buf: &[u8]) -> Result<IpPacket<'_>, WireError> {
     if buf.len() < ihl {
         return Err(WireError::Truncated);
     }
-    if checksum::checksum(&buf[..ihl]) != 0 {
+    if !checksum::header_ok(&buf[..ihl]) {
         return Err(WireError::BadChecksum);
     }
     let total = usize::from(u16::from_be_bytes([buf[2], buf[3]]));

@@ -467,20 +467,36 @@ pub fn emit(
     Some(total)
 }
 
+/// What every segment of a run repeating `template` (a segment [`emit`] wrote, `hlen`
+/// bytes of header) adds to its checksum but its sequence number and payload: `pseudo`
+/// (the pseudo-header sum, [`checksum::pseudo_header`]) and the header's other words.
+/// Computed once per run for [`emit_repeat`].
+pub fn repeat_base(template: &[u8], hlen: usize, pseudo: u64) -> u64 {
+    let Some(h) = template.get(..hlen).filter(|h| h.len() >= HEADER_LEN) else {
+        return pseudo;
+    };
+    // Ports; acknowledgment number, offset, flags, window; urgent pointer and options.
+    // Bytes 4..8 (the sequence number) and 16..18 (the checksum) are left out.
+    let sum = checksum::accumulate(pseudo, &h[..4]);
+    let sum = checksum::accumulate(sum, &h[8..16]);
+    checksum::accumulate(sum, &h[18..])
+}
+
 /// Writes the segment after `template` in a run of equal-sized segments (GSO-style):
 /// the header and options of `template` (a segment [`emit`] wrote, `hlen` bytes of
 /// header) with sequence number `seq`, then `payload`, which must be as long as the
-/// template's, and the checksum over `pseudo` (the pseudo-header sum,
-/// [`checksum::pseudo_header`], the same for every segment of the run) and the bytes
-/// written. Returns the length, or `None` if `out` is too small or the payload's length
-/// differs. The result is byte for byte what [`emit`] would write for the same header.
+/// template's. `base` is [`repeat_base`] of the template: the checksum is that plus
+/// the sequence number and the payload, summed from the payload's own slices before
+/// they are copied. Returns the length, or `None` if `out` is too small or the
+/// payload's length differs. The result is byte for byte what [`emit`] would write for
+/// the same header.
 pub fn emit_repeat(
     out: &mut [u8],
     template: &[u8],
     hlen: usize,
     seq: Seq,
     payload: (&[u8], &[u8]),
-    pseudo: u64,
+    base: u64,
 ) -> Option<usize> {
     let total = template.len();
     let (p0, p1) = payload;
@@ -490,10 +506,12 @@ pub fn emit_repeat(
     let b = &mut out[..total];
     b[..hlen].copy_from_slice(&template[..hlen]);
     b[4..8].copy_from_slice(&seq.0.to_be_bytes());
-    b[16..18].copy_from_slice(&[0, 0]);
+    let sum = base + u64::from(seq.0 >> 16) + u64::from(seq.0 & 0xffff);
+    let sum = checksum::accumulate(sum, p0);
+    let sum = checksum::accumulate_at(sum, p1, p0.len() % 2 == 1);
     b[hlen..hlen + p0.len()].copy_from_slice(p0);
     b[hlen + p0.len()..].copy_from_slice(p1);
-    let c = !checksum::fold(checksum::accumulate(pseudo, b));
+    let c = !checksum::fold(sum);
     b[16..18].copy_from_slice(&c.to_be_bytes());
     Some(total)
 }
@@ -550,7 +568,11 @@ mod tests {
         )
         .unwrap();
         let hlen = n - 101;
-        let pseudo = checksum::pseudo_header(s, d, PROTO_TCP, n as u32);
+        let base = repeat_base(
+            &first[..n],
+            hlen,
+            checksum::pseudo_header(s, d, PROTO_TCP, n as u32),
+        );
         // Odd lengths, and the payload split where a ring wraps, at both odd and even
         // offsets: the sum must come out as emit's in every case.
         for (seq, split) in [
@@ -572,7 +594,7 @@ mod tests {
             .unwrap();
             let mut got = [0xffu8; 400];
             let parts = payload.split_at(split);
-            let k = emit_repeat(&mut got, &first[..n], hlen, Seq(seq), parts, pseudo).unwrap();
+            let k = emit_repeat(&mut got, &first[..n], hlen, Seq(seq), parts, base).unwrap();
             assert_eq!(&got[..k], &want[..m], "seq {seq}, split at {split}");
             let seg = parse(&got[..k], s, d, true).unwrap();
             assert_eq!((seg.seq, seg.payload), (Seq(seq), payload));
@@ -586,7 +608,7 @@ mod tests {
                 hlen,
                 Seq(1),
                 (&data[..100], &[]),
-                pseudo
+                base
             ),
             None
         );
@@ -597,7 +619,7 @@ mod tests {
                 hlen,
                 Seq(1),
                 (&data[..101], &[]),
-                pseudo
+                base
             ),
             None
         );
