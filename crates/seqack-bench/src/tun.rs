@@ -13,6 +13,12 @@
 //! - The anchor: a sender in one namespace and a receiver in the other, over veth
 //!   (MTU 1500, the kernel's TSO/GSO/GRO on as it has them by default).
 //!
+//! - Every kernel socket of these runs (the kernel's end of the TUN runs and both ends
+//!   of the anchor) uses CUBIC, Linux's default congestion control and seqack's,
+//!   whatever the host's default is: with BBR (this project's test machine's default)
+//!   the kernel's pacing, not either receiver, set the rate, about 14 Gbit/s into
+//!   seqack with offload and into the kernel over veth alike.
+//!
 //! Gbit/s = payload bytes / wall time from the first connect to the last byte read.
 //! Root only (`CAP_NET_ADMIN` and `CAP_SYS_ADMIN` for namespaces and TUN devices):
 //! [`unavailable`] says why not. The namespaces are deleted when the [`TunLab`] is
@@ -81,6 +87,24 @@ const CHUNK: usize = 64 * 1024;
 pub const BUFFER: usize = 1 << 20;
 /// No run may take longer (a stalled connection fails the run, it does not hang).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The congestion control of every kernel socket in these runs (see the module
+/// documentation).
+pub const KERNEL_CC: &str = "cubic";
+
+/// Sets [`KERNEL_CC`] on a kernel socket. A kernel without it keeps its default, said
+/// once on stderr: the run still measures, with the host's choice.
+fn kernel_cc(socket: impl AsFd) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Err(e) = rustix::net::sockopt::set_tcp_congestion(socket, KERNEL_CC) {
+        WARNED.call_once(|| {
+            eprintln!(
+                "seqack bench: tun: the kernel's sockets keep the host's congestion \
+                 control ({KERNEL_CC}: {e})"
+            )
+        });
+    }
+}
 
 /// Why the `tun` workloads cannot run here, or `None` when they can.
 pub fn unavailable() -> Option<String> {
@@ -191,12 +215,13 @@ impl TunLab {
         };
         let addr = SocketAddr::new(IpAddr::V4(recv_ip), port);
         let listener = in_netns(recv_ns, move || std::net::TcpListener::bind(addr))??;
+        kernel_cc(&listener);
         let send_ns = send_ns.clone();
         std::thread::scope(|sc| {
             let start = Instant::now();
             let sender = sc.spawn(move || {
                 in_netns(&send_ns, move || -> io::Result<()> {
-                    let mut s = std::net::TcpStream::connect_timeout(&addr, RUN_LIMIT)?;
+                    let mut s = kernel_connect(&addr, RUN_LIMIT)?;
                     s.set_write_timeout(Some(RUN_LIMIT))?;
                     send(&mut s, bytes)
                 })?
@@ -242,6 +267,14 @@ fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> io::Result<R> {
         .join()
         .map_err(|_| io::Error::other("a benchmark thread panicked"))?
     })
+}
+
+/// A kernel TCP connection to `addr`, switched to [`KERNEL_CC`] once connected (before
+/// any data: the initial window, 10 segments, is the same under either).
+fn kernel_connect(addr: &SocketAddr, timeout: Duration) -> io::Result<std::net::TcpStream> {
+    let s = std::net::TcpStream::connect_timeout(addr, timeout)?;
+    kernel_cc(&s);
+    Ok(s)
 }
 
 fn chunk() -> Vec<u8> {
@@ -295,6 +328,7 @@ fn seqack_run(cfg: &TunConfig, port: u16) -> io::Result<TunSample> {
         Direction::SeqackToKernel => {
             let addr = SocketAddr::new(IpAddr::V4(KERNEL), port);
             let listener = std::net::TcpListener::bind(addr)?;
+            kernel_cc(&listener);
             std::thread::scope(|sc| -> io::Result<(u64, f64)> {
                 let start = Instant::now();
                 let receiver = sc.spawn(move || -> io::Result<(u64, f64)> {
@@ -319,8 +353,7 @@ fn seqack_run(cfg: &TunConfig, port: u16) -> io::Result<TunSample> {
             std::thread::scope(|sc| -> io::Result<(u64, f64)> {
                 let start = Instant::now();
                 let sender = sc.spawn(move || -> io::Result<()> {
-                    let mut s =
-                        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+                    let mut s = kernel_connect(&addr, Duration::from_secs(10))?;
                     s.set_write_timeout(Some(RUN_LIMIT))?;
                     send(&mut s, bytes)
                 });
@@ -345,4 +378,32 @@ fn seqack_run(cfg: &TunConfig, port: u16) -> io::Result<TunSample> {
         counters: Some(counters),
         offload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_sockets_get_cubic() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: setting a congestion control the host does not allow needs root");
+            return;
+        }
+        // A listener's accepted sockets inherit its setting; a connected one is set
+        // directly: both go through kernel_cc.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+        // Reno first (always built in), so that the change shows on a host whose
+        // default is already CUBIC.
+        rustix::net::sockopt::set_tcp_congestion(&l, "reno").expect("reno");
+        assert_eq!(rustix::net::sockopt::tcp_congestion(&l).unwrap(), "reno");
+        kernel_cc(&l);
+        let got = rustix::net::sockopt::tcp_congestion(&l).expect("TCP_CONGESTION");
+        assert_eq!(got, KERNEL_CC);
+        let addr = l.local_addr().unwrap();
+        let c = kernel_connect(&addr, Duration::from_secs(5)).expect("connect on loopback");
+        let (a, _) = l.accept().unwrap();
+        assert_eq!(rustix::net::sockopt::tcp_congestion(&c).unwrap(), KERNEL_CC);
+        assert_eq!(rustix::net::sockopt::tcp_congestion(&a).unwrap(), KERNEL_CC);
+    }
 }

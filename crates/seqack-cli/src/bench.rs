@@ -40,7 +40,8 @@ Benchmarks (--only takes these names, or a prefix such as `bulk` or `lossy`):
               kernel sends. Gbit/s for seqack (plain TUN), seqack-offload (TUN offload:
               virtio-net header, TSO super-packets read, segments coalesced into GSO
               writes), and linux-veth (the kernel to itself over a veth pair, MTU 1500,
-              between that namespace and a second one)
+              between that namespace and a second one); every kernel socket uses CUBIC,
+              whatever the host's default congestion control is
 
 Each run interleaves the implementations, in an order rotated run by run; the figure is
 the median of --runs runs.
