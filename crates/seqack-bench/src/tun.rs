@@ -12,7 +12,6 @@
 //!   `setns(2)`, which moves only the calling thread and the threads it starts).
 //! - The anchor: a sender in one namespace and a receiver in the other, over veth
 //!   (MTU 1500, the kernel's TSO/GSO/GRO on as it has them by default).
-//!
 //! - Every kernel socket of these runs (the kernel's end of the TUN runs and both ends
 //!   of the anchor) uses CUBIC, Linux's default congestion control and seqack's,
 //!   whatever the host's default is: with BBR (this project's test machine's default)

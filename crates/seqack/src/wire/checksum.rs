@@ -132,12 +132,12 @@ pub fn fold(sum: u64) -> u16 {
 /// fixed words; a sum that is all ones is all ones in either byte order.
 #[inline]
 pub fn header_ok(header: &[u8]) -> bool {
-    let sum = match header.first_chunk::<20>() {
-        Some(h) if header.len() == 20 => h
+    let sum = match <&[u8; 20]>::try_from(header) {
+        Ok(h) => h
             .chunks_exact(4)
             .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
             .sum(),
-        _ => short(header),
+        Err(_) => short(header),
     };
     fold(sum) == 0xffff
 }
