@@ -137,33 +137,33 @@ impl Rack {
     /// segment sent before the most recent delivered one by more than its RTT plus the
     /// reordering window (step 5). `srtt_us` bounds that window.
     pub fn on_ack(&mut self, now_us: u64, una: Seq, board: &Scoreboard, srtt_us: u32) -> Detection {
-        let delivered = |s: &Sent| s.end <= una || covered(board, s.start, s.end);
-        let mut i = 0;
-        while i < self.log.len() {
-            let s = self.log[i];
-            if delivered(&s) {
-                let rtt = now_us.saturating_sub(s.at);
-                // Step 2: a retransmission acknowledged sooner than the minimum RTT
-                // was the original's delivery, not its own.
-                let ambiguous = s.retransmitted && rtt < u64::from(self.min_rtt);
-                if !ambiguous {
-                    let rtt = u32::try_from(rtt).unwrap_or(u32::MAX);
-                    if !s.retransmitted {
-                        self.min_rtt = self.min_rtt.min(rtt.max(1));
-                    }
-                    if s.at > self.xmit || (s.at == self.xmit && s.end > self.end) {
-                        self.xmit = s.at;
-                        self.end = s.end;
-                        self.rtt = rtt;
-                    }
-                }
-                self.log.remove(i);
-            } else {
-                i += 1;
+        // One sweep each (`retain`), not a `remove` per entry: an ACK of a whole
+        // window delivers a hundred entries or more at once.
+        let mut log = core::mem::take(&mut self.log);
+        log.retain(|s| {
+            if !(s.end <= una || covered(board, s.start, s.end)) {
+                return true;
             }
-        }
+            let rtt = now_us.saturating_sub(s.at);
+            // Step 2: a retransmission acknowledged sooner than the minimum RTT was
+            // the original's delivery, not its own.
+            let ambiguous = s.retransmitted && rtt < u64::from(self.min_rtt);
+            if !ambiguous {
+                let rtt = u32::try_from(rtt).unwrap_or(u32::MAX);
+                if !s.retransmitted {
+                    self.min_rtt = self.min_rtt.min(rtt.max(1));
+                }
+                if s.at > self.xmit || (s.at == self.xmit && s.end > self.end) {
+                    self.xmit = s.at;
+                    self.end = s.end;
+                    self.rtt = rtt;
+                }
+            }
+            false
+        });
         self.lost.retain(|&(_, r)| r > una);
         if self.rtt == 0 && self.xmit == 0 {
+            self.log = log;
             return Detection::default();
         }
         // Step 4: a quarter of the minimum RTT, at most SRTT.
@@ -174,24 +174,22 @@ impl Rack {
         };
         let reo_wnd = u64::from((min_rtt / 4).min(srtt_us.max(1)));
         let mut d = Detection::default();
-        let mut i = 0;
-        while i < self.log.len() {
-            let s = self.log[i];
+        log.retain(|s| {
             let before = s.at < self.xmit || (s.at == self.xmit && s.end < self.end);
             if !before {
-                i += 1;
-                continue;
+                return true;
             }
             let due = s.at + u64::from(self.rtt) + reo_wnd;
             if now_us >= due {
                 self.mark_lost(s.start.max(una), s.end);
-                self.log.remove(i);
                 d.lost += 1;
+                false
             } else {
                 d.timer = Some(d.timer.map_or(due, |t: u64| t.max(due)));
-                i += 1;
+                true
             }
-        }
+        });
+        self.log = log;
         d
     }
 
