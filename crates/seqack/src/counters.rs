@@ -154,6 +154,11 @@ counters! {
     ip_in_addr_errors => "IpInAddrErrors",
     /// Packets for us of a protocol other than TCP.
     ip_in_unknown_protos => "IpInUnknownProtos",
+    /// Calls for output that stopped at a packet longer than the buffer the driver
+    /// passed (it should hold the MTU): nothing was sent or changed, and the packet is
+    /// the next one due. seqack's own; Linux allocates its packets and has no such
+    /// case.
+    out_buf_too_small => "SeqackOutBufTooSmall",
 }
 
 #[cfg(test)]

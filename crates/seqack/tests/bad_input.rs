@@ -290,3 +290,145 @@ fn buffers_above_the_limit_are_refused_or_taken_as_the_limit() {
     assert!(n > 40);
     assert_eq!(c.conn(id).unwrap().state(), State::SynSent);
 }
+
+/// Two stacks with timestamps and SACK (the default), the client connected to the
+/// server's listener; no packet exchanged yet.
+fn pair() -> (Stack, Stack, seqack::ConnId, ListenerId) {
+    let stack = |addr: &str, seed| {
+        let mut s = Stack::new(StackConfig {
+            seed,
+            ..Default::default()
+        });
+        s.add_address(addr.parse().unwrap());
+        s
+    };
+    let (mut a, mut b) = (stack("10.0.0.1", 1), stack("10.0.0.2", 2));
+    let l = b.listen(SERVER.parse().unwrap(), 8).unwrap();
+    let c = a
+        .connect(Instant::ZERO, None, SERVER.parse().unwrap())
+        .unwrap();
+    (a, b, c, l)
+}
+
+/// Moves everything `from` has to send into `to`, offering a `small`-byte buffer
+/// before each MTU-sized one (none when `small` is 0); returns how many packets went
+/// out in the small ones.
+fn pump_offering(now: Instant, from: &mut Stack, to: &mut Stack, small: usize) -> usize {
+    let (mut short, mut big) = (vec![0u8; small], vec![0u8; 1500]);
+    let mut fitted = 0;
+    for _ in 0..10_000 {
+        if small > 0 {
+            if let Some(n) = from.poll_transmit(now, &mut short) {
+                to.handle_packet(now, &short[..n]);
+                fitted += 1;
+                continue;
+            }
+        }
+        match from.poll_transmit(now, &mut big) {
+            Some(n) => to.handle_packet(now, &big[..n]),
+            None => return fitted,
+        }
+    }
+    panic!("output never ran dry");
+}
+
+fn counter(s: &Stack, name: &str) -> u64 {
+    s.counters().get(name).unwrap()
+}
+
+#[test]
+fn a_buffer_too_small_for_the_next_packet_sends_nothing_and_changes_nothing() {
+    let now = Instant::ZERO;
+    let (mut a, mut b, c, l) = pair();
+    // The SYN (60 bytes with its options) does not fit in 40: not sent, counted, and
+    // still the next packet.
+    let mut tiny = [0u8; 40];
+    assert_eq!(a.poll_transmit(now, &mut tiny), None);
+    assert_eq!(counter(&a, "SeqackOutBufTooSmall"), 1);
+    assert_eq!(counter(&a, "TcpOutSegs"), 0);
+    pump_offering(now, &mut a, &mut b, 0);
+    // The SYN-ACK, refused twice first, goes out as the first transmission it is, not
+    // as a retransmission.
+    assert_eq!(b.poll_transmit(now, &mut tiny), None);
+    assert_eq!(b.poll_transmit(now, &mut tiny), None);
+    assert_eq!(counter(&b, "SeqackOutBufTooSmall"), 2);
+    pump_offering(now, &mut b, &mut a, 0);
+    assert_eq!(counter(&b, "TcpRetransSegs"), 0);
+    assert_eq!(counter(&b, "TcpOutSegs"), 1);
+    // 100 KiB, with a 100-byte buffer offered before every packet: the data segments
+    // never fit in it, the bare ACKs (52 bytes) do. Nothing is lost, nothing waits
+    // for a timer: the transfer ends at the instant it began.
+    let data: Vec<u8> = (0..100 * 1024).map(|i| (i % 253) as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut server = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut ack_fitted = 0;
+    for _ in 0..1_000 {
+        if sent < data.len() {
+            sent += a.send(now, c, &data[sent..]).unwrap_or(0);
+        }
+        pump_offering(now, &mut a, &mut b, 100);
+        server = server.or_else(|| b.accept(l));
+        if let Some(s) = server {
+            while let Ok(n) = b.recv(now, s, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        ack_fitted += pump_offering(now, &mut b, &mut a, 100);
+        if got.len() == data.len() {
+            break;
+        }
+    }
+    assert!(got == data, "{} of {} bytes arrived", got.len(), data.len());
+    assert!(ack_fitted > 0, "the server's ACKs fit in 100 bytes");
+    assert!(counter(&a, "SeqackOutBufTooSmall") > 1);
+    assert_eq!(counter(&a, "TcpRetransSegs"), 0);
+    assert_eq!(a.state(c), State::Established);
+}
+
+#[test]
+fn a_burst_stops_at_a_buffer_too_small_and_the_connection_keeps_its_place() {
+    let now = Instant::ZERO;
+    let (mut a, mut b, c, l) = pair();
+    pump_offering(now, &mut a, &mut b, 0);
+    pump_offering(now, &mut b, &mut a, 0);
+    pump_offering(now, &mut a, &mut b, 0);
+    let s = b.accept(l).unwrap();
+    let data: Vec<u8> = (0..8 * 1448).map(|i| (i % 241) as u8).collect();
+    assert_eq!(a.send(now, c, &data).unwrap(), data.len());
+    // Five buffers, the third too small for a full segment: two packets, then a stop.
+    let mut bufs = vec![
+        vec![0u8; 1500],
+        vec![0u8; 1500],
+        vec![0u8; 600],
+        vec![0u8; 1500],
+    ];
+    let mut lens = [0usize; 4];
+    let before = counter(&a, "TcpOutSegs");
+    assert_eq!(a.poll_transmit_burst(now, &mut bufs, &mut lens), 2);
+    assert_eq!(counter(&a, "TcpOutSegs") - before, 2);
+    assert_eq!(counter(&a, "SeqackOutBufTooSmall"), 1);
+    for (p, &n) in bufs.iter().zip(&lens).take(2) {
+        b.handle_packet(now, &p[..n]);
+    }
+    // The rest follows at once, in order, with no timer in between.
+    pump_offering(now, &mut a, &mut b, 0);
+    let mut got = vec![0u8; data.len() + 1];
+    let mut n = 0;
+    while let Ok(k) = b.recv(now, s, &mut got[n..]) {
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    assert!(
+        got[..n] == data[..],
+        "{n} of {} bytes arrived in order",
+        data.len()
+    );
+    assert_eq!(counter(&a, "TcpRetransSegs"), 0);
+}

@@ -1312,9 +1312,13 @@ impl Stack {
     // ----- packets out ----------------------------------------------------------------
 
     /// Writes the next packet to send into `buf`; `None` when there is nothing to send.
+    ///
+    /// `buf` should hold the MTU. A packet longer than `buf` is not written: the call
+    /// returns `None` with nothing sent or changed, counts `SeqackOutBufTooSmall`, and
+    /// the same packet is the next one due when a large enough buffer comes.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(r) = self.replies.front().copied() {
-            let n = write_packet(
+            let Some(n) = write_packet(
                 buf,
                 r.local,
                 r.remote,
@@ -1322,7 +1326,10 @@ impl Stack {
                 self.tcp.option_layout,
                 (&[], &[]),
                 self.tcp.hop_limit,
-            )?;
+            ) else {
+                self.counters.out_buf_too_small += 1;
+                return None;
+            };
             self.replies.pop_front();
             self.counters.out_segs += 1;
             if r.hdr.flags.rst() {
@@ -1339,6 +1346,13 @@ impl Stack {
                 Some(c) if slot.generation == id.generation => {
                     let sent = c.poll_transmit(now, buf, &mut self.counters);
                     debug_assert!(!c.has_events(), "output raised an event");
+                    if sent.is_none() && c.buffer_too_small() {
+                        // Its next packet waits for a buffer that holds it: the
+                        // connection keeps its place at the head of the queue.
+                        let deadline = c.poll_timeout();
+                        sync_timer(&mut self.wheel, slot, id, deadline);
+                        return None;
+                    }
                     sent.map(|n| (n, c.poll_timeout()))
                 }
                 _ => None,
@@ -1407,6 +1421,13 @@ impl Stack {
                 };
                 let counters = &mut self.counters;
                 if !c.burst_step(now, &mut bufs[..max], lens, n, &mut burst, counters) {
+                    if c.buffer_too_small() {
+                        // As poll_transmit: the packet waits, the connection keeps its
+                        // place.
+                        let deadline = c.poll_timeout();
+                        sync_timer(&mut self.wheel, slot, id, deadline);
+                        return n;
+                    }
                     break;
                 }
                 debug_assert!(!c.has_events(), "output raised an event");

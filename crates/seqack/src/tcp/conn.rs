@@ -1151,6 +1151,9 @@ flags! {
     18 has_rtx_tsval set_has_rtx_tsval;
     19 has_syn_tsval set_has_syn_tsval;
     20 has_rtt_probe set_has_rtt_probe;
+    /// The last call for output stopped at a packet longer than the buffer it was
+    /// given: nothing was changed, and that packet is still the next one due.
+    21 short_buffer set_short_buffer;
 }
 
 /// The optional values, each a plain field and a presence bit in `flags` (an

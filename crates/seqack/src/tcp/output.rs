@@ -39,7 +39,11 @@ pub(crate) struct Burst {
 impl Connection {
     /// Writes the next IP packet this connection wants to send into `buf` and returns its
     /// length, or `None` when there is nothing to send now. Call until it returns `None`.
-    /// `buf` should hold a whole MTU; a smaller one yields `None`.
+    ///
+    /// `buf` should hold a whole MTU. When the next packet is longer than `buf`, the
+    /// result is `None` with nothing sent or changed: [`Connection::buffer_too_small`]
+    /// says so, `out_buf_too_small` counts it, and the same packet is the next one due
+    /// when a large enough buffer comes.
     pub fn poll_transmit(
         &mut self,
         now: Instant,
@@ -47,8 +51,17 @@ impl Connection {
         cx: &mut Counters,
     ) -> Option<usize> {
         let n = self.next_segment(now, buf, cx);
+        if n.is_none() && self.short_buffer() {
+            cx.out_buf_too_small += 1;
+        }
         self.tidy();
         n
+    }
+
+    /// Whether the last call for output stopped at a packet longer than the buffer it
+    /// was given (and so sent nothing and changed nothing).
+    pub fn buffer_too_small(&self) -> bool {
+        self.short_buffer()
     }
 
     /// Writes up to `bufs.len()` packets, exactly as that many calls of
@@ -112,6 +125,9 @@ impl Connection {
         let sent = self.next_segment(now, bufs[n].as_mut(), cx);
         self.tidy();
         let Some(len) = sent else {
+            if self.short_buffer() {
+                cx.out_buf_too_small += 1;
+            }
             return false;
         };
         lens[n] = len;
@@ -225,6 +241,10 @@ impl Connection {
     // instructions (callgrind).
     #[inline(always)]
     fn next_segment(&mut self, now: Instant, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
+        // A packet longer than `buf` is not sent and changes nothing: each step below
+        // that clears a flag before it writes sets it again when the write comes back
+        // short, and stops there, so that packet is the next one due.
+        self.set_short_buffer(false);
         if let Some(c) = self.control() {
             let n = self.emit_control(c, buf, cx);
             if n.is_some() {
@@ -258,22 +278,37 @@ impl Connection {
             self.set_handshake_ack(false);
             if self.ack_now() {
                 let seq = self.ack_seq();
-                return self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
+                let n = self.emit(now, buf, seq, Flags::ACK, 0, 0, false, cx);
+                if self.short_buffer() {
+                    self.set_handshake_ack(true);
+                }
+                return n;
             }
         }
         if self.take_probe_pending() {
             if let Some(n) = self.emit_loss_probe(now, buf, cx) {
                 return Some(n);
             }
+            if self.short_buffer() {
+                self.set_probe_pending(true);
+                return None;
+            }
         }
         if let Some(n) = self.transmit_data(now, buf, cx) {
             return Some(n);
+        }
+        if self.short_buffer() {
+            return None;
         }
         if self.probe_due() {
             // Zero-window and keepalive probes: an ACK one below SND.UNA, which the peer
             // must answer with an ACK carrying its window (Linux's tcp_xmit_probe_skb).
             self.set_probe_due(false);
-            return self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
+            let n = self.emit(now, buf, self.snd_una - 1u32, Flags::ACK, 0, 0, false, cx);
+            if self.short_buffer() {
+                self.set_probe_due(true);
+            }
+            return n;
         }
         if self.ack_now() {
             if self.cfg.resend_fin_in_acks && !self.challenge_due() && self.fin_unacked_alone() {
@@ -325,9 +360,9 @@ impl Connection {
         } else {
             self.snd_max != self.iss
         };
-        self.set_synack_sent(self.synack_sent() | syn_ack);
         let opts = self.syn_options(now, syn_ack);
         let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
+        self.set_synack_sent(self.synack_sent() | syn_ack);
         if retransmission {
             self.set_rtx_tsval(opts.timestamps.map(|(val, _)| val));
             self.syn_rtx += 1;
@@ -361,6 +396,9 @@ impl Connection {
         if self.rec().sack_recovery {
             if let Some(n) = self.retransmit_lost(now, buf, cx) {
                 return Some(n);
+            }
+            if self.short_buffer() {
+                return None;
             }
         }
         let data_end = self.buf_seq + self.send_buf.len();
@@ -496,10 +534,6 @@ impl Connection {
                     })
                 })
         };
-        if rescue {
-            let r = self.rec_mut();
-            r.rescue_rxt = r.recover;
-        }
         let (start, end) = hole?;
         let end = end.min(self.snd_max);
         if end <= start {
@@ -526,7 +560,9 @@ impl Connection {
         let n = self.emit(now, buf, start, flags, off, len as usize, true, cx)?;
         let r = self.rec_mut();
         r.rexmit_first = false;
-        if !rescue {
+        if rescue {
+            r.rescue_rxt = r.recover;
+        } else {
             // (RFC 6675: the rescue retransmission leaves HighRxt alone.)
             r.high_rxt = r.high_rxt.max(start + len + u32::from(fin));
         }
@@ -852,6 +888,7 @@ impl Connection {
         len: usize,
         options: Options,
     ) -> Option<usize> {
+        let adv = self.rcv_adv;
         let window = self.window_field(flags.syn());
         let (local, remote) = (self.local(), self.remote());
         let hdr = Header {
@@ -864,7 +901,7 @@ impl Connection {
             options,
         };
         let payload = self.send_buf.slices(off, len);
-        write_packet(
+        let n = write_packet(
             buf,
             local,
             remote,
@@ -872,7 +909,13 @@ impl Connection {
             self.cfg.option_layout,
             payload,
             self.cfg.hop_limit,
-        )
+        );
+        if n.is_none() {
+            // Not sent: the window it would have offered was not offered.
+            self.rcv_adv = adv;
+            self.set_short_buffer(true);
+        }
+        n
     }
 
     fn emit_control(&mut self, c: Control, buf: &mut [u8], cx: &mut Counters) -> Option<usize> {
@@ -898,7 +941,11 @@ impl Connection {
             self.cfg.option_layout,
             (&[], &[]),
             self.cfg.hop_limit,
-        )?;
+        );
+        let Some(n) = n else {
+            self.set_short_buffer(true);
+            return None;
+        };
         cx.out_segs += 1;
         if c.rst {
             cx.out_rsts += 1;
