@@ -11,13 +11,17 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
-use crate::link::{Packet, Queue};
+use crate::link::{Packet, Queue, BURST};
 
 /// One end of the link as a smoltcp device.
 pub struct End {
     pub(crate) rx: Rc<RefCell<Queue>>,
     pub(crate) tx: Rc<RefCell<Queue>>,
     mtu: usize,
+    /// Packets the transmit queue may hold before `transmit` refuses a token, as a
+    /// NIC's transmit ring fills: the peer must take them first. `usize::MAX` when a
+    /// link model drains the queue on its own schedule.
+    ring: usize,
 }
 
 /// Receive token: one packet from the queue.
@@ -70,6 +74,9 @@ impl Device for End {
     }
 
     fn transmit(&mut self, _t: Instant) -> Option<Tx> {
+        if self.tx.borrow().len() >= self.ring {
+            return None;
+        }
         Some(Tx {
             queue: self.tx.clone(),
         })
@@ -150,32 +157,36 @@ pub struct Pair {
 
 impl Pair {
     /// A link of `mtu` and sockets with `buffer`-byte buffers: what one host sends is
-    /// at once in the other's receive queue.
+    /// at once in the other's receive queue. A host sends at most [`BURST`] packets
+    /// before its peer takes them (its transmit ring is full until then), as seqack's
+    /// [`crate::link::pump`] hands them over a burst at a time.
     pub fn new(mtu: usize, buffer: usize) -> Pair {
         let ab = Rc::new(RefCell::new(Queue::new(mtu)));
         let ba = Rc::new(RefCell::new(Queue::new(mtu)));
-        Pair::with_queues(mtu, buffer, [ba.clone(), ab.clone(), ab, ba])
+        Pair::with_queues(mtu, buffer, [ba.clone(), ab.clone(), ab, ba], BURST)
     }
 
     /// Hosts whose transmit and receive queues are four separate queues; the caller
     /// moves packets from each `dev.tx` to the other's `dev.rx` (through a link model).
     pub fn separate(mtu: usize, buffer: usize) -> Pair {
         let q = || Rc::new(RefCell::new(Queue::new(mtu)));
-        Pair::with_queues(mtu, buffer, [q(), q(), q(), q()])
+        Pair::with_queues(mtu, buffer, [q(), q(), q(), q()], usize::MAX)
     }
 
     /// `[a.rx, a.tx, b.rx, b.tx]`.
-    fn with_queues(mtu: usize, buffer: usize, q: [Rc<RefCell<Queue>>; 4]) -> Pair {
+    fn with_queues(mtu: usize, buffer: usize, q: [Rc<RefCell<Queue>>; 4], ring: usize) -> Pair {
         let [arx, atx, brx, btx] = q;
         let a = End {
             rx: arx,
             tx: atx,
             mtu,
+            ring,
         };
         let b = End {
             rx: brx,
             tx: btx,
             mtu,
+            ring,
         };
         Pair {
             a: Host::new(a, Ipv4Address::new(10, 0, 0, 1)),
