@@ -790,6 +790,7 @@ impl Stack {
 
     /// Parses an arriving packet into `seg` and returns its local and remote ends, or
     /// drops it (counted) when it is malformed or not ours.
+    #[inline(always)]
     fn parse_packet<'a>(
         &mut self,
         packet: &'a [u8],
@@ -847,6 +848,7 @@ impl Stack {
     /// One segment of a batch, possibly the next of `run` (see
     /// [`Stack::handle_packets`]). A packet dropped before it reaches a connection
     /// leaves the run open: it touched nothing.
+    #[inline(always)]
     fn segment_in_run(
         &mut self,
         now: Instant,

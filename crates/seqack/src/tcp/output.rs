@@ -194,6 +194,7 @@ impl Connection {
     /// `emit` do for it: the same headers but for the sequence number, the next `mss`
     /// bytes, and the same bookkeeping. `None` (nothing changed) if `buf` is too small.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn repeat_segment(
         &mut self,
         now: Instant,

@@ -30,6 +30,7 @@ pub struct IpPacket<'a> {
 
 /// Parses an IPv4 or IPv6 packet. Fragments are refused (`WireError::Fragment`): the
 /// stack does not reassemble IP, and a TCP segment that needs it is dropped and counted.
+#[inline]
 pub fn parse(buf: &[u8]) -> Result<IpPacket<'_>, WireError> {
     match buf.first().map(|b| b >> 4) {
         Some(4) => parse_v4(buf),

@@ -187,6 +187,7 @@ impl Options {
     /// As [`Options::parse`], into `self` (which starts empty): the segment parser
     /// fills its `Segment` in place rather than moving a 52-byte value through a
     /// `Result`, whose piecewise-written copy stalls store forwarding on every packet.
+    #[inline]
     fn parse_into(&mut self, mut raw: &[u8]) -> Result<(), WireError> {
         let o = self;
         while let Some(&kind) = raw.first() {
@@ -372,6 +373,7 @@ pub fn parse(buf: &[u8], src: IpAddr, dst: IpAddr, verify: bool) -> Result<Segme
 /// As [`parse`], into `seg` (overwritten; unspecified after an error). The input path
 /// parses in place: a `Segment` returned through a `Result` is written field by field
 /// and then copied whole, and that copy stalls store forwarding on every packet.
+#[inline]
 pub fn parse_into<'a>(
     buf: &'a [u8],
     src: IpAddr,
@@ -490,6 +492,7 @@ pub fn repeat_base(template: &[u8], hlen: usize, pseudo: u64) -> u64 {
 /// they are copied. Returns the length, or `None` if `out` is too small or the
 /// payload's length differs. The result is byte for byte what [`emit`] would write for
 /// the same header.
+#[inline]
 pub fn emit_repeat(
     out: &mut [u8],
     template: &[u8],
