@@ -401,6 +401,7 @@ impl Stack {
     }
 
     /// Whether `a` is one of our addresses: a scan of a few, a set lookup beyond.
+    #[inline]
     fn is_local(&self, a: &IpAddr) -> bool {
         if self.addrs.len() <= 8 {
             self.addrs.contains(a)

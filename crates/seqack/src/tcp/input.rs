@@ -436,6 +436,7 @@ impl Connection {
     }
 
     /// RFC 9293 3.10.7.4 first check: is any of the segment inside the receive window?
+    #[inline]
     fn acceptable(&self, seg: &Segment<'_>) -> bool {
         let wnd = self.rcv_wnd_for_check();
         let len = seg.seq_len();
@@ -478,6 +479,7 @@ impl Connection {
 
     /// PAWS (RFC 7323 5.3): a segment whose TSval is older than TS.Recent is a stale
     /// duplicate. RST segments are exempt (RFC 7323 5.3 R1 note).
+    #[inline]
     fn paws_rejects(&self, now: Instant, seg: &Segment<'_>) -> bool {
         if !self.ts_enabled() || seg.flags.rst() {
             return false;
@@ -492,6 +494,7 @@ impl Connection {
     }
 
     /// RFC 7323 4.3: remember the peer's TSval when the segment covers Last.ACK.sent.
+    #[inline]
     fn update_ts_recent(&mut self, now: Instant, seg: &Segment<'_>) {
         if !self.ts_enabled() {
             return;

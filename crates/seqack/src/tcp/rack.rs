@@ -59,6 +59,7 @@ impl Rack {
     }
 
     /// Records a transmission of `[start, end)` at `now_us`.
+    #[inline]
     pub fn sent(&mut self, start: Seq, end: Seq, now_us: u64, retransmitted: bool) {
         if end <= start {
             return;

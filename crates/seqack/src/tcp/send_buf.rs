@@ -81,6 +81,7 @@ impl SendBuffer {
     }
 
     /// The bytes at `[off, off + len)` as up to two slices (the ring may wrap).
+    #[inline]
     pub fn slices(&self, off: usize, len: usize) -> (&[u8], &[u8]) {
         let held = self.len();
         let end = (off + len).min(held);

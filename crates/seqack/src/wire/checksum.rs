@@ -148,6 +148,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 }
 
 /// The running sum of the TCP/UDP pseudo-header for `len` bytes of upper-layer data.
+#[inline]
 pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, len: u32) -> u64 {
     // Big-endian 16-bit words added straight from the addresses' integer values: no
     // byte slices, no call into the general loop (this runs twice per packet).
