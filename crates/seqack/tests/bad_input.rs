@@ -432,3 +432,122 @@ fn a_burst_stops_at_a_buffer_too_small_and_the_connection_keeps_its_place() {
     );
     assert_eq!(counter(&a, "TcpRetransSegs"), 0);
 }
+
+/// The MSS option of a SYN or SYN-ACK `p` (an IPv4 packet).
+fn syn_mss(p: &[u8]) -> Option<u16> {
+    let ipp = ip::parse(p).unwrap();
+    let seg = tcp::parse(ipp.payload, ipp.src, ipp.dst, true).unwrap();
+    assert!(seg.flags.syn());
+    seg.options.mss
+}
+
+/// An MTU below `Config::MIN_MTU` cannot carry a minimum-sized segment: reported by
+/// `Config::check`, refused for one connection with a clear error, and taken as the
+/// minimum in a stack's defaults, whose packets then fit in it.
+#[test]
+fn an_mtu_below_the_minimum_is_refused_or_taken_as_the_minimum() {
+    use seqack::stack::StackError;
+    use seqack::tcp::ConfigError;
+    let small = Config {
+        mtu: 100,
+        ..Config::default()
+    };
+    assert_eq!(small.check(), Err(ConfigError::MtuTooSmall(100)));
+    let msg = ConfigError::MtuTooSmall(100).to_string();
+    assert!(
+        msg.contains("100") && msg.contains(&Config::MIN_MTU.to_string()),
+        "{msg}"
+    );
+    let now = Instant::ZERO;
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let (mut s, _) = stack();
+    assert_eq!(
+        s.connect_with(now, None, server, Some(small.clone())),
+        Err(StackError::InvalidConfig(ConfigError::MtuTooSmall(100)))
+    );
+    assert_eq!(s.connection_count(), 0, "nothing was created");
+
+    let mut c = Stack::new(StackConfig {
+        tcp: small,
+        seed: 5,
+        ..Default::default()
+    });
+    assert_eq!(c.config().mtu, Config::MIN_MTU);
+    c.add_address("10.0.0.1".parse().unwrap());
+    c.connect(now, None, server).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = c.poll_transmit(now, &mut buf).expect("the SYN goes out");
+    assert_eq!(syn_mss(&buf[..n]), Some(Config::MIN_MTU - 40));
+}
+
+/// A connection's own MTU is bounded by its stack's, as Linux bounds a socket's MSS
+/// by its route: a client on a 1500-byte link asking for 9000 still advertises 1460,
+/// and a server on a 9000-byte link therefore sends it segments that fit, while its
+/// own segments, cut to the server's 8960, would not. A transfer each way completes
+/// through 1500-byte buffers, none of them too small.
+#[test]
+fn a_connection_mtu_above_the_stack_mtu_is_bounded_by_it() {
+    let now = Instant::ZERO;
+    let jumbo = Config {
+        mtu: 9000,
+        ..Config::default()
+    };
+    let mut a = Stack::new(StackConfig {
+        seed: 1,
+        ..Default::default()
+    });
+    a.add_address("10.0.0.1".parse().unwrap());
+    let mut b = Stack::new(StackConfig {
+        tcp: jumbo.clone(),
+        seed: 2,
+        ..Default::default()
+    });
+    b.add_address("10.0.0.2".parse().unwrap());
+    let l = b.listen(SERVER.parse().unwrap(), 8).unwrap();
+    let c = a
+        .connect_with(now, None, SERVER.parse().unwrap(), Some(jumbo))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let n = a.poll_transmit(now, &mut buf).expect("the SYN goes out");
+    assert_eq!(syn_mss(&buf[..n]), Some(1460));
+    b.handle_packet(now, &buf[..n]);
+    pump_offering(now, &mut b, &mut a, 0);
+    pump_offering(now, &mut a, &mut b, 0);
+    let s = b.accept(l).expect("accepted");
+    transfer(now, &mut a, &mut b, c, s);
+    transfer(now, &mut b, &mut a, s, c);
+    assert_eq!(counter(&a, "SeqackOutBufTooSmall"), 0);
+    assert_eq!(counter(&b, "SeqackOutBufTooSmall"), 0);
+}
+
+/// Sends 64 KiB from `tx` on `from` to `rx` on `to` through 1500-byte buffers and
+/// checks that all of it arrives in order.
+fn transfer(
+    now: Instant,
+    from: &mut Stack,
+    to: &mut Stack,
+    tx: seqack::ConnId,
+    rx: seqack::ConnId,
+) {
+    let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 239) as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut out = vec![0u8; 64 * 1024];
+    for _ in 0..1_000 {
+        if sent < data.len() {
+            sent += from.send(now, tx, &data[sent..]).unwrap_or(0);
+        }
+        pump_offering(now, from, to, 0);
+        while let Ok(k) = to.recv(now, rx, &mut out) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&out[..k]);
+        }
+        pump_offering(now, to, from, 0);
+        if got.len() == data.len() {
+            break;
+        }
+    }
+    assert!(got == data, "{} of {} bytes arrived", got.len(), data.len());
+}

@@ -348,8 +348,8 @@ struct Run {
 impl Stack {
     /// A stack with no addresses, connections or listeners. A `cfg.tcp` that
     /// [`Config::check`] rejects is taken as the nearest it allows (see
-    /// [`Config::MAX_BUFFER`]); [`Stack::connect_with`] refuses such a per-connection
-    /// one.
+    /// [`Config::MAX_BUFFER`] and [`Config::MIN_MTU`]); [`Stack::connect_with`]
+    /// refuses such a per-connection one.
     pub fn new(cfg: StackConfig) -> Stack {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut key = [0u8; 16];
@@ -366,7 +366,10 @@ impl Stack {
         hash_rng.set_stream(1);
         let tuple_hash = FixedState::with_seed(hash_rng.next_u64());
         Stack {
-            tcp: Arc::new(cfg.tcp.clone()),
+            tcp: Arc::new(Config {
+                mtu: cfg.tcp.mtu.max(Config::MIN_MTU),
+                ..cfg.tcp.clone()
+            }),
             cfg,
             addrs: Vec::new(),
             addr_set: HashSet::default(),
@@ -511,7 +514,9 @@ impl Stack {
         self.connect_with(now, local, remote, None)
     }
 
-    /// [`Stack::connect`] with per-connection settings.
+    /// [`Stack::connect`] with per-connection settings. Their MTU is bounded by the
+    /// stack's (as Linux bounds a socket's MSS by its route's MTU): the stack's
+    /// driver reads and writes packets of that size.
     pub fn connect_with(
         &mut self,
         now: Instant,
@@ -562,7 +567,13 @@ impl Stack {
             iss = above(iss, old.snd_nxt);
             self.time_wait_event(local, remote, Reason::TimeWaitReused);
         }
-        let cfg = cfg.map(Arc::new).unwrap_or_else(|| self.tcp.clone());
+        let cfg = match cfg {
+            Some(mut c) => {
+                c.mtu = c.mtu.min(self.tcp.mtu);
+                Arc::new(c)
+            }
+            None => self.tcp.clone(),
+        };
         let conn = Connection::connect(now, cfg, local, remote, iss, ts, &mut self.counters);
         let id = self.insert(conn, None);
         self.after_touch(id);

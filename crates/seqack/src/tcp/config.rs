@@ -74,7 +74,8 @@ pub struct Config {
     /// connection (RFC 5961 section 7; Linux `tcp_invalid_ratelimit`: 500 ms).
     pub challenge_ack_interval: Duration,
     /// The link MTU. The MSS we advertise is MTU - 40 on IPv4 and MTU - 60 on IPv6
-    /// (RFC 9293 3.7.1): 1460 and 1440 on Linux's usual 1500.
+    /// (RFC 9293 3.7.1): 1460 and 1440 on Linux's usual 1500. At least
+    /// [`Config::MIN_MTU`]; a connection's own is bounded by its stack's.
     pub mtu: u16,
     /// MSS assumed when the peer sends none (RFC 9293: 536).
     pub default_peer_mss: u16,
@@ -196,6 +197,8 @@ pub enum ConfigError {
     SendBufferTooLarge(usize),
     /// `recv_buffer` is above [`Config::MAX_BUFFER`].
     RecvBufferTooLarge(usize),
+    /// `mtu` is below [`Config::MIN_MTU`].
+    MtuTooSmall(u16),
 }
 
 impl core::fmt::Display for ConfigError {
@@ -203,6 +206,14 @@ impl core::fmt::Display for ConfigError {
         let (which, n) = match *self {
             ConfigError::SendBufferTooLarge(n) => ("send", n),
             ConfigError::RecvBufferTooLarge(n) => ("receive", n),
+            ConfigError::MtuTooSmall(m) => {
+                return write!(
+                    f,
+                    "an MTU of {m} bytes is below the smallest that carries a minimum-sized \
+                     segment ({} bytes: the 88-byte minimum MSS behind IPv4 and TCP headers)",
+                    Config::MIN_MTU
+                );
+            }
         };
         write!(
             f,
@@ -221,6 +232,13 @@ impl Config {
     /// a larger setting as this, and [`Config::check`] reports it.
     pub const MAX_BUFFER: usize = 1 << 30;
 
+    /// The smallest MTU (128 bytes): a segment of the smallest MSS an IPv4 connection
+    /// uses (88 bytes, Linux's `TCP_MIN_MSS`) behind 40 bytes of headers. Below it
+    /// packets would be longer than the MTU; [`Config::check`] reports it. IPv6 needs
+    /// 148 for the same segment, and its links carry at least 1,280 (RFC 8200 section
+    /// 5): an IPv6 connection on an MTU below 148 sends packets of 148 bytes.
+    pub const MIN_MTU: u16 = 128;
+
     /// Checks that every setting is one a connection can honour as given.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.send_buffer > Config::MAX_BUFFER {
@@ -228,6 +246,9 @@ impl Config {
         }
         if self.recv_buffer > Config::MAX_BUFFER {
             return Err(ConfigError::RecvBufferTooLarge(self.recv_buffer));
+        }
+        if self.mtu < Config::MIN_MTU {
+            return Err(ConfigError::MtuTooSmall(self.mtu));
         }
         Ok(())
     }
