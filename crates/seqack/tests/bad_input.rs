@@ -358,32 +358,9 @@ fn a_buffer_too_small_for_the_next_packet_sends_nothing_and_changes_nothing() {
     // 100 KiB, with a 100-byte buffer offered before every packet: the data segments
     // never fit in it, the bare ACKs (52 bytes) do. Nothing is lost, nothing waits
     // for a timer: the transfer ends at the instant it began.
-    let data: Vec<u8> = (0..100 * 1024).map(|i| (i % 253) as u8).collect();
-    let mut sent = 0;
-    let mut got = Vec::new();
-    let mut server = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut ack_fitted = 0;
-    for _ in 0..1_000 {
-        if sent < data.len() {
-            sent += a.send(now, c, &data[sent..]).unwrap_or(0);
-        }
-        pump_offering(now, &mut a, &mut b, 100);
-        server = server.or_else(|| b.accept(l));
-        if let Some(s) = server {
-            while let Ok(n) = b.recv(now, s, &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..n]);
-            }
-        }
-        ack_fitted += pump_offering(now, &mut b, &mut a, 100);
-        if got.len() == data.len() {
-            break;
-        }
-    }
-    assert!(got == data, "{} of {} bytes arrived", got.len(), data.len());
+    pump_offering(now, &mut a, &mut b, 100);
+    let s = b.accept(l).expect("the handshake's ACK fits in 100 bytes");
+    let ack_fitted = transfer(now, &mut a, &mut b, c, s, 100 * 1024, 100);
     assert!(ack_fitted > 0, "the server's ACKs fit in 100 bytes");
     assert!(counter(&a, "SeqackOutBufTooSmall") > 1);
     assert_eq!(counter(&a, "TcpRetransSegs"), 0);
@@ -514,40 +491,45 @@ fn a_connection_mtu_above_the_stack_mtu_is_bounded_by_it() {
     pump_offering(now, &mut b, &mut a, 0);
     pump_offering(now, &mut a, &mut b, 0);
     let s = b.accept(l).expect("accepted");
-    transfer(now, &mut a, &mut b, c, s);
-    transfer(now, &mut b, &mut a, s, c);
+    transfer(now, &mut a, &mut b, c, s, 64 * 1024, 0);
+    transfer(now, &mut b, &mut a, s, c, 64 * 1024, 0);
     assert_eq!(counter(&a, "SeqackOutBufTooSmall"), 0);
     assert_eq!(counter(&b, "SeqackOutBufTooSmall"), 0);
 }
 
-/// Sends 64 KiB from `tx` on `from` to `rx` on `to` through 1500-byte buffers and
-/// checks that all of it arrives in order.
+/// Sends `len` bytes from `tx` on `from` to `rx` on `to`, offering a `small`-byte
+/// buffer before each 1500-byte one (see [`pump_offering`]), and checks that all of
+/// it arrives in order; returns how many of `to`'s packets fitted in the small ones.
 fn transfer(
     now: Instant,
     from: &mut Stack,
     to: &mut Stack,
     tx: seqack::ConnId,
     rx: seqack::ConnId,
-) {
-    let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 239) as u8).collect();
+    len: usize,
+    small: usize,
+) -> usize {
+    let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
     let mut sent = 0;
     let mut got = Vec::new();
     let mut out = vec![0u8; 64 * 1024];
+    let mut fitted = 0;
     for _ in 0..1_000 {
         if sent < data.len() {
             sent += from.send(now, tx, &data[sent..]).unwrap_or(0);
         }
-        pump_offering(now, from, to, 0);
+        pump_offering(now, from, to, small);
         while let Ok(k) = to.recv(now, rx, &mut out) {
             if k == 0 {
                 break;
             }
             got.extend_from_slice(&out[..k]);
         }
-        pump_offering(now, to, from, 0);
+        fitted += pump_offering(now, to, from, small);
         if got.len() == data.len() {
             break;
         }
     }
     assert!(got == data, "{} of {} bytes arrived", got.len(), data.len());
+    fitted
 }
