@@ -20,6 +20,7 @@ use crate::tcp::{
     SendError, Shutdown, State,
 };
 use crate::time::{Duration, Instant};
+use crate::wire::checksum;
 use crate::wire::ip::{self, PROTO_TCP};
 use crate::wire::tcp::{self as wtcp, Flags, Header, Options, Segment};
 use crate::wire::{Seq, WireError};
@@ -786,11 +787,52 @@ impl Stack {
         let mut run = None;
         let mut seg = Segment::default();
         for p in packets {
-            if let Some((local, remote)) = self.parse_packet(p, true, &mut seg) {
-                self.segment_in_run(now, local, remote, &seg, &mut run);
+            if let Some((local, remote, sum)) = self.parse_packet_deferred(p, &mut seg) {
+                self.segment_in_run(now, local, remote, &seg, sum, &mut run);
             }
         }
         self.end_run(&mut run);
+    }
+
+    /// As [`Stack::parse_packet`] with verification, but the payload's part of the TCP
+    /// checksum is left to [`Stack::verified`]: returns the running sum of the rest
+    /// ([`wtcp::parse_into_deferred`]).
+    #[inline(always)]
+    fn parse_packet_deferred<'a>(
+        &mut self,
+        packet: &'a [u8],
+        seg: &mut Segment<'a>,
+    ) -> Option<(SocketAddr, SocketAddr, u64)> {
+        let mut sum = 0;
+        let ends = self.parse_with(packet, seg, |payload, src, dst, seg| {
+            sum = wtcp::parse_into_deferred(payload, src, dst, seg)?;
+            Ok(())
+        })?;
+        Some((ends.0, ends.1, sum))
+    }
+
+    /// Completes the checksum of a segment parsed by [`Stack::parse_packet_deferred`]
+    /// (`sum`), and counts it as parse_packet counts a bad one. When `id` is the
+    /// ESTABLISHED connection the segment goes to and it can take the payload in order,
+    /// the payload is summed as it is copied into place ([`Connection::stage_payload`]);
+    /// `Some(true)` then says the segment must be handed over with
+    /// [`Connection::handle_staged_segment`]. `None`: the checksum failed, drop it.
+    #[inline(always)]
+    fn verified(&mut self, id: Option<ConnId>, seg: &Segment<'_>, sum: u64) -> Option<bool> {
+        let staged = id
+            .and_then(|id| self.slots.get_mut(id.index as usize))
+            .and_then(|s| s.conn.as_mut())
+            .and_then(|c| c.stage_payload(seg, sum));
+        let ok = match staged {
+            Some(total) => checksum::fold(total) == 0xffff,
+            None => wtcp::sum_ok(sum, seg.payload),
+        };
+        if !ok {
+            self.counters.in_errs += 1;
+            self.counters.in_csum_errors += 1;
+            return None;
+        }
+        Some(staged.is_some())
     }
 
     fn handle_ip(&mut self, now: Instant, packet: &[u8], verify: bool) {
@@ -808,6 +850,19 @@ impl Stack {
         packet: &'a [u8],
         verify: bool,
         seg: &mut Segment<'a>,
+    ) -> Option<(SocketAddr, SocketAddr)> {
+        self.parse_with(packet, seg, |payload, src, dst, seg| {
+            wtcp::parse_into(payload, src, dst, verify, seg)
+        })
+    }
+
+    /// The IP layer of [`Stack::parse_packet`], with `parse_tcp` for the TCP one.
+    #[inline(always)]
+    fn parse_with<'a>(
+        &mut self,
+        packet: &'a [u8],
+        seg: &mut Segment<'a>,
+        parse_tcp: impl FnOnce(&'a [u8], IpAddr, IpAddr, &mut Segment<'a>) -> Result<(), WireError>,
     ) -> Option<(SocketAddr, SocketAddr)> {
         let ipp = match ip::parse(packet) {
             Ok(p) => p,
@@ -838,7 +893,7 @@ impl Stack {
             return None;
         }
         self.counters.in_segs += 1;
-        if let Err(e) = wtcp::parse_into(ipp.payload, ipp.src, ipp.dst, verify, seg) {
+        if let Err(e) = parse_tcp(ipp.payload, ipp.src, ipp.dst, seg) {
             self.counters.in_errs += 1;
             if e == WireError::BadChecksum {
                 self.counters.in_csum_errors += 1;
@@ -861,36 +916,46 @@ impl Stack {
     /// [`Stack::handle_packets`]). A packet dropped before it reaches a connection
     /// leaves the run open: it touched nothing.
     #[inline(always)]
+    ///
+    /// The segment's checksum is completed here (`sum`, see
+    /// [`Stack::parse_packet_deferred`]) once its connection is known, before anything
+    /// changes: a bad one is dropped as parse_packet would have dropped it.
     fn segment_in_run(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         seg: &Segment<'_>,
+        sum: u64,
         run: &mut Option<Run>,
     ) {
         if let Some(r) = *run {
             if r.local == local && r.remote == remote {
+                let Some(staged) = self.verified(Some(r.id), seg, sum) else {
+                    return;
+                };
                 self.sync_run(r.id);
-                if !self.run_segment(now, r.id, seg) {
+                if !self.run_segment(now, r.id, seg, staged) {
                     *run = None;
                 }
                 return;
             }
-            self.end_run(run);
         }
         let found = self.demux_get(local, remote);
-        if let Some(id) = found {
-            let established = self
-                .slot(id)
+        let established = found.filter(|&id| {
+            self.slot(id)
                 .and_then(|s| s.conn.as_ref())
-                .is_some_and(|c| c.state() == State::Established);
-            if established {
-                if self.run_segment(now, id, seg) {
-                    *run = Some(Run { local, remote, id });
-                }
-                return;
+                .is_some_and(|c| c.state() == State::Established)
+        });
+        let Some(staged) = self.verified(established, seg, sum) else {
+            return;
+        };
+        self.end_run(run);
+        if let Some(id) = established {
+            if self.run_segment(now, id, seg, staged) {
+                *run = Some(Run { local, remote, id });
             }
+            return;
         }
         self.handle_segment_found(now, local, remote, seg, found);
     }
@@ -901,12 +966,17 @@ impl Stack {
     /// always the connection's to consume, and one that leaves it there raises no
     /// event but "look again" ones and frees nothing, so scheduling output and passing
     /// events on once for the whole run is doing it after each segment.
-    fn run_segment(&mut self, now: Instant, id: ConnId, seg: &Segment<'_>) -> bool {
+    /// `staged`: its payload was staged by [`Stack::verified`] just before.
+    fn run_segment(&mut self, now: Instant, id: ConnId, seg: &Segment<'_>, staged: bool) -> bool {
         let slot = &mut self.slots[id.index as usize];
         let Some(c) = slot.conn.as_mut() else {
             return false;
         };
-        c.handle_segment(now, seg, &mut self.counters);
+        if staged {
+            c.handle_staged_segment(now, seg, &mut self.counters);
+        } else {
+            c.handle_segment(now, seg, &mut self.counters);
+        }
         if c.state() == State::Established {
             return true;
         }

@@ -1154,6 +1154,9 @@ flags! {
     /// The last call for output stopped at a packet longer than the buffer it was
     /// given: nothing was changed, and that packet is still the next one due.
     21 short_buffer set_short_buffer;
+    /// The payload of the segment being handled already lies at RCV.NXT in the
+    /// receive ring (see [`Connection::handle_staged_segment`]).
+    22 payload_staged set_payload_staged;
 }
 
 /// The optional values, each a plain field and a presence bit in `flags` (an

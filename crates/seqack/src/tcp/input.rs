@@ -32,6 +32,45 @@ impl Connection {
         d
     }
 
+    /// For a driver that sums arriving payloads as it copies them
+    /// ([`wire::tcp::parse_into_deferred`]): copies the payload of `seg`, a segment
+    /// whose checksum is not yet verified, into the free part of the receive ring at
+    /// RCV.NXT, and returns `sum` (the pseudo-header and header sum) with the payload
+    /// added. Nothing else changes: until [`Connection::handle_staged_segment`] takes
+    /// the segment, the bytes lie where no data is. `None` (nothing done) unless the
+    /// segment is the next in-order data of an ESTABLISHED connection and the ring has
+    /// the room already ([`RecvBuffer::stage`]): the caller then sums the payload
+    /// itself and hands the segment to [`Connection::handle_segment`].
+    ///
+    /// [`wire::tcp::parse_into_deferred`]: crate::wire::tcp::parse_into_deferred
+    /// [`RecvBuffer::stage`]: super::recv_buf::RecvBuffer::stage
+    pub fn stage_payload(&mut self, seg: &Segment<'_>, sum: u64) -> Option<u64> {
+        if self.state != State::Established
+            || seg.flags.syn()
+            || seg.seq != self.rcv_nxt
+            || self.rd_shut()
+        {
+            return None;
+        }
+        self.recv_buf.stage(seg.payload, sum)
+    }
+
+    /// [`Connection::handle_segment`] for a segment whose checksum held and whose
+    /// payload [`Connection::stage_payload`] placed, with no call on this connection
+    /// in between: the data it accepts in order is taken where it lies, not copied
+    /// again.
+    pub fn handle_staged_segment(
+        &mut self,
+        now: Instant,
+        seg: &Segment<'_>,
+        cx: &mut Counters,
+    ) -> Disposition {
+        self.set_payload_staged(true);
+        let d = self.handle_segment(now, seg, cx);
+        self.set_payload_staged(false);
+        d
+    }
+
     fn on_segment(&mut self, now: Instant, seg: &Segment<'_>, cx: &mut Counters) -> Disposition {
         match self.state {
             State::Closed | State::Listen => return Disposition::NoConnection,
@@ -1103,7 +1142,9 @@ impl Connection {
             }
             return false;
         }
-        let Some(w) = self.recv_buf.write_at(off, data) else {
+        // Staged payload lies at RCV.NXT: taken in place when it lands there whole.
+        let placed = self.payload_staged() && skip == 0 && off == 0;
+        let Some(w) = self.recv_buf.write_placed(off, data, placed) else {
             cx.ofo_drop += 1;
             self.set_ack_now(true);
             return false;

@@ -2,6 +2,7 @@
 //! segments held in place until the gap before them fills (RFC 9293 section 3.10.7.4).
 
 use super::Config;
+use crate::wire::checksum;
 
 /// Most separate out-of-order ranges held at once; a segment that would open one more
 /// is dropped (and counted by the caller), as Linux prunes its out-of-order queue.
@@ -131,6 +132,42 @@ impl RecvBuffer {
     /// the window are cut off. Returns `None` when the segment would open more than
     /// [`MAX_OOO_RANGES`] gaps and was dropped.
     pub fn write_at(&mut self, off: usize, data: &[u8]) -> Option<Written> {
+        self.write_placed(off, data, false)
+    }
+
+    /// Copies `data`, the payload of a segment that starts at RCV.NXT, to where
+    /// [`RecvBuffer::write_at`]`(0, data)` would put it, and returns `sum` with `data`
+    /// added ([`checksum::copy_accumulate_at`]): the arriving payload is checksummed as
+    /// it is copied. Nothing becomes readable; the bytes lie in the free part of the
+    /// ring, where they change nothing until [`RecvBuffer::write_placed`] takes them as
+    /// placed. `None` (nothing done) unless that is certain to be harmless and useful:
+    /// no out-of-order data is held (its bytes could be overwritten), and the ring is
+    /// already allocated and large enough (staging never allocates).
+    ///
+    /// [`checksum::copy_accumulate_at`]: crate::wire::checksum::copy_accumulate_at
+    pub fn stage(&mut self, data: &[u8], sum: u64) -> Option<u64> {
+        let ring = self.buf.len();
+        let len = data.len();
+        if self.ooo.is_some() || len == 0 || self.readable() + len > ring {
+            return None;
+        }
+        let pos = (self.head as usize + self.readable()) % ring;
+        let first = len.min(ring - pos);
+        let (d0, d1) = data.split_at(first);
+        let sum = checksum::copy_accumulate_at(sum, &mut self.buf[pos..pos + first], d0, false);
+        Some(checksum::copy_accumulate_at(
+            sum,
+            &mut self.buf[..len - first],
+            d1,
+            first % 2 == 1,
+        ))
+    }
+
+    /// [`RecvBuffer::write_at`]; with `placed`, `data` has been [`RecvBuffer::stage`]d
+    /// at RCV.NXT since the last change to the buffer, and is taken as it lies there
+    /// instead of being copied again (when it lands in order at `off` 0; otherwise it
+    /// is copied as usual).
+    pub fn write_placed(&mut self, off: usize, data: &[u8], placed: bool) -> Option<Written> {
         let win = self.room();
         if off >= win || data.is_empty() {
             return Some(Written {
@@ -145,11 +182,13 @@ impl RecvBuffer {
             self.insert_range(off as u32, (off + len) as u32)?;
         }
         self.reserve(self.readable() + off + len);
-        let ring = self.buf.len();
-        let pos = (self.head as usize + self.readable() + off) % ring;
-        let first = len.min(ring - pos);
-        self.buf[pos..pos + first].copy_from_slice(&data[..first]);
-        self.buf[..len - first].copy_from_slice(&data[first..len]);
+        if !(placed && in_order) {
+            let ring = self.buf.len();
+            let pos = (self.head as usize + self.readable() + off) % ring;
+            let first = len.min(ring - pos);
+            self.buf[pos..pos + first].copy_from_slice(&data[..first]);
+            self.buf[..len - first].copy_from_slice(&data[first..len]);
+        }
         if in_order {
             // The common case: no range list to touch (and none to allocate).
             self.readable += len as u32;
@@ -299,6 +338,35 @@ mod tests {
         assert_eq!(small.allocated(), 512);
         assert_eq!(small.read(&mut all), 100);
         assert_eq!(small.allocated(), 0);
+    }
+
+    #[test]
+    fn staged_data_is_summed_unreadable_until_placed_and_never_harms_held_data() {
+        let mut b = RecvBuffer::new(40_000);
+        let data: Vec<u8> = (0..6000).map(|i| (i * 7 % 253) as u8).collect();
+        let sum_of = |d: &[u8]| checksum::fold(checksum::accumulate(5, d));
+        // No ring yet: staging never allocates.
+        assert_eq!(b.stage(&data[..100], 5), None);
+        b.write_at(0, &data[..3001]).unwrap();
+        let mut out = vec![0u8; 6000];
+        assert_eq!(b.read(&mut out[..3000]), 3000);
+        // One byte readable at offset 3000 of a 4 KiB ring: 2,000 bytes staged after
+        // it split 1,095 / 905 at the ring's end, the second part at an odd offset.
+        let seg = &data[3001..5001];
+        let sum = b.stage(seg, 5).expect("fits the ring");
+        assert_eq!(checksum::fold(sum), sum_of(seg));
+        assert_eq!(b.readable(), 1, "staged bytes are not readable");
+        let w = b.write_placed(0, seg, true).unwrap();
+        assert_eq!((w.advanced, w.accepted), (2000, 2000));
+        assert_eq!(b.read(&mut out), 2001);
+        assert_eq!(&out[..2001], &data[3000..5001]);
+        // Held out-of-order data: nothing is staged (it could be overwritten).
+        b.write_at(10, &data[..10]).unwrap();
+        assert_eq!(b.stage(&data[..100], 5), None);
+        // Too large for the ring as allocated: nothing staged either.
+        let mut c = RecvBuffer::new(40_000);
+        c.write_at(0, b"x").unwrap();
+        assert_eq!(c.stage(&data, 5), None);
     }
 
     #[test]

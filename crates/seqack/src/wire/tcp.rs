@@ -381,6 +381,48 @@ pub fn parse_into<'a>(
     verify: bool,
     seg: &mut Segment<'a>,
 ) -> Result<(), WireError> {
+    let off = header_len(buf)?;
+    if verify && !sum_ok(header_sum(buf, off, src, dst), &buf[off..]) {
+        return Err(WireError::BadChecksum);
+    }
+    fill(buf, off, seg)
+}
+
+/// As [`parse_into`] with `verify`, but the payload's part of the checksum is left to
+/// the caller: returns the running sum of the pseudo-header and the TCP header, to
+/// which the payload (at an even offset) must add up to all ones
+/// ([`checksum::fold`] of the whole sum `== 0xffff`). A segment whose header is
+/// malformed is checked whole here, so that a corrupted one is reported as
+/// [`WireError::BadChecksum`], as `parse_into` would report it.
+///
+/// This lets the receiver sum the payload as it copies it into place (Linux's
+/// `skb_copy_and_csum_datagram` does the same): the bytes are read once, not twice. A
+/// segment must not change anything before its sum is checked.
+#[inline]
+pub fn parse_into_deferred<'a>(
+    buf: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    seg: &mut Segment<'a>,
+) -> Result<u64, WireError> {
+    let off = header_len(buf)?;
+    let sum = header_sum(buf, off, src, dst);
+    match fill(buf, off, seg) {
+        Ok(()) => Ok(sum),
+        Err(_) if !sum_ok(sum, &buf[off..]) => Err(WireError::BadChecksum),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the payload completes `sum` (see [`parse_into_deferred`]) to all ones.
+#[inline]
+pub fn sum_ok(sum: u64, payload: &[u8]) -> bool {
+    checksum::fold(checksum::accumulate(sum, payload)) == 0xffff
+}
+
+/// The header's length from its data offset, checked against the buffer.
+#[inline(always)]
+fn header_len(buf: &[u8]) -> Result<usize, WireError> {
     if buf.len() < HEADER_LEN {
         return Err(WireError::Truncated);
     }
@@ -388,15 +430,21 @@ pub fn parse_into<'a>(
     if off < HEADER_LEN || off > buf.len() {
         return Err(WireError::BadHeaderLen);
     }
-    if verify {
-        let sum = checksum::accumulate(
-            checksum::pseudo_header(src, dst, PROTO_TCP, buf.len() as u32),
-            buf,
-        );
-        if checksum::fold(sum) != 0xffff {
-            return Err(WireError::BadChecksum);
-        }
-    }
+    Ok(off)
+}
+
+/// The running sum of the pseudo-header and the `off` header bytes of `buf`.
+#[inline(always)]
+fn header_sum(buf: &[u8], off: usize, src: IpAddr, dst: IpAddr) -> u64 {
+    checksum::accumulate(
+        checksum::pseudo_header(src, dst, PROTO_TCP, buf.len() as u32),
+        &buf[..off],
+    )
+}
+
+/// Fills `seg` from a segment whose header is `off` bytes long.
+#[inline(always)]
+fn fill<'a>(buf: &'a [u8], off: usize, seg: &mut Segment<'a>) -> Result<(), WireError> {
     seg.src_port = u16::from_be_bytes([buf[0], buf[1]]);
     seg.dst_port = u16::from_be_bytes([buf[2], buf[3]]);
     seg.seq = Seq(u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]));
