@@ -915,11 +915,11 @@ impl Stack {
     /// One segment of a batch, possibly the next of `run` (see
     /// [`Stack::handle_packets`]). A packet dropped before it reaches a connection
     /// leaves the run open: it touched nothing.
-    #[inline(always)]
     ///
     /// The segment's checksum is completed here (`sum`, see
     /// [`Stack::parse_packet_deferred`]) once its connection is known, before anything
     /// changes: a bad one is dropped as parse_packet would have dropped it.
+    #[inline(always)]
     fn segment_in_run(
         &mut self,
         now: Instant,
