@@ -778,7 +778,9 @@ impl Stack {
     /// worth of data arriving together) is handled GRO-style: each segment is still
     /// parsed, verified and processed by the connection on its own, but the 4-tuple is
     /// looked up once and the stack's bookkeeping (output scheduling, events) is done
-    /// once, after the run's last segment.
+    /// once, after the run's last segment. The next in-order data of an ESTABLISHED
+    /// connection has its payload checksummed as it is copied into the receive ring,
+    /// and is processed only if the sum holds (see [`Connection::stage_payload`]).
     pub fn handle_packets<'p>(
         &mut self,
         now: Instant,

@@ -505,20 +505,25 @@ pub fn emit(
     b[14..16].copy_from_slice(&hdr.window.to_be_bytes());
     b[16..20].copy_from_slice(&[0, 0, 0, 0]);
     b[HEADER_LEN..hlen].copy_from_slice(&opts[..olen]);
-    let (p0, p1) = payload;
     let sum = checksum::accumulate(
         checksum::pseudo_header(src, dst, PROTO_TCP, total as u32),
         &b[..hlen],
     );
-    // The header is a whole number of 32-bit words: the payload starts at an even
-    // offset, and its second slice at an odd one when the first is of odd length.
     let (h, rest) = b.split_at_mut(hlen);
-    let (b0, b1) = rest.split_at_mut(p0.len());
-    let sum = checksum::copy_accumulate_at(sum, b0, p0, false);
-    let sum = checksum::copy_accumulate_at(sum, b1, p1, p0.len() % 2 == 1);
-    let c = !checksum::fold(sum);
+    let c = !checksum::fold(copy_payload(sum, rest, payload));
     h[16..18].copy_from_slice(&c.to_be_bytes());
     Some(total)
+}
+
+/// Copies a payload held in up to two slices (as a ring buffer holds it) into `dst`,
+/// exactly as long, and returns `sum` with it added. The header before it is a whole
+/// number of 32-bit words: the payload starts at an even offset, and its second slice
+/// at an odd one when the first is of odd length.
+#[inline(always)]
+fn copy_payload(sum: u64, dst: &mut [u8], (p0, p1): (&[u8], &[u8])) -> u64 {
+    let (d0, d1) = dst.split_at_mut(p0.len());
+    let sum = checksum::copy_accumulate_at(sum, d0, p0, false);
+    checksum::copy_accumulate_at(sum, d1, p1, p0.len() % 2 == 1)
 }
 
 /// What every segment of a run repeating `template` (a segment [`emit`] wrote, `hlen`
@@ -561,10 +566,7 @@ pub fn emit_repeat(
     b[..hlen].copy_from_slice(&template[..hlen]);
     b[4..8].copy_from_slice(&seq.0.to_be_bytes());
     let sum = base + u64::from(seq.0 >> 16) + u64::from(seq.0 & 0xffff);
-    let (rest0, rest1) = b[hlen..].split_at_mut(p0.len());
-    let sum = checksum::copy_accumulate_at(sum, rest0, p0, false);
-    let sum = checksum::copy_accumulate_at(sum, rest1, p1, p0.len() % 2 == 1);
-    let c = !checksum::fold(sum);
+    let c = !checksum::fold(copy_payload(sum, &mut b[hlen..], payload));
     b[16..18].copy_from_slice(&c.to_be_bytes());
     Some(total)
 }
