@@ -1629,6 +1629,7 @@ impl Stack {
     }
 
     /// Reschedules the timer and drains events, without marking for output.
+    #[inline]
     fn after_touch_quiet(&mut self, id: ConnId) {
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
@@ -1636,6 +1637,28 @@ impl Stack {
         if slot.generation != id.generation {
             return;
         }
+        let Some(conn) = slot.conn.as_ref() else {
+            return;
+        };
+        // Most touches (a segment in or out of an open connection) raise no event and
+        // leave a state with nothing to hand over or free: only the timer needs the
+        // wheel. The rest, out of line, keeps this path small.
+        if !conn.has_events() && !matches!(conn.state(), State::TimeWait | State::Closed) {
+            let deadline = conn.poll_timeout();
+            sync_timer(&mut self.wheel, slot, id, deadline);
+            return;
+        }
+        self.after_touch_events(id);
+    }
+
+    /// [`Stack::after_touch_quiet`] for a connection with events, or in TIME_WAIT or
+    /// CLOSED: passes the events on, moves it to its listener's accept queue, takes it
+    /// out of the index, hands it over to the TIME_WAIT table, or frees it.
+    #[inline(never)]
+    fn after_touch_events(&mut self, id: ConnId) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
         let pending_output = slot.dirty();
         let accepted = slot.listener().is_none();
         let Some(conn) = slot.conn.as_mut() else {
