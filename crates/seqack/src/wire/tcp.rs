@@ -478,7 +478,7 @@ pub struct Header {
 
 /// Writes `hdr`, its options and then the payload (given as up to two slices, as a ring
 /// buffer holds it) into `buf`, and fills the checksum. Returns the segment's length, or
-/// `None` when `buf` is too small.
+/// `None` when `buf` is too small (what it holds then is unspecified).
 pub fn emit(
     buf: &mut [u8],
     hdr: &Header,
@@ -487,8 +487,21 @@ pub fn emit(
     src: IpAddr,
     dst: IpAddr,
 ) -> Option<usize> {
-    let mut opts = [0u8; MAX_OPTIONS_LEN];
-    let olen = hdr.options.write(layout, &mut opts);
+    // The options go straight to their place when the buffer has room for the most
+    // there can be (a packet buffer always has), else through a copy.
+    let olen = match buf
+        .get_mut(HEADER_LEN..HEADER_LEN + MAX_OPTIONS_LEN)
+        .and_then(|o| <&mut [u8; MAX_OPTIONS_LEN]>::try_from(o).ok())
+    {
+        Some(out) => hdr.options.write(layout, out),
+        None => {
+            let mut opts = [0u8; MAX_OPTIONS_LEN];
+            let olen = hdr.options.write(layout, &mut opts);
+            buf.get_mut(HEADER_LEN..HEADER_LEN + olen)?
+                .copy_from_slice(&opts[..olen]);
+            olen
+        }
+    };
     let hlen = HEADER_LEN + olen;
     let total = hlen + payload.0.len() + payload.1.len();
     if buf.len() < total {
@@ -504,7 +517,6 @@ pub fn emit(
     b[13] = hdr.flags.0;
     b[14..16].copy_from_slice(&hdr.window.to_be_bytes());
     b[16..20].copy_from_slice(&[0, 0, 0, 0]);
-    b[HEADER_LEN..hlen].copy_from_slice(&opts[..olen]);
     let sum = checksum::accumulate(
         checksum::pseudo_header(src, dst, PROTO_TCP, total as u32),
         &b[..hlen],
@@ -523,6 +535,10 @@ pub fn emit(
 fn copy_payload(sum: u64, dst: &mut [u8], (p0, p1): (&[u8], &[u8])) -> u64 {
     let (d0, d1) = dst.split_at_mut(p0.len());
     let sum = checksum::copy_accumulate_at(sum, d0, p0, false);
+    if p1.is_empty() {
+        // The usual case (the data does not wrap the ring): no call for nothing.
+        return sum;
+    }
     checksum::copy_accumulate_at(sum, d1, p1, p0.len() % 2 == 1)
 }
 
@@ -678,6 +694,47 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_buffer_just_long_enough_gets_the_same_segment() {
+        // emit writes the options in place when the buffer has room for 40 bytes of
+        // them, and through a copy when it has not: both must give the same bytes, and
+        // one byte short must give None.
+        let (s, d) = addrs();
+        let mut opts = Options {
+            timestamps: Some((7, 9)),
+            sack_permitted: true,
+            mss: Some(1460),
+            wscale: Some(7),
+            ..Default::default()
+        };
+        let syn = Header {
+            src_port: 1,
+            dst_port: 2,
+            seq: Seq(3),
+            ack: Seq(4),
+            flags: Flags::SYN | Flags::ACK,
+            window: 5,
+            options: opts,
+        };
+        opts = Options::default();
+        let bare = Header {
+            options: opts,
+            ..syn
+        };
+        for (h, data) in [(&syn, &b""[..]), (&syn, &b"xyz"[..]), (&bare, &b"q"[..])] {
+            for layout in [OptionLayout::Linux, OptionLayout::FreeBsd] {
+                let mut big = [0u8; 200];
+                let n = emit(&mut big, h, layout, (data, &[]), s, d).unwrap();
+                assert!(n < HEADER_LEN + MAX_OPTIONS_LEN, "the short path is taken");
+                let mut exact = vec![0xeeu8; n];
+                assert_eq!(emit(&mut exact, h, layout, (data, &[]), s, d), Some(n));
+                assert_eq!(exact, &big[..n]);
+                let mut short = vec![0u8; n - 1];
+                assert_eq!(emit(&mut short, h, layout, (data, &[]), s, d), None);
+            }
+        }
     }
 
     #[test]
