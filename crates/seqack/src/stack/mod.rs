@@ -756,9 +756,11 @@ impl Stack {
     // ----- packets in ---------------------------------------------------------------
 
     /// Processes one arriving IP packet. Malformed or foreign packets are dropped and
-    /// counted; nothing here panics on any input.
+    /// counted; nothing here panics on any input. It is [`Stack::handle_packets`] with
+    /// one packet, so the next in-order data of an ESTABLISHED connection is summed as
+    /// it is copied into the receive ring here too.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.handle_ip(now, packet, true);
+        self.handle_packets(now, core::iter::once(packet));
     }
 
     /// [`Stack::handle_packet`] without verifying the TCP checksum, for a packet whose
@@ -768,7 +770,10 @@ impl Stack {
     /// The IP header checksum is still verified; everything else is as
     /// `handle_packet`.
     pub fn handle_packet_unverified(&mut self, now: Instant, packet: &[u8]) {
-        self.handle_ip(now, packet, false);
+        let mut seg = Segment::default();
+        if let Some((local, remote)) = self.parse_packet(packet, false, &mut seg) {
+            self.handle_segment(now, local, remote, &seg);
+        }
     }
 
     /// Processes arriving IP packets in order, exactly as that many calls of
@@ -835,13 +840,6 @@ impl Stack {
             return None;
         }
         Some(staged.is_some())
-    }
-
-    fn handle_ip(&mut self, now: Instant, packet: &[u8], verify: bool) {
-        let mut seg = Segment::default();
-        if let Some((local, remote)) = self.parse_packet(packet, verify, &mut seg) {
-            self.handle_segment(now, local, remote, &seg);
-        }
     }
 
     /// Parses an arriving packet into `seg` and returns its local and remote ends, or
