@@ -771,7 +771,7 @@ impl Stack {
     /// `handle_packet`.
     pub fn handle_packet_unverified(&mut self, now: Instant, packet: &[u8]) {
         let mut seg = Segment::default();
-        if let Some((local, remote)) = self.parse_packet(packet, false, &mut seg) {
+        if let Some((local, remote)) = self.parse_packet_unverified(packet, &mut seg) {
             self.handle_segment(now, local, remote, &seg);
         }
     }
@@ -801,9 +801,9 @@ impl Stack {
         self.end_run(&mut run);
     }
 
-    /// As [`Stack::parse_packet`] with verification, but the payload's part of the TCP
-    /// checksum is left to [`Stack::verified`]: returns the running sum of the rest
-    /// ([`wtcp::parse_into_deferred`]).
+    /// Parses an arriving packet into `seg` as [`Stack::parse_packet_unverified`] does,
+    /// and returns with its ends the running TCP checksum of all but the payload
+    /// ([`wtcp::parse_into_deferred`]), which [`Stack::verified`] completes and checks.
     #[inline(always)]
     fn parse_packet_deferred<'a>(
         &mut self,
@@ -819,7 +819,7 @@ impl Stack {
     }
 
     /// Completes the checksum of a segment parsed by [`Stack::parse_packet_deferred`]
-    /// (`sum`), and counts it as parse_packet counts a bad one. When `id` is the
+    /// (`sum`), and counts a bad one (`in_errs`, `in_csum_errors`). When `id` is the
     /// ESTABLISHED connection the segment goes to and it can take the payload in order,
     /// the payload is summed as it is copied into place ([`Connection::stage_payload`]);
     /// `Some(true)` then says the segment must be handed over with
@@ -842,21 +842,21 @@ impl Stack {
         Some(staged.is_some())
     }
 
-    /// Parses an arriving packet into `seg` and returns its local and remote ends, or
-    /// drops it (counted) when it is malformed or not ours.
+    /// Parses an arriving packet into `seg` without verifying its TCP checksum and
+    /// returns its local and remote ends, or drops it (counted) when it is malformed or
+    /// not ours.
     #[inline(always)]
-    fn parse_packet<'a>(
+    fn parse_packet_unverified<'a>(
         &mut self,
         packet: &'a [u8],
-        verify: bool,
         seg: &mut Segment<'a>,
     ) -> Option<(SocketAddr, SocketAddr)> {
         self.parse_with(packet, seg, |payload, src, dst, seg| {
-            wtcp::parse_into(payload, src, dst, verify, seg)
+            wtcp::parse_into(payload, src, dst, false, seg)
         })
     }
 
-    /// The IP layer of [`Stack::parse_packet`], with `parse_tcp` for the TCP one.
+    /// The IP layer of the packet parsers, with `parse_tcp` for the TCP one.
     #[inline(always)]
     fn parse_with<'a>(
         &mut self,
@@ -918,7 +918,7 @@ impl Stack {
     ///
     /// The segment's checksum is completed here (`sum`, see
     /// [`Stack::parse_packet_deferred`]) once its connection is known, before anything
-    /// changes: a bad one is dropped as parse_packet would have dropped it.
+    /// changes: a bad one is dropped and counted ([`Stack::verified`]).
     #[inline(always)]
     fn segment_in_run(
         &mut self,
