@@ -173,18 +173,16 @@ pub fn pump(
     let mut lens = [0usize; BURST];
     let mut moved = false;
     loop {
-        // The most recently recycled buffers first, as one packet at a time would take
-        // them: still in cache (at MTU 65535 a burst's worth is 4 MiB).
-        while bufs.len() < BURST {
-            bufs.push(q.buffer());
-        }
+        // The buffers the last burst used are replaced at the front, with the most
+        // recently recycled ones first, as one packet at a time would take them: still
+        // in cache (at MTU 65535 a burst's worth is 4 MiB). The unused ones stay where
+        // they are, so a burst of one packet costs one buffer from the pool, not 64
+        // taken out and put back.
+        let missing = BURST - bufs.len();
+        bufs.splice(0..0, std::iter::repeat_with(|| q.buffer()).take(missing));
         let n = from.poll_transmit_burst(now, &mut bufs, &mut lens);
         for (buf, &len) in bufs.drain(..n).zip(&lens) {
             q.push(buf, len);
-        }
-        // The unused ones go back on top of the pool in their order.
-        while let Some(b) = bufs.pop() {
-            q.give_back(b);
         }
         if !q.packets.is_empty() {
             to.handle_packets(now, q.packets.iter().map(|p| &**p));
