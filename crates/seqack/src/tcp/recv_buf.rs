@@ -155,6 +155,10 @@ impl RecvBuffer {
         let first = len.min(ring - pos);
         let (d0, d1) = data.split_at(first);
         let sum = checksum::copy_accumulate_at(sum, &mut self.buf[pos..pos + first], d0, false);
+        if d1.is_empty() {
+            // The usual case: the data does not wrap the ring.
+            return Some(sum);
+        }
         Some(checksum::copy_accumulate_at(
             sum,
             &mut self.buf[..len - first],
