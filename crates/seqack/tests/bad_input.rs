@@ -4,7 +4,7 @@
 mod common;
 
 use seqack::stack::StackConfig;
-use seqack::tcp::RecvError;
+use seqack::tcp::{RecvError, Shutdown};
 use seqack::wire::checksum;
 use seqack::wire::tcp::{Flags, Options};
 use seqack::wire::{ip, tcp};
@@ -545,12 +545,35 @@ fn transfer(
 /// only part of what has arrived each time.
 #[test]
 fn a_corrupted_segment_copied_as_it_is_summed_changes_nothing() {
+    corrupted_segments_change_nothing(false);
+}
+
+/// The same in FIN_WAIT_2: the receiver shut down writing first (a download after a
+/// half-close), and its arriving data is staged as in ESTABLISHED.
+#[test]
+fn a_corrupted_segment_copied_as_it_is_summed_changes_nothing_after_a_half_close() {
+    corrupted_segments_change_nothing(true);
+}
+
+fn corrupted_segments_change_nothing(half_closed: bool) {
     let mut now = Instant::ZERO;
     let (mut a, mut b, c, l) = pair();
     pump_offering(now, &mut a, &mut b, 0);
     pump_offering(now, &mut b, &mut a, 0);
     pump_offering(now, &mut a, &mut b, 0);
     let s = b.accept(l).expect("accepted");
+    let receiving = if half_closed {
+        b.shutdown(now, s, Shutdown::Write);
+        pump_offering(now, &mut b, &mut a, 0);
+        // The peer acknowledges the FIN when its delayed-ACK timer fires (Linux's way).
+        now += Duration::from_millis(500);
+        a.handle_timeout(now);
+        pump_offering(now, &mut a, &mut b, 0);
+        State::FinWait2
+    } else {
+        State::Established
+    };
+    assert_eq!(b.state(s), receiving);
     let (mut sent, mut got) = (Vec::new(), Vec::new());
     let mut corrupted = 0u64;
     let mut out = vec![0u8; 64 * 1024];
@@ -616,5 +639,5 @@ fn a_corrupted_segment_copied_as_it_is_summed_changes_nothing() {
     }
     assert!(got == sent, "{} of {} bytes", got.len(), sent.len());
     assert_eq!(b.counters().in_csum_errors, corrupted);
-    assert_eq!(b.state(s), State::Established);
+    assert_eq!(b.state(s), receiving);
 }

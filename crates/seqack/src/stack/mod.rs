@@ -757,8 +757,8 @@ impl Stack {
 
     /// Processes one arriving IP packet. Malformed or foreign packets are dropped and
     /// counted; nothing here panics on any input. It is [`Stack::handle_packets`] with
-    /// one packet, so the next in-order data of an ESTABLISHED connection is summed as
-    /// it is copied into the receive ring here too.
+    /// one packet, so the next in-order data of a connection that takes data is summed
+    /// as it is copied into the receive ring here too.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.handle_packets(now, core::iter::once(packet));
     }
@@ -783,9 +783,10 @@ impl Stack {
     /// worth of data arriving together) is handled GRO-style: each segment is still
     /// parsed, verified and processed by the connection on its own, but the 4-tuple is
     /// looked up once and the stack's bookkeeping (output scheduling, events) is done
-    /// once, after the run's last segment. The next in-order data of an ESTABLISHED
-    /// connection has its payload checksummed as it is copied into the receive ring,
-    /// and is processed only if the sum holds (see [`Connection::stage_payload`]).
+    /// once, after the run's last segment. The next in-order data of a connection that
+    /// takes data (ESTABLISHED, or FIN_WAIT_1/2 after a half-close) has its payload
+    /// checksummed as it is copied into the receive ring, and is processed only if the
+    /// sum holds (see [`Connection::stage_payload`]).
     pub fn handle_packets<'p>(
         &mut self,
         now: Instant,
@@ -820,13 +821,15 @@ impl Stack {
 
     /// Completes the checksum of a segment parsed by [`Stack::parse_packet_deferred`]
     /// (`sum`), and counts a bad one (`in_errs`, `in_csum_errors`). When `id` is the
-    /// ESTABLISHED connection the segment goes to and it can take the payload in order,
-    /// the payload is summed as it is copied into place ([`Connection::stage_payload`]);
+    /// connection the segment goes to and it can take the payload in order, the payload
+    /// is summed as it is copied into place ([`Connection::stage_payload`] decides);
     /// `Some(true)` then says the segment must be handed over with
     /// [`Connection::handle_staged_segment`]. `None`: the checksum failed, drop it.
     #[inline(always)]
     fn verified(&mut self, id: Option<ConnId>, seg: &Segment<'_>, sum: u64) -> Option<bool> {
+        // A segment without payload (an ACK, a SYN, a FIN alone) has nothing to stage.
         let staged = id
+            .filter(|_| !seg.payload.is_empty())
             .and_then(|id| self.slots.get_mut(id.index as usize))
             .and_then(|s| s.conn.as_mut())
             .and_then(|c| c.stage_payload(seg, sum));
@@ -942,22 +945,24 @@ impl Stack {
             }
         }
         let found = self.demux_get(local, remote);
+        // The connection decides whether it can take the payload staged (in order, in
+        // a state that receives data); only an ESTABLISHED one starts a run.
+        let Some(staged) = self.verified(found, seg, sum) else {
+            return;
+        };
+        self.end_run(run);
         let established = found.filter(|&id| {
             self.slot(id)
                 .and_then(|s| s.conn.as_ref())
                 .is_some_and(|c| c.state() == State::Established)
         });
-        let Some(staged) = self.verified(established, seg, sum) else {
-            return;
-        };
-        self.end_run(run);
         if let Some(id) = established {
             if self.run_segment(now, id, seg, staged) {
                 *run = Some(Run { local, remote, id });
             }
             return;
         }
-        self.handle_segment_found(now, local, remote, seg, found);
+        self.handle_segment_found(now, local, remote, seg, found, staged);
     }
 
     /// Hands `seg` to `id`, an ESTABLISHED connection, leaving the stack's bookkeeping
@@ -967,6 +972,7 @@ impl Stack {
     /// event but "look again" ones and frees nothing, so scheduling output and passing
     /// events on once for the whole run is doing it after each segment.
     /// `staged`: its payload was staged by [`Stack::verified`] just before.
+    #[inline(always)]
     fn run_segment(&mut self, now: Instant, id: ConnId, seg: &Segment<'_>, staged: bool) -> bool {
         let slot = &mut self.slots[id.index as usize];
         let Some(c) = slot.conn.as_mut() else {
@@ -1003,7 +1009,7 @@ impl Stack {
         seg: &Segment<'_>,
     ) {
         let found = self.demux_get(local, remote);
-        self.handle_segment_found(now, local, remote, seg, found);
+        self.handle_segment_found(now, local, remote, seg, found, false);
     }
 
     /// [`Stack::handle_segment`] with the 4-tuple already looked up.
@@ -1015,6 +1021,7 @@ impl Stack {
         remote: SocketAddr,
         seg: &Segment<'_>,
         found: Option<ConnId>,
+        staged: bool,
     ) {
         // The old SND.NXT when a SYN reopens a 4-tuple in TIME_WAIT (RFC 6191).
         let mut recycled = None;
@@ -1032,7 +1039,13 @@ impl Stack {
                 self.counters.listen_drops += 1;
                 return;
             }
-            let disp = self.with_conn(now, id, |c, now, cx| c.handle_segment(now, seg, cx));
+            let disp = self.with_conn(now, id, |c, now, cx| {
+                if staged {
+                    c.handle_staged_segment(now, seg, cx)
+                } else {
+                    c.handle_segment(now, seg, cx)
+                }
+            });
             match disp {
                 Some(Disposition::Consumed) => return,
                 Some(Disposition::Recycle) => {

@@ -38,15 +38,20 @@ impl Connection {
     /// RCV.NXT, and returns `sum` (the pseudo-header and header sum) with the payload
     /// added. Nothing else changes: until [`Connection::handle_staged_segment`] takes
     /// the segment, the bytes lie where no data is. `None` (nothing done) unless the
-    /// segment is the next in-order data of an ESTABLISHED connection and the ring has
-    /// the room already ([`RecvBuffer::stage`]): the caller then sums the payload
-    /// itself and hands the segment to [`Connection::handle_segment`].
+    /// segment is the next in-order data of a connection that still takes data from its
+    /// peer (ESTABLISHED, or FIN_WAIT_1 and FIN_WAIT_2 after `shutdown(Write)`: a
+    /// download after a half-close) whose application has not shut down reading
+    /// (`close()` does that too), and the ring has the room already
+    /// ([`RecvBuffer::stage`]): the caller then sums the payload itself and hands the
+    /// segment to [`Connection::handle_segment`].
     ///
     /// [`wire::tcp::parse_into_deferred`]: crate::wire::tcp::parse_into_deferred
     /// [`RecvBuffer::stage`]: super::recv_buf::RecvBuffer::stage
     pub fn stage_payload(&mut self, seg: &Segment<'_>, sum: u64) -> Option<u64> {
-        if self.state != State::Established
-            || seg.flags.syn()
+        if !matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) || seg.flags.syn()
             || seg.seq != self.rcv_nxt
             || self.rd_shut()
         {
