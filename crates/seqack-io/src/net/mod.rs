@@ -121,6 +121,10 @@ pub(crate) struct Inner {
     /// The deadline the driver sleeps towards; `None` while it sleeps without one.
     driver_wake_at: Option<Instant>,
     pub(crate) stopped: bool,
+    /// Threads blocked in [`Shared::block`] on the condition variable. A notify is a
+    /// `futex` system call even with nobody waiting, so it is made only when some
+    /// thread is (both sides hold the lock, so none is missed).
+    waiters: usize,
     device_errors: u64,
     /// Room for the virtio-net header before each packet in `tx` (0 without offload).
     hdr_room: usize,
@@ -341,7 +345,7 @@ impl Shared {
 
     pub(crate) fn after_op(&self, g: &mut Inner, now: Instant) {
         if g.pump(now) {
-            self.cond.notify_all();
+            self.wake_waiters(g);
         }
         let due = g.stack.poll_timeout();
         if let Some(due) = due {
@@ -349,6 +353,13 @@ impl Shared {
                 g.driver_wake_at = Some(due);
                 let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
             }
+        }
+    }
+
+    /// Wakes the threads blocked in [`Shared::block`], if any; `g` is the lock's guard.
+    pub(crate) fn wake_waiters(&self, g: &Inner) {
+        if g.waiters > 0 {
+            self.cond.notify_all();
         }
     }
 
@@ -374,19 +385,27 @@ impl Shared {
             if nonblocking {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            g = match deadline {
-                None => self.cond.wait(g).unwrap_or_else(|e| e.into_inner()),
+            let left = match deadline {
+                None => None,
                 Some(d) => {
                     let left = d.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return Err(io::ErrorKind::WouldBlock.into());
                     }
+                    Some(left)
+                }
+            };
+            g.waiters += 1;
+            g = match left {
+                None => self.cond.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(left) => {
                     self.cond
                         .wait_timeout(g, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            g.waiters -= 1;
         }
     }
 }
@@ -450,6 +469,7 @@ impl NetStack {
             listener_wakers: HashMap::new(),
             driver_wake_at: None,
             stopped: false,
+            waiters: 0,
             device_errors: 0,
         };
         let wake = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
@@ -624,7 +644,7 @@ fn drive(shared: &Shared, dev: &dyn Device, mut faults: Faults) {
                 g.stack.handle_timeout(now);
             }
             if g.pump(now) {
-                shared.cond.notify_all();
+                shared.wake_waiters(&g);
             }
             let due = g.stack.poll_timeout();
             g.driver_wake_at = due;
