@@ -978,11 +978,7 @@ impl Stack {
         let Some(c) = slot.conn.as_mut() else {
             return false;
         };
-        if staged {
-            c.handle_staged_segment(now, seg, &mut self.counters);
-        } else {
-            c.handle_segment(now, seg, &mut self.counters);
-        }
+        hand_over(c, now, seg, staged, &mut self.counters);
         if c.state() == State::Established {
             return true;
         }
@@ -1039,13 +1035,7 @@ impl Stack {
                 self.counters.listen_drops += 1;
                 return;
             }
-            let disp = self.with_conn(now, id, |c, now, cx| {
-                if staged {
-                    c.handle_staged_segment(now, seg, cx)
-                } else {
-                    c.handle_segment(now, seg, cx)
-                }
-            });
+            let disp = self.with_conn(now, id, |c, now, cx| hand_over(c, now, seg, staged, cx));
             match disp {
                 Some(Disposition::Consumed) => return,
                 Some(Disposition::Recycle) => {
@@ -1835,6 +1825,23 @@ impl Stack {
 /// in place: when it fires, the connection finds nothing due and the entry is re-armed
 /// at the real deadline. One spurious wake-up per timer period instead of a wheel
 /// update per segment; `poll_timeout` stays never later than the true deadline.
+/// Hands `seg` to its connection: with [`Connection::handle_staged_segment`] when its
+/// payload was staged ([`Stack::verified`]), else [`Connection::handle_segment`].
+#[inline(always)]
+fn hand_over(
+    c: &mut Connection,
+    now: Instant,
+    seg: &Segment<'_>,
+    staged: bool,
+    cx: &mut Counters,
+) -> Disposition {
+    if staged {
+        c.handle_staged_segment(now, seg, cx)
+    } else {
+        c.handle_segment(now, seg, cx)
+    }
+}
+
 fn sync_timer(
     wheel: &mut TimerWheel<ConnId>,
     slot: &mut Slot,

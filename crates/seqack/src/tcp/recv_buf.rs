@@ -151,8 +151,7 @@ impl RecvBuffer {
         if self.ooo.is_some() || len == 0 || self.readable() + len > ring {
             return None;
         }
-        let pos = (self.head as usize + self.readable()) % ring;
-        let first = len.min(ring - pos);
+        let (pos, first) = self.span(0, len);
         let (d0, d1) = data.split_at(first);
         let sum = checksum::copy_accumulate_at(sum, &mut self.buf[pos..pos + first], d0, false);
         if d1.is_empty() {
@@ -187,9 +186,7 @@ impl RecvBuffer {
         }
         self.reserve(self.readable() + off + len);
         if !(placed && in_order) {
-            let ring = self.buf.len();
-            let pos = (self.head as usize + self.readable() + off) % ring;
-            let first = len.min(ring - pos);
+            let (pos, first) = self.span(off, len);
             self.buf[pos..pos + first].copy_from_slice(&data[..first]);
             self.buf[..len - first].copy_from_slice(&data[first..len]);
         }
@@ -223,6 +220,15 @@ impl RecvBuffer {
             accepted: len,
             out_of_order: off > 0,
         })
+    }
+
+    /// Where `len` bytes at `off` past the readable data go in the ring: the position
+    /// of the first, and how many fit before the ring's end (the rest wrap to 0).
+    #[inline]
+    fn span(&self, off: usize, len: usize) -> (usize, usize) {
+        let ring = self.buf.len();
+        let pos = (self.head as usize + self.readable() + off) % ring;
+        (pos, len.min(ring - pos))
     }
 
     /// Grows the ring (keeping its contents, unwrapped to start at 0) so that `end`
