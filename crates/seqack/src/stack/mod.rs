@@ -1782,7 +1782,7 @@ impl Stack {
                 slots[i as usize]
                     .conn
                     .as_ref()
-                    .is_some_and(|c| c.local() == local && c.remote() == remote)
+                    .is_some_and(|c| c.has_endpoints(local, remote))
             })
             .map(|&i| ConnId {
                 index: i,
@@ -1842,6 +1842,10 @@ fn hand_over(
     }
 }
 
+/// Keeps the wheel's entry for `slot` in step with the connection's next deadline.
+/// Most calls find it in step (a later deadline leaves the entry where it is: it
+/// fires early and is re-armed), so the test is inlined and the move is not.
+#[inline]
 fn sync_timer(
     wheel: &mut TimerWheel<ConnId>,
     slot: &mut Slot,
@@ -1853,16 +1857,26 @@ fn sync_timer(
         (a, b) => a != b,
     };
     if move_entry {
-        slot.set_scheduled(deadline);
-        slot.timer = match deadline {
-            Some(t) if slot.timer != TimerHandle::DANGLING => wheel.reschedule(slot.timer, t),
-            Some(t) => wheel.insert(t, id),
-            None => {
-                wheel.cancel(slot.timer);
-                TimerHandle::DANGLING
-            }
-        };
+        move_timer(wheel, slot, id, deadline);
     }
+}
+
+#[inline(never)]
+fn move_timer(
+    wheel: &mut TimerWheel<ConnId>,
+    slot: &mut Slot,
+    id: ConnId,
+    deadline: Option<Instant>,
+) {
+    slot.set_scheduled(deadline);
+    slot.timer = match deadline {
+        Some(t) if slot.timer != TimerHandle::DANGLING => wheel.reschedule(slot.timer, t),
+        Some(t) => wheel.insert(t, id),
+        None => {
+            wheel.cancel(slot.timer);
+            TimerHandle::DANGLING
+        }
+    };
 }
 
 /// The 4-tuple hash of the connection in slot `i` (every slot in the index holds one).

@@ -162,6 +162,32 @@ impl Endpoints {
         }
     }
 
+    /// Whether these are `local` and `remote`, compared in place (the demultiplexer's
+    /// test, made for every arriving segment).
+    #[inline]
+    pub(super) fn are(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        match (self, local, remote) {
+            (
+                Endpoints::V4 {
+                    local: l,
+                    remote: r,
+                    local_port,
+                    remote_port,
+                },
+                SocketAddr::V4(a),
+                SocketAddr::V4(b),
+            ) => {
+                *local_port == a.port()
+                    && *remote_port == b.port()
+                    && *l == a.ip().octets()
+                    && *r == b.ip().octets()
+            }
+            (Endpoints::V6(x), SocketAddr::V6(a), SocketAddr::V6(b)) => x.0 == a && x.1 == b,
+            (Endpoints::Mixed(x), ..) => x.0 == local && x.1 == remote,
+            _ => false,
+        }
+    }
+
     #[inline]
     pub(super) fn remote(&self) -> SocketAddr {
         match self {
@@ -503,6 +529,13 @@ impl Connection {
     /// The peer's address and port.
     pub fn remote(&self) -> SocketAddr {
         self.ends.remote()
+    }
+
+    /// Whether this connection's endpoints are `local` and `remote`: the same as
+    /// comparing [`Connection::local`] and [`Connection::remote`], without building them.
+    #[inline]
+    pub(crate) fn has_endpoints(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        self.ends.are(local, remote)
     }
 
     /// The configuration this connection was made with.

@@ -47,11 +47,18 @@ pub(super) fn alloc(len: usize) -> Box<[u8]> {
     vec![0u8; len].into_boxed_slice()
 }
 
-/// Gives a ring back (an empty one is simply dropped).
+/// Gives a ring back (an empty one is simply dropped). Inlined: most calls hand back
+/// the empty ring of an idle direction, which costs nothing to drop.
+#[inline]
 pub(super) fn free(ring: Box<[u8]>) {
-    let Some(c) = size_class(ring.len()) else {
-        return;
-    };
+    match size_class(ring.len()) {
+        Some(c) => keep(c, ring),
+        None => drop(ring),
+    }
+}
+
+#[inline(never)]
+fn keep(c: usize, ring: Box<[u8]>) {
     let _ = SPARE.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
             if s[c].len() < PER_SIZE {
