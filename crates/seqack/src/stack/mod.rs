@@ -717,8 +717,25 @@ impl Stack {
 
     /// Reads from a connection. `Ok(0)` is end of stream.
     pub fn recv(&mut self, now: Instant, id: ConnId, out: &mut [u8]) -> Result<usize, RecvError> {
-        let r = self.with_conn(now, id, |c, _, _| c.recv(out));
-        r.unwrap_or(Ok(0))
+        let _ = now; // reading starts no timer
+        let slot = match self.slots.get_mut(id.index as usize) {
+            Some(s) if s.generation == id.generation => s,
+            _ => return Ok(0),
+        };
+        let Some(conn) = slot.conn.as_mut() else {
+            return Ok(0);
+        };
+        let r = conn.recv(out);
+        // Only a read that took bytes can open the window enough to announce
+        // (`Connection::recv` sets nothing else); a read that found nothing leaves no
+        // output due, so the connection is not queued for a transmit pass that would
+        // find nothing to send.
+        if matches!(r, Ok(n) if n > 0) {
+            self.after_touch(id);
+        } else {
+            self.after_touch_quiet(id);
+        }
+        r
     }
 
     /// Shuts down one or both halves of a connection.

@@ -225,7 +225,12 @@ impl EventQueue {
     pub(super) fn pop_front(&mut self) -> Option<Event> {
         let (head, len) = (self.head(), self.len());
         if len > 0 {
-            self.set((head + 1) % INLINE_EVENTS, len - 1);
+            let next = if head + 1 == INLINE_EVENTS {
+                0
+            } else {
+                head + 1
+            };
+            self.set(next, len - 1);
             return Some(self.inline[head]);
         }
         let spill = self.spill.as_mut()?;
