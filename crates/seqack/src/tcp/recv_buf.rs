@@ -227,7 +227,7 @@ impl RecvBuffer {
     #[inline]
     fn span(&self, off: usize, len: usize) -> (usize, usize) {
         let ring = self.buf.len();
-        let pos = (self.head as usize + self.readable() + off) % ring;
+        let pos = super::ring::wrap(self.head as usize + self.readable() + off, ring);
         (pos, len.min(ring - pos))
     }
 
@@ -296,7 +296,7 @@ impl RecvBuffer {
     /// Drops `n` readable bytes without copying them.
     pub fn discard(&mut self, n: usize) {
         let n = n.min(self.readable());
-        self.head = ((self.head as usize + n) % self.buf.len().max(1)) as u32;
+        self.head = super::ring::wrap(self.head as usize + n, self.buf.len()) as u32;
         self.readable -= n as u32;
         if self.readable == 0 && self.ooo.is_none() && self.buf.len() <= KEEP_ABOVE {
             super::ring::free(core::mem::take(&mut self.buf));

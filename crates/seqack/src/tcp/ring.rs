@@ -31,6 +31,22 @@ fn size_class(len: usize) -> Option<usize> {
         .then(|| (len / MIN).trailing_zeros() as usize)
 }
 
+/// `pos % size` for a `pos` below `2 * size` (a position in the ring plus at most
+/// the ring's length): one compare, where the remainder would be a division on every
+/// segment.
+#[inline(always)]
+pub(super) fn wrap(pos: usize, size: usize) -> usize {
+    debug_assert!(
+        pos < 2 * size || pos == 0,
+        "{pos} is more than one lap of {size}"
+    );
+    if pos >= size {
+        pos - size
+    } else {
+        pos
+    }
+}
+
 /// A zeroed ring of `len` bytes.
 pub(super) fn alloc(len: usize) -> Box<[u8]> {
     if let Some(c) = size_class(len) {

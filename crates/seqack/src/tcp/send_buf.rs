@@ -53,7 +53,7 @@ impl SendBuffer {
         let len = self.len();
         self.grow(len + n, cap.min(Config::MAX_BUFFER));
         let size = self.ring.len();
-        let tail = (self.head as usize + len) % size;
+        let tail = super::ring::wrap(self.head as usize + len, size);
         let first = n.min(size - tail);
         self.ring[tail..tail + first].copy_from_slice(&src[..first]);
         self.ring[..n - first].copy_from_slice(&src[first..n]);
@@ -112,7 +112,7 @@ impl SendBuffer {
         if n == 0 {
             return;
         }
-        self.head = ((self.head as usize + n) % self.ring.len()) as u32;
+        self.head = super::ring::wrap(self.head as usize + n, self.ring.len()) as u32;
         self.len -= n as u32;
         if self.len == 0 {
             self.head = 0;
