@@ -380,7 +380,9 @@ impl Stack {
             tuple_hash: tuple_hash.clone(),
             listeners: Vec::new(),
             listen_map: HashMap::with_hasher(tuple_hash),
-            wheel: TimerWheel::new(Instant::ZERO, Duration::from_millis(1)),
+            // 1,024 us ticks: a tick is then a shift, where 1 ms would take a division
+            // on every arm. The wheel fires at the exact deadline either way.
+            wheel: TimerWheel::new(Instant::ZERO, Duration::from_micros(1024)),
             time_wait,
             tw_expired: Vec::new(),
             expired: Vec::new(),
