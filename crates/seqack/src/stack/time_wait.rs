@@ -717,7 +717,13 @@ impl TimeWaitTable {
         if self.len() >= self.limit {
             return Err(InsertError::Full);
         }
-        let dur = s.duration.as_micros().div_ceil(1000);
+        // Whole milliseconds, rounded up, of the whole microseconds: in 64 bits (a
+        // 128-bit division is a library call, on every connection's way out).
+        let d = s.duration;
+        let dur = d
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(d.subsec_micros().div_ceil(1000)));
         if dur >= 1 << 31 {
             return Err(InsertError::Unrepresentable);
         }
