@@ -719,25 +719,17 @@ impl Stack {
 
     /// Reads from a connection. `Ok(0)` is end of stream.
     pub fn recv(&mut self, now: Instant, id: ConnId, out: &mut [u8]) -> Result<usize, RecvError> {
-        let _ = now; // reading starts no timer
-        let slot = match self.slots.get_mut(id.index as usize) {
-            Some(s) if s.generation == id.generation => s,
-            _ => return Ok(0),
-        };
-        let Some(conn) = slot.conn.as_mut() else {
-            return Ok(0);
-        };
-        let r = conn.recv(out);
         // Only a read that took bytes can open the window enough to announce
         // (`Connection::recv` sets nothing else); a read that found nothing leaves no
         // output due, so the connection is not queued for a transmit pass that would
         // find nothing to send.
-        if matches!(r, Ok(n) if n > 0) {
-            self.after_touch(id);
-        } else {
-            self.after_touch_quiet(id);
-        }
-        r
+        let r = self.touch_conn(
+            now,
+            id,
+            |c, _, _| c.recv(out),
+            |r| matches!(r, Ok(n) if *n > 0),
+        );
+        r.unwrap_or(Ok(0))
     }
 
     /// Shuts down one or both halves of a connection.
@@ -762,13 +754,30 @@ impl Stack {
         id: ConnId,
         f: impl FnOnce(&mut Connection, Instant, &mut Counters) -> R,
     ) -> Option<R> {
+        self.touch_conn(now, id, f, |_| true)
+    }
+
+    /// [`Stack::with_conn`], marking the connection for output only when `may_send`
+    /// says the result can have made some due.
+    #[inline]
+    fn touch_conn<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut Connection, Instant, &mut Counters) -> R,
+        may_send: impl FnOnce(&R) -> bool,
+    ) -> Option<R> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation != id.generation {
             return None;
         }
         let conn = slot.conn.as_mut()?;
         let r = f(conn, now, &mut self.counters);
-        self.after_touch(id);
+        if may_send(&r) {
+            self.after_touch(id);
+        } else {
+            self.after_touch_quiet(id);
+        }
         Some(r)
     }
 
