@@ -31,7 +31,9 @@
 //! slab never holds more than one partly used chunk and never copies on growth), found
 //! by 4-tuple through a `hashbrown::HashTable` of `u32` slab indices hashed with foldhash
 //! keyed by a secret from the stack's seed (remote addresses and ports are chosen by
-//! peers; a keyed hash keeps an attacker from aiming many tuples at one bucket).
+//! peers; a keyed hash keeps an attacker from aiming many tuples at one bucket). A full
+//! index is rebuilt at twice the live records by reading the slab in order, not grown
+//! by hashbrown, whose rehash would read every entry's record at random.
 //!
 //! Their 2MSL timers are a hashed timing wheel of [`SLOTS`] slots of [`GRANULARITY_MS`]
 //! ms (a 65.5 s revolution) whose slot lists are threaded through the records
