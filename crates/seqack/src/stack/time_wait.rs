@@ -223,14 +223,20 @@ fn record_hash<A: Addr>(
     locals: &[A],
     j: u32,
 ) -> u64 {
-    let r = &chunks[j as usize / CHUNK][j as usize % CHUNK];
-    let k = Key {
+    hash_key(
+        key,
+        &record_key(locals, &chunks[j as usize / CHUNK][j as usize % CHUNK]),
+    )
+}
+
+/// A record's 4-tuple, its local address looked up in `locals`.
+fn record_key<A: Addr>(locals: &[A], r: &Record<A>) -> Key<A> {
+    Key {
         local: locals[r.local as usize],
         lport: r.lport,
         remote: r.remote,
         rport: r.rport,
-    };
-    hash_key(key, &k)
+    }
 }
 
 /// Turns a wrapped 32-bit millisecond time into an absolute one, given an absolute
@@ -268,12 +274,7 @@ impl<A: Addr> Family<A> {
     }
 
     fn key_of(&self, r: &Record<A>) -> Key<A> {
-        Key {
-            local: self.locals[r.local as usize],
-            lport: r.lport,
-            remote: r.remote,
-            rport: r.rport,
-        }
+        record_key(&self.locals, r)
     }
 
     fn key(local: SocketAddr, remote: SocketAddr) -> Option<Key<A>> {
