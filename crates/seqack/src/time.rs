@@ -40,6 +40,14 @@ impl Instant {
         self.0 / 1000
     }
 
+    /// `us` microseconds later (saturating): the core's own timer arithmetic, which
+    /// keeps its durations as whole microseconds rather than converting through
+    /// [`Duration`].
+    #[inline]
+    pub(crate) const fn plus_micros(self, us: u64) -> Instant {
+        Instant(self.0.saturating_add(us))
+    }
+
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
@@ -48,10 +56,19 @@ impl Instant {
 
 impl Add<Duration> for Instant {
     type Output = Instant;
+    #[inline]
     fn add(self, d: Duration) -> Instant {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        Instant(self.0.saturating_add(us))
+        self.plus_micros(micros(d))
     }
+}
+
+/// A duration in whole microseconds, saturating at `u64::MAX` (in 64-bit arithmetic:
+/// `Duration::as_micros` goes through `u128`).
+#[inline]
+pub(crate) const fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(d.subsec_micros() as u64)
 }
 
 impl AddAssign<Duration> for Instant {
@@ -94,5 +111,10 @@ mod tests {
             Instant::from_micros(u64::MAX - 1) + Duration::MAX,
             Instant::from_micros(u64::MAX)
         );
+        // Whole microseconds, truncated as `Duration::as_micros` truncates.
+        assert_eq!(a + Duration::from_nanos(1_999), Instant::from_micros(5_001));
+        assert_eq!(micros(Duration::new(3, 7_654_321)), 3_007_654);
+        assert_eq!(micros(Duration::MAX), u64::MAX);
+        assert_eq!(a.plus_micros(u64::MAX), Instant::from_micros(u64::MAX));
     }
 }

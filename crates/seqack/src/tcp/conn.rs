@@ -738,10 +738,18 @@ impl Connection {
         self.rtt.backed_off(self.backoff, self.rto_bounds())
     }
 
-    /// Feeds an RTT measurement to the estimator.
-    pub(super) fn rtt_sample(&mut self, r: Duration) {
+    /// When a retransmission (or persist) timer started `now` fires: `now` plus the RTO
+    /// with the current backoff, in microseconds throughout.
+    #[inline]
+    pub(super) fn rto_deadline(&self, now: Instant) -> Instant {
+        now.plus_micros(self.rtt.backed_off_us(self.backoff, self.rto_bounds()))
+    }
+
+    /// Feeds an RTT measurement, in microseconds, to the estimator.
+    #[inline]
+    pub(super) fn rtt_sample_us(&mut self, r: u64) {
         let b = self.rto_bounds();
-        self.rtt.sample(r, b);
+        self.rtt.sample_us(r, b);
     }
 
     /// The RTT estimator.

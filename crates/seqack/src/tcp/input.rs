@@ -211,7 +211,7 @@ impl Connection {
     fn on_syn_acked(&mut self, now: Instant) {
         if let Some((end, sent)) = self.take_rtt_probe() {
             if self.backoff == 0 && self.snd_una >= end {
-                self.rtt_sample(now - sent);
+                self.rtt_sample_us(now.total_micros().saturating_sub(sent.total_micros()));
             }
         }
     }
@@ -427,8 +427,7 @@ impl Connection {
             if self.ratelimit_ok(now) {
                 self.snd_nxt = self.iss;
                 // Linux restarts the SYN-ACK timer after such a retransmission.
-                self.timers
-                    .set(Timer::Retransmit, now + self.backed_off_rto());
+                self.timers.set(Timer::Retransmit, self.rto_deadline(now));
             } else {
                 cx.ack_skipped_syn_recv += 1;
             }
@@ -711,7 +710,7 @@ impl Connection {
                     // Open, but too little to use (sender SWS avoidance): the persist
                     // timer goes on, restarted with its backoff, and its next probe
                     // carries the data the window allows (Linux: tcp_ack_probe).
-                    self.timers.set(Timer::Persist, now + self.backed_off_rto());
+                    self.timers.set(Timer::Persist, self.rto_deadline(now));
                 } else {
                     if was_zero || self.timers.is_set(Timer::Persist) {
                         self.backoff = 0;
@@ -773,7 +772,7 @@ impl Connection {
         if !sampled {
             if let Some((end, sent)) = self.rtt_probe() {
                 if ack >= end {
-                    self.rtt_sample(now - sent);
+                    self.rtt_sample_us(now.total_micros().saturating_sub(sent.total_micros()));
                     self.set_rtt_probe(None);
                     sampled = true;
                 }
@@ -850,8 +849,7 @@ impl Connection {
         } else {
             self.timers.stop(Timer::LossProbe);
             // RFC 6298 5.3: restart the timer with the current RTO (backoff included).
-            self.timers
-                .set(Timer::Retransmit, now + self.backed_off_rto());
+            self.timers.set(Timer::Retransmit, self.rto_deadline(now));
             self.arm_loss_probe(now);
         }
     }
@@ -863,9 +861,7 @@ impl Connection {
         let Some(rack) = self.rack.as_mut() else {
             return;
         };
-        let srtt = self.rtt.srtt().map_or(u32::MAX, |d| {
-            u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-        });
+        let srtt = self.rtt.srtt_us().unwrap_or(u32::MAX);
         let board = super::conn::board_of(&self.recovery);
         let d = rack.on_ack(now.total_micros(), self.snd_una, board, srtt);
         match d.timer {
@@ -898,23 +894,25 @@ impl Connection {
     /// ACK (200 ms) when a single segment is in flight, at least 10 ms, and never later
     /// than the RTO would have fired. The RTO is armed again when the probe goes.
     pub(super) fn arm_loss_probe(&mut self, now: Instant) {
-        let Some(srtt) = self.rtt.srtt() else {
+        let Some(srtt) = self.rtt.srtt_us() else {
             return;
         };
         if !self.probe_allowed() || self.snd_una == self.snd_max {
             self.stop_loss_probe(now);
             return;
         }
-        let mut pto = srtt * 2;
+        // In microseconds.
+        let mut pto = u64::from(srtt) * 2;
         if self.snd_max.since(self.snd_una) <= self.smss {
-            pto += Duration::from_millis(200);
+            pto += 200_000;
         }
-        let pto = pto.max(Duration::from_millis(10));
+        let pto = pto.max(10_000);
         let rto = self
             .timers
             .get(Timer::Retransmit)
-            .unwrap_or(now + self.backed_off_rto());
-        self.timers.set(Timer::LossProbe, (now + pto).min(rto));
+            .unwrap_or_else(|| self.rto_deadline(now));
+        self.timers
+            .set(Timer::LossProbe, now.plus_micros(pto).min(rto));
         self.timers.stop(Timer::Retransmit);
     }
 
@@ -923,8 +921,7 @@ impl Connection {
         if self.timers.is_set(Timer::LossProbe) {
             self.timers.stop(Timer::LossProbe);
             if self.snd_max > self.snd_una && !self.timers.is_set(Timer::Retransmit) {
-                self.timers
-                    .set(Timer::Retransmit, now + self.backed_off_rto());
+                self.timers.set(Timer::Retransmit, self.rto_deadline(now));
             }
         }
     }
@@ -939,8 +936,7 @@ impl Connection {
             cx.loss_probes += 1;
             self.set_probe_pending(true);
         }
-        self.timers
-            .set(Timer::Retransmit, now + self.backed_off_rto());
+        self.timers.set(Timer::Retransmit, self.rto_deadline(now));
     }
 
     /// A duplicate ACK: the third starts fast retransmit (RFC 5681 3.2, RFC 6582,
@@ -1046,7 +1042,7 @@ impl Connection {
                 }
                 let elapsed = self.ts_val(now).wrapping_sub(ecr);
                 if elapsed < 1 << 30 {
-                    self.rtt_sample(Duration::from_millis(u64::from(elapsed)));
+                    self.rtt_sample_us(u64::from(elapsed) * 1000);
                     self.set_rtt_probe(None);
                     return true;
                 }
@@ -1383,8 +1379,7 @@ impl Connection {
         if deferring && self.retries < self.cfg.defer_accept_rounds {
             // The peer has ACKed our SYN: no SYN-ACK again until the last round of
             // deferring, which gives it a last chance (Linux's syn_ack_recalc).
-            self.timers
-                .set(Timer::Retransmit, now + self.backed_off_rto());
+            self.timers.set(Timer::Retransmit, self.rto_deadline(now));
             return;
         }
         let flight = self.snd_max.since(self.snd_una);
@@ -1415,8 +1410,7 @@ impl Connection {
         }
         self.set_rtt_probe(None);
         self.snd_nxt = self.snd_una;
-        self.timers
-            .set(Timer::Retransmit, now + self.backed_off_rto());
+        self.timers.set(Timer::Retransmit, self.rto_deadline(now));
     }
 
     /// Zero-window probe (RFC 9293 3.8.6.1) with exponential backoff. When the window
@@ -1449,7 +1443,7 @@ impl Connection {
         }
         self.set_probe_due(true);
         self.backoff += 1;
-        self.timers.set(Timer::Persist, now + self.backed_off_rto());
+        self.timers.set(Timer::Persist, self.rto_deadline(now));
     }
 
     /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.

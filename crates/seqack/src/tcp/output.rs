@@ -229,8 +229,7 @@ impl Connection {
         // leaves both timers exactly as they are.
         if !timers_settled {
             if !self.timers.is_set(Timer::Retransmit) {
-                self.timers
-                    .set(Timer::Retransmit, now + self.backed_off_rto());
+                self.timers.set(Timer::Retransmit, self.rto_deadline(now));
             }
             self.arm_loss_probe(now);
         }
@@ -378,8 +377,7 @@ impl Connection {
         self.snd_nxt = self.iss + 1u32;
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if !self.timers.is_set(Timer::Retransmit) {
-            self.timers
-                .set(Timer::Retransmit, now + self.backed_off_rto());
+            self.timers.set(Timer::Retransmit, self.rto_deadline(now));
         }
         if syn_ack {
             self.after_ack_sent();
@@ -465,8 +463,7 @@ impl Connection {
         }
         self.snd_max = self.snd_max.max(seg_end);
         if !self.timers.is_set(Timer::Retransmit) {
-            self.timers
-                .set(Timer::Retransmit, now + self.backed_off_rto());
+            self.timers.set(Timer::Retransmit, self.rto_deadline(now));
         }
         if !retransmission {
             // New data: the probe timer counts from the latest transmission.
@@ -568,8 +565,7 @@ impl Connection {
             r.high_rxt = r.high_rxt.max(start + len + u32::from(fin));
         }
         if !self.timers.is_set(Timer::Retransmit) {
-            self.timers
-                .set(Timer::Retransmit, now + self.backed_off_rto());
+            self.timers.set(Timer::Retransmit, self.rto_deadline(now));
         }
         Some(n)
     }
@@ -695,7 +691,7 @@ impl Connection {
             && !self.timers.is_set(Timer::Persist)
             && !self.timers.is_set(Timer::Retransmit)
         {
-            self.timers.set(Timer::Persist, now + self.backed_off_rto());
+            self.timers.set(Timer::Persist, self.rto_deadline(now));
         }
     }
 

@@ -1,6 +1,6 @@
 //! Round-trip estimation and the retransmission timeout (RFC 6298), with Linux's bounds.
 
-use crate::time::Duration;
+use crate::time::{micros, Duration};
 
 /// SRTT/RTTVAR estimator. Before the first sample the RTO is the configured initial one.
 ///
@@ -38,9 +38,7 @@ const NONE: u32 = u32::MAX;
 
 #[inline]
 fn us(d: Duration) -> u32 {
-    u32::try_from(d.as_micros())
-        .unwrap_or(NONE - 1)
-        .min(NONE - 1)
+    micros(d).min(u64::from(NONE - 1)) as u32
 }
 
 fn dur(us: u32) -> Duration {
@@ -60,7 +58,13 @@ impl RttEstimator {
     /// Feeds one RTT measurement (never from a retransmitted segment without timestamps:
     /// Karn's rule is the caller's job).
     pub fn sample(&mut self, r: Duration, b: RtoBounds) {
-        let r = us(r);
+        self.sample_us(u64::from(us(r)), b);
+    }
+
+    /// [`RttEstimator::sample`] of a measurement in microseconds (saturating).
+    #[inline]
+    pub(crate) fn sample_us(&mut self, r: u64, b: RtoBounds) {
+        let r = r.min(u64::from(NONE - 1)) as u32;
         if self.srtt == NONE {
             // RFC 6298 2.2
             self.srtt = r;
@@ -94,13 +98,25 @@ impl RttEstimator {
 
     /// The RTO after `backoff` doublings, capped at the maximum (RFC 6298 5.5).
     pub fn backed_off(&self, backoff: u32, b: RtoBounds) -> Duration {
+        Duration::from_micros(self.backed_off_us(backoff, b))
+    }
+
+    /// [`RttEstimator::backed_off`] in microseconds.
+    #[inline]
+    pub(crate) fn backed_off_us(&self, backoff: u32, b: RtoBounds) -> u64 {
         let factor = 1u64 << backoff.min(16);
-        dur((u64::from(self.rto) * factor).min(u64::from(b.max)) as u32)
+        (u64::from(self.rto) * factor).min(u64::from(b.max))
     }
 
     /// The smoothed RTT, once measured.
     pub fn srtt(&self) -> Option<Duration> {
-        (self.srtt != NONE).then(|| dur(self.srtt))
+        self.srtt_us().map(dur)
+    }
+
+    /// [`RttEstimator::srtt`] in microseconds.
+    #[inline]
+    pub(crate) fn srtt_us(&self) -> Option<u32> {
+        (self.srtt != NONE).then_some(self.srtt)
     }
 
     /// The RTT variation.
