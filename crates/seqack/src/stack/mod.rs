@@ -113,13 +113,25 @@ impl ConnId {
 pub struct ListenerId(u32);
 
 /// A connection's 4-tuple as the demultiplexing key: (local, remote). Its hash feeds
-/// the hasher two 128-bit words for IPv4 (one per endpoint: family, port, address)
-/// rather than the eight writes `(SocketAddr, SocketAddr)`'s derived `Hash` makes.
+/// the hasher one 128-bit word for IPv4 (both addresses and both ports: foldhash
+/// makes it one folded multiply), and for IPv6 a word per address and one for the
+/// ports, rather than the eight writes `(SocketAddr, SocketAddr)`'s derived `Hash`
+/// makes.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 struct Tuple(SocketAddr, SocketAddr);
 
 impl core::hash::Hash for Tuple {
+    #[inline]
     fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (self.0, self.1) {
+            h.write_u128(
+                u128::from(l.ip().to_bits()) << 96
+                    | u128::from(r.ip().to_bits()) << 64
+                    | u128::from(l.port()) << 16
+                    | u128::from(r.port()),
+            );
+            return;
+        }
         fn word(a: SocketAddr) -> u128 {
             let ip = match a.ip() {
                 IpAddr::V4(v4) => u128::from(v4.to_bits()),

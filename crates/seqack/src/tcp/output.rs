@@ -961,12 +961,14 @@ pub fn write_packet(
     payload: (&[u8], &[u8]),
     hop_limit: u8,
 ) -> Option<usize> {
-    let ihl = ip::header_len(remote.ip());
+    // The addresses once: each `SocketAddr::ip()` is a match and a 17-byte copy.
+    let (src, dst) = (local.ip(), remote.ip());
+    let ihl = ip::header_len(dst);
     if buf.len() < ihl {
         return None;
     }
     let (head, rest) = buf.split_at_mut(ihl);
-    let tlen = tcp::emit(rest, hdr, layout, payload, local.ip(), remote.ip())?;
-    ip::emit(head, local.ip(), remote.ip(), PROTO_TCP, hop_limit, tlen);
+    let tlen = tcp::emit(rest, hdr, layout, payload, src, dst)?;
+    ip::emit(head, src, dst, PROTO_TCP, hop_limit, tlen);
     Some(ihl + tlen)
 }
