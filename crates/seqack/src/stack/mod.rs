@@ -1583,7 +1583,13 @@ impl Stack {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<StackEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            // Drained: the next events start at the front of the ring again, in lines
+            // still in cache, rather than wherever the last one ended.
+            self.events.clear();
+        }
+        e
     }
 
     // ----- bookkeeping ----------------------------------------------------------------
