@@ -211,7 +211,7 @@ impl Connection {
     fn on_syn_acked(&mut self, now: Instant) {
         if let Some((end, sent)) = self.take_rtt_probe() {
             if self.backoff == 0 && self.snd_una >= end {
-                self.rtt_sample_us(now.total_micros().saturating_sub(sent.total_micros()));
+                self.rtt_sample_us(now.micros_since(sent));
             }
         }
     }
@@ -772,7 +772,7 @@ impl Connection {
         if !sampled {
             if let Some((end, sent)) = self.rtt_probe() {
                 if ack >= end {
-                    self.rtt_sample_us(now.total_micros().saturating_sub(sent.total_micros()));
+                    self.rtt_sample_us(now.micros_since(sent));
                     self.set_rtt_probe(None);
                     sampled = true;
                 }
