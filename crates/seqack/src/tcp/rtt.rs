@@ -58,7 +58,7 @@ impl RttEstimator {
     /// Feeds one RTT measurement (never from a retransmitted segment without timestamps:
     /// Karn's rule is the caller's job).
     pub fn sample(&mut self, r: Duration, b: RtoBounds) {
-        self.sample_us(u64::from(us(r)), b);
+        self.sample_us(micros(r), b);
     }
 
     /// [`RttEstimator::sample`] of a measurement in microseconds (saturating).
