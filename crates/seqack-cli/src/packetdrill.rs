@@ -27,8 +27,9 @@ pub struct PacketdrillArgs {
     /// Define a symbol for the scripts (NAME=VALUE, or NAME alone for #ifdef).
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     defines: Vec<String>,
-    /// Timing tolerance in microseconds, overriding the scripts' --tolerance_usecs.
-    #[arg(long, value_name = "USECS")]
+    /// Timing tolerance in microseconds, overriding the scripts' --tolerance_usecs
+    /// (packetdrill's own spelling, `--tolerance_usecs`, is taken too).
+    #[arg(long, alias = "tolerance_usecs", value_name = "USECS")]
     tolerance_usecs: Option<i64>,
     /// Do not list skipped lines on stderr (they are still counted there).
     #[arg(short, long)]

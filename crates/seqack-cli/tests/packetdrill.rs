@@ -57,3 +57,33 @@ fn all_own_scripts_pass_from_the_command_line() {
         .unwrap()
         .ends_with(" passed, 0 failed"));
 }
+
+#[test]
+fn the_tolerance_is_taken_in_both_spellings() {
+    let dir = std::env::temp_dir().join(format!("seqack-pd-tol-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The SYN-ACK goes out at once; the script expects it 50 ms later.
+    let late = dir.join("late.pkt");
+    std::fs::write(
+        &late,
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+         +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+         +0 < S 0:0(0) win 65535 <mss 1460>\n\
+         +.05 > S. 0:0(0) ack 1 <...>\n",
+    )
+    .unwrap();
+    let run = |flag: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_seqack"));
+        c.arg("packetdrill");
+        c.args(flag);
+        let out = c.arg(&late).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (ok, stdout) = run(None);
+    assert!(!ok && stdout.contains("timing error"), "{stdout}");
+    for flag in ["--tolerance-usecs=100000", "--tolerance_usecs=100000"] {
+        let (ok, stdout) = run(Some(flag));
+        assert!(ok, "{flag}: {stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

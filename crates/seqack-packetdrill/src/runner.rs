@@ -240,6 +240,9 @@ pub(crate) struct Runner<'o> {
     pub tolerance_percent: f64,
     /// Connection settings every new socket starts from (profile, sysctls, --mtu).
     pub base: Config,
+    /// The window scale shift offered while window scaling is on: the profile's, or
+    /// under FreeBSD the one `kern.ipc.maxsockbuf` implies.
+    pub wscale_shift: u8,
     pub stack_cfg: StackConfig,
     pub stack: Stack,
     /// Something has used the stack: it can no longer be rebuilt with new settings.
@@ -391,6 +394,10 @@ impl<'o> Runner<'o> {
             tolerance_usecs,
             tolerance_percent,
             base,
+            wscale_shift: match opts.profile {
+                Profile::Linux => 7,
+                Profile::FreeBsd => 6,
+            },
             stack_cfg,
             stack,
             stack_used: false,

@@ -112,6 +112,17 @@ fn state_number(s: State, p: Profile) -> i64 {
     }
 }
 
+/// The window scale shift FreeBSD offers for a socket buffer limit (`sb_max`,
+/// `kern.ipc.maxsockbuf`): the smallest at which a 65,535-byte window reaches it, at
+/// most 14 (RFC 7323 section 2.3), as `tcp_connect` and the syncache compute it.
+fn freebsd_wscale(sb_max: i64) -> u8 {
+    let mut shift = 0;
+    while shift < 14 && (65_535i64 << shift) < sb_max {
+        shift += 1;
+    }
+    shift
+}
+
 /// A value in an assertion: a number, or a state.
 #[derive(Copy, Clone, Debug, PartialEq)]
 enum Val {
@@ -190,15 +201,18 @@ impl Runner<'_> {
         let c = &mut self.base;
         let ms = |n: i64| Duration::from_millis(n.max(0) as u64);
         let s = |n: i64| Duration::from_secs(n.max(0) as u64);
-        let ws = match self.opts.profile {
-            Profile::Linux => 7,
-            Profile::FreeBsd => 6,
-        };
+        let ws = self.wscale_shift;
         match k {
             // FreeBSD
             "net.inet.tcp.rfc1323" => {
                 c.timestamps = n == 1 || n == 3;
                 c.wscale = (n == 1 || n == 2).then_some(ws);
+            }
+            "kern.ipc.maxsockbuf" => {
+                self.wscale_shift = freebsd_wscale(n);
+                if c.wscale.is_some() {
+                    c.wscale = Some(self.wscale_shift);
+                }
             }
             "net.inet.tcp.sack.enable" => c.sack = n != 0,
             "net.inet.tcp.insecure_rst" => c.rfc5961_rst = n == 0,
@@ -478,6 +492,43 @@ mod tests {
         src.push_str("+.2 %{ assert tcpi_state == TCP_CLOSE }%\n");
         let r = crate::run_script(&src, &crate::RunOptions::default());
         assert_eq!(r.result, Ok(()));
+    }
+
+    #[test]
+    fn freebsd_window_scale_follows_maxsockbuf() {
+        // FreeBSD's default sb_max (2 MiB) gives 6; 72 KiB gives 1; no limit, 14.
+        assert_eq!(freebsd_wscale(2_097_152), 6);
+        assert_eq!(freebsd_wscale(73_728), 1);
+        assert_eq!(freebsd_wscale(65_535), 0);
+        assert_eq!(freebsd_wscale(4_294_967_295), 14);
+        // In a script: the shift of the SYN, kept when window scaling is turned off
+        // and on again, and no option at all while it is off.
+        let syn = |ws: &str| {
+            format!(
+                "+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+                 +0 fcntl(3, F_SETFL, O_RDWR | O_NONBLOCK) = 0\n\
+                 +0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)\n\
+                 +0 > S 0:0(0) win 65535 <mss 1460{ws},sackOK,TS val 100 ecr 0>\n"
+            )
+        };
+        let opts = crate::RunOptions {
+            profile: Profile::FreeBsd,
+            ..crate::RunOptions::default()
+        };
+        let cases = [
+            ("kern.ipc.maxsockbuf=73728", ",nop,wscale 1"),
+            ("kern.ipc.maxsockbuf=4294967295", ",nop,wscale 14"),
+            (
+                "kern.ipc.maxsockbuf=73728 net.inet.tcp.rfc1323=3 net.inet.tcp.rfc1323=1",
+                ",nop,wscale 1",
+            ),
+            ("net.inet.tcp.rfc1323=3 kern.ipc.maxsockbuf=73728", ""),
+        ];
+        for (sysctls, ws) in cases {
+            let src = format!("0 `sysctl -w {sysctls}`\n{}", syn(ws));
+            let r = crate::run_script(&src, &opts);
+            assert_eq!(r.result, Ok(()), "{sysctls}");
+        }
     }
 
     #[test]
