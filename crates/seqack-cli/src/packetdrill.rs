@@ -21,7 +21,7 @@ pub struct PacketdrillArgs {
     loose_options: bool,
     /// Whose defaults the scripts expect: linux, or freebsd (initial window 65535,
     /// window scale 6, FreeBSD's SYN option order, 64 KiB receive buffer, delayed ACKs
-    /// without a quick-ACK phase, every FIN ACKed at once).
+    /// without a quick-ACK phase and one at a time, every FIN ACKed at once).
     #[arg(long, value_enum, default_value_t = ProfileArg::Linux)]
     profile: ProfileArg,
     /// Define a symbol for the scripts (NAME=VALUE, or NAME alone for #ifdef).

@@ -272,8 +272,10 @@ pub fn profile_config(p: Profile) -> Config {
         c.wscale = Some(6);
         c.recv_buffer = FREEBSD_RECVSPACE;
         c.send_buffer = 32768;
-        // FreeBSD delays every ACK it can (no quick-ACK phase), by 40 ms.
+        // FreeBSD delays every ACK it can (no quick-ACK phase), by 40 ms, one at a time:
+        // a second segment while one waits is ACKed at once.
         c.quickack_segments = 0;
+        c.ack_every_second_segment = true;
         c.delayed_ack = seqack::Duration::from_millis(40);
         // FreeBSD ACKs a FIN at once in every state (TF_ACKNOW in tcp_input's FIN
         // processing), where Linux delays the ACK of one that moves to CLOSE_WAIT.

@@ -217,6 +217,32 @@ fn every_second_full_sized_segment_is_acked_at_once() {
 }
 
 #[test]
+fn small_segments_wait_for_the_timer_unless_every_second_segment_is_acked() {
+    // Linux's rule (the default): two small segments are less than two full ones, so
+    // both wait for the delayed-ACK timer.
+    let mut f = conn_established_with(no_quickack());
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"a"));
+    f.inject(&seg(Flags::ACK, irs(2), iss(1), b"bc"));
+    f.expect_nothing();
+    assert!(f.conn.timer(Timer::DelayedAck).is_some());
+
+    // FreeBSD's: one delayed ACK at a time, so the second segment is ACKed at once,
+    // and the count starts again after that ACK.
+    let mut f = conn_established_with(Config {
+        ack_every_second_segment: true,
+        ..no_quickack()
+    });
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), b"a"));
+    f.expect_nothing();
+    f.inject(&seg(Flags::ACK, irs(2), iss(1), b"bc"));
+    assert_eq!(f.expect_one().ack, irs(4));
+    assert_eq!(f.conn.timer(Timer::DelayedAck), None);
+    f.inject(&seg(Flags::ACK, irs(4), iss(1), b"d"));
+    f.expect_nothing();
+    assert!(f.conn.timer(Timer::DelayedAck).is_some());
+}
+
+#[test]
 fn zero_window_arms_the_persist_timer_and_the_probe_is_seq_snd_una_minus_one() {
     let mut f = conn_established();
     f.inject(&with_window(seg(Flags::ACK, irs(1), iss(1), b""), 0));

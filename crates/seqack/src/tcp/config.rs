@@ -48,6 +48,12 @@ pub struct Config {
     /// Segments acknowledged at once at the start of a connection before delayed ACKs
     /// begin (Linux's quick-ACK mode).
     pub quickack_segments: u32,
+    /// Acknowledge at once an in-order segment that arrives while an ACK is already
+    /// being delayed, whatever the two segments' sizes: at most one delayed ACK at a
+    /// time, so every second segment is ACKed (FreeBSD's `DELAY_ACK`). Linux: false
+    /// (the ACK is forced once more than one full-sized segment is unacknowledged,
+    /// RFC 5681 section 4.2; smaller segments wait for the timer).
+    pub ack_every_second_segment: bool,
     /// Disable Nagle's algorithm (`TCP_NODELAY`). Linux: false.
     pub nodelay: bool,
     /// Send keepalive probes (`SO_KEEPALIVE`). Linux: off.
@@ -156,6 +162,7 @@ impl Default for Config {
             delayed_ack: Duration::from_millis(40),
             delayed_fin_ack: true,
             quickack_segments: 16,
+            ack_every_second_segment: false,
             nodelay: false,
             keepalive: false,
             keepalive_idle: Duration::from_secs(7200),

@@ -1164,8 +1164,11 @@ impl Connection {
             self.unacked_bytes = self.unacked_bytes.saturating_add(w.advanced as u32);
             if self.quickack > 0 {
                 return true;
-            } else if self.unacked_bytes >= 2 * self.rcv_mss {
-                // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
+            } else if self.unacked_bytes >= 2 * self.rcv_mss
+                || (self.cfg.ack_every_second_segment && self.timers.is_set(Timer::DelayedAck))
+            {
+                // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment
+                // (or, as FreeBSD, every second segment).
                 self.set_ack_now(true);
             } else if !self.timers.is_set(Timer::DelayedAck) {
                 self.timers
