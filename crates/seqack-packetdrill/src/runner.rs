@@ -276,6 +276,8 @@ pub fn profile_config(p: Profile) -> Config {
         // a second segment while one waits is ACKed at once.
         c.quickack_segments = 0;
         c.ack_every_second_segment = true;
+        // ... and at once when a segment's D-SACK block is to be reported.
+        c.ack_dsack_at_once = true;
         c.delayed_ack = seqack::Duration::from_millis(40);
         // FreeBSD ACKs a FIN at once in every state (TF_ACKNOW in tcp_input's FIN
         // processing), where Linux delays the ACK of one that moves to CLOSE_WAIT.

@@ -550,6 +550,40 @@ fn out_of_order_data_is_reported_in_a_sack_block() {
 }
 
 #[test]
+fn a_partial_duplicate_reports_its_dsack_with_the_delayed_ack_or_at_once() {
+    // The peer resends bytes 1-10 with 5 new ones behind them.
+    let run = |at_once: bool| {
+        let mut f = conn_established_with(Config {
+            sack: true,
+            ack_dsack_at_once: at_once,
+            ..no_quickack()
+        });
+        f.inject(&seg(Flags::ACK, irs(1), iss(1), b"0123456789"));
+        f.expect_nothing();
+        f.fire_next();
+        assert_eq!(f.expect_one().ack, irs(11));
+        f.inject(&seg(Flags::ACK, irs(1), iss(1), b"0123456789abcde"));
+        if !at_once {
+            // Linux: the delayed ACK carries it.
+            f.expect_nothing();
+            f.fire_next();
+        }
+        let ack = f.expect_one();
+        assert_eq!(ack.ack, irs(16));
+        // RFC 2883 4: the D-SACK block is the repeated part.
+        assert_eq!(
+            ack.options.sack_blocks(),
+            &[SackBlock {
+                left: irs(1),
+                right: irs(11)
+            }]
+        );
+    };
+    run(false);
+    run(true);
+}
+
+#[test]
 fn data_segments_carry_timestamps_echoing_the_peers_latest_tsval() {
     let mut f = conn_established_with(Config::default());
     f.advance(ms(5));

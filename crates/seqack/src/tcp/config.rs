@@ -54,6 +54,12 @@ pub struct Config {
     /// (the ACK is forced once more than one full-sized segment is unacknowledged,
     /// RFC 5681 section 4.2; smaller segments wait for the timer).
     pub ack_every_second_segment: bool,
+    /// Acknowledge at once a segment that repeats data already received before the
+    /// new data it brings, so that its D-SACK block (RFC 2883) goes out now rather
+    /// than with the delayed ACK (FreeBSD: "ACK now, as the next in-sequence segment
+    /// will clear the DSACK block again"). Linux: false (a segment wholly below
+    /// RCV.NXT is ACKed at once either way).
+    pub ack_dsack_at_once: bool,
     /// Disable Nagle's algorithm (`TCP_NODELAY`). Linux: false.
     pub nodelay: bool,
     /// Send keepalive probes (`SO_KEEPALIVE`). Linux: off.
@@ -163,6 +169,7 @@ impl Default for Config {
             delayed_fin_ack: true,
             quickack_segments: 16,
             ack_every_second_segment: false,
+            ack_dsack_at_once: false,
             nodelay: false,
             keepalive: false,
             keepalive_idle: Duration::from_secs(7200),

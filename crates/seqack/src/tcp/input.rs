@@ -1120,6 +1120,9 @@ impl Connection {
         if skip > 0 {
             // RFC 2883 4: the part below RCV.NXT is a duplicate, reported in D-SACK.
             self.note_dsack(start, start + skip.min(payload.len()));
+            if self.cfg.ack_dsack_at_once && self.dsack().is_some() {
+                self.set_ack_now(true);
+            }
         }
         if skip >= payload.len() {
             cx.dup_data += 1;
