@@ -397,11 +397,9 @@ impl<'o> Runner<'o> {
             connect_port,
             tolerance_usecs,
             tolerance_percent,
+            // Both profiles turn window scaling on: the shift is the profile's.
+            wscale_shift: base.wscale.unwrap_or(7),
             base,
-            wscale_shift: match opts.profile {
-                Profile::Linux => 7,
-                Profile::FreeBsd => 6,
-            },
             stack_cfg,
             stack,
             stack_used: false,
