@@ -51,7 +51,7 @@ pub struct Config {
     /// Acknowledge at once an in-order segment that arrives while an ACK is already
     /// being delayed, whatever the two segments' sizes: at most one delayed ACK at a
     /// time, so every second segment is ACKed (FreeBSD's `DELAY_ACK`). Linux: false
-    /// (the ACK is forced once more than one full-sized segment is unacknowledged,
+    /// (the ACK is forced once two full-sized segments' worth is unacknowledged,
     /// RFC 5681 section 4.2; smaller segments wait for the timer).
     pub ack_every_second_segment: bool,
     /// Acknowledge at once a segment that repeats data already received before the
