@@ -40,7 +40,12 @@ fn client_addr(i: u64) -> IpAddr {
 
 /// seqack on both ends.
 pub fn seqack(conns: u64, parallel: usize) -> ChurnSample {
-    let tcp = Config::default();
+    // No state log: the application here reads no state changes, and Linux's
+    // tcp_set_state tracepoint, its equivalent, is off by default too.
+    let tcp = Config {
+        state_events: false,
+        ..Config::default()
+    };
     let cfg = StackConfig {
         tcp,
         seed: 7,

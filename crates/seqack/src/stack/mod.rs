@@ -160,7 +160,8 @@ pub enum StackEvent {
         /// What happened.
         event: Event,
     },
-    /// A listener changed state (CLOSED -> LISTEN, LISTEN -> CLOSED).
+    /// A listener changed state (CLOSED -> LISTEN, LISTEN -> CLOSED); with
+    /// [`Config::state_events`] only.
     Listener {
         /// Which listener.
         id: ListenerId,
@@ -174,7 +175,7 @@ pub enum StackEvent {
     /// A connection that the application had closed and that lives on as a compact
     /// TIME_WAIT record (its [`ConnId`] no longer valid) changed state: TIME_WAIT ->
     /// CLOSED when 2MSL ended, an RST ended it (RFC 1337 off), or a new SYN reused
-    /// its 4-tuple.
+    /// its 4-tuple. With [`Config::state_events`] only.
     TimeWait {
         /// Its local address.
         local: SocketAddr,
@@ -462,15 +463,17 @@ impl Stack {
             accept_queue: VecDeque::new(),
         }));
         self.listen_map.insert(local, id);
-        self.events.push_back(StackEvent::Listener {
-            id,
-            local,
-            event: Event::StateChange {
-                from: State::Closed,
-                to: State::Listen,
-                why: Reason::Listen,
-            },
-        });
+        if self.tcp.state_events {
+            self.events.push_back(StackEvent::Listener {
+                id,
+                local,
+                event: Event::StateChange {
+                    from: State::Closed,
+                    to: State::Listen,
+                    why: Reason::Listen,
+                },
+            });
+        }
         Ok(id)
     }
 
@@ -491,15 +494,17 @@ impl Stack {
             return;
         };
         self.listen_map.remove(&lst.local);
-        self.events.push_back(StackEvent::Listener {
-            id: l,
-            local: lst.local,
-            event: Event::StateChange {
-                from: State::Listen,
-                to: State::Closed,
-                why: Reason::Close,
-            },
-        });
+        if self.tcp.state_events {
+            self.events.push_back(StackEvent::Listener {
+                id: l,
+                local: lst.local,
+                event: Event::StateChange {
+                    from: State::Listen,
+                    to: State::Closed,
+                    why: Reason::Close,
+                },
+            });
+        }
         // Linux's inet_csk_listen_stop: established connections nobody accepted are
         // reset; half-open ones are dropped silently (the peer's final ACK then finds no
         // socket and draws an RST).
@@ -1150,6 +1155,9 @@ impl Stack {
 
     /// Reports the end of a compact TIME_WAIT record.
     fn time_wait_event(&mut self, local: SocketAddr, remote: SocketAddr, why: Reason) {
+        if !self.tcp.state_events {
+            return;
+        }
         self.events.push_back(StackEvent::TimeWait {
             local,
             remote,

@@ -968,7 +968,9 @@ impl Connection {
             return;
         }
         self.state = to;
-        self.events.push_back(Event::StateChange { from, to, why });
+        if self.cfg.state_events {
+            self.events.push_back(Event::StateChange { from, to, why });
+        }
     }
 
     /// Moves to CLOSED, drops everything that could still send or fire, and records
