@@ -867,6 +867,7 @@ impl Runner<'_> {
                 Config::defer_accept_rounds_for(v.clamp(0, i64::from(u32::MAX)) as u32);
         }
         if o.noopt {
+            c.mss_option = false;
             c.timestamps = false;
             c.sack = false;
             c.wscale = None;

@@ -197,6 +197,74 @@ fn syn_ack_offers_only_the_options_the_syn_carried() {
     assert_eq!(f.conn.smss(), 1000);
 }
 
+/// FreeBSD's TCP_NOOPT: no MSS, window scale, SACK or timestamps offered.
+fn no_options() -> Config {
+    Config {
+        mss_option: false,
+        timestamps: false,
+        sack: false,
+        wscale: None,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn without_options_the_syn_is_bare_and_the_peers_mss_still_counts() {
+    let mut f = connect(no_options());
+    let syn = f.expect_one();
+    assert_eq!(syn.flags, Flags::SYN);
+    assert_eq!(syn.options, Options::default(), "no option at all");
+    // The peer offers everything; only its MSS is taken (nothing else was offered).
+    let mut syn_ack = seg(Flags::SYN | Flags::ACK, IRS, iss(1), b"");
+    syn_ack.options = Options {
+        mss: Some(1000),
+        wscale: Some(7),
+        sack_permitted: true,
+        timestamps: Some((4242, 0)),
+        ..Options::default()
+    };
+    f.inject(&syn_ack);
+    let ack = f.expect_one();
+    assert_eq!(ack.options, Options::default());
+    assert_eq!(f.conn.state(), State::Established);
+    assert_eq!(f.conn.negotiated(), (false, false, None));
+    assert_eq!(f.conn.smss(), 1000);
+}
+
+#[test]
+fn without_options_the_syn_ack_is_bare_whatever_the_syn_offered() {
+    let mut syn = seg(Flags::SYN, IRS, Seq(0), b"");
+    syn.options = Options {
+        mss: Some(1000),
+        wscale: Some(7),
+        sack_permitted: true,
+        timestamps: Some((4242, 0)),
+        ..Options::default()
+    };
+    let mut f = accepted(no_options(), &syn);
+    let syn_ack = f.expect_one();
+    assert_eq!(syn_ack.flags, Flags::SYN | Flags::ACK);
+    assert_eq!(syn_ack.options, Options::default());
+    assert_eq!(f.conn.negotiated(), (false, false, None));
+    assert_eq!(f.conn.smss(), 1000);
+    // And with the MSS option alone left on, the SYN-ACK carries just that.
+    let mut f = accepted(
+        Config {
+            mss_option: true,
+            ..no_options()
+        },
+        &syn,
+    );
+    let syn_ack = f.expect_one();
+    assert_eq!(
+        syn_ack.options,
+        Options {
+            mss: Some(1460),
+            ..Options::default()
+        }
+    );
+}
+
 #[test]
 fn syn_ack_echoes_the_timestamp_of_the_syn() {
     let mut syn = seg(Flags::SYN, IRS, Seq(0), b"");

@@ -262,6 +262,35 @@ fn a_full_syn_queue_answers_with_cookies_and_a_cookie_ack_makes_a_working_connec
 }
 
 #[test]
+fn a_cookie_syn_ack_carries_no_mss_when_the_mss_option_is_off() {
+    let mut s = Stack::new(StackConfig {
+        tcp: Config {
+            mss_option: false,
+            timestamps: false,
+            sack: false,
+            wscale: None,
+            ..Config::default()
+        },
+        seed: 7,
+        syncookies: SynCookies::Always,
+        ..Default::default()
+    });
+    s.add_address("10.0.0.2".parse().unwrap());
+    let t0 = Instant::ZERO;
+    s.listen(SERVER.parse().unwrap(), 8).unwrap();
+    s.handle_packet(t0, &packet(client(1), Flags::SYN, 7000, 0));
+    let sent = drain_full(&mut s, t0);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, Flags::SYN | Flags::ACK);
+    assert_eq!(
+        sent[0].4,
+        Options::default(),
+        "a cookie SYN-ACK without options"
+    );
+    assert_eq!(s.counters().syncookies_sent, 1);
+}
+
+#[test]
 fn a_forged_cookie_is_refused_with_rst_and_counted() {
     let mut s = stack_with(SynCookies::Always);
     let t0 = Instant::ZERO;

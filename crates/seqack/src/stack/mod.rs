@@ -1307,7 +1307,7 @@ impl Stack {
         let peer_mss = syn.options.mss.unwrap_or(cfg.default_peer_mss);
         let (cookie, _) = self.cookies.encode(now, local, remote, syn.seq, peer_mss);
         let mut o = Options {
-            mss: Some(cfg.mss(remote.is_ipv6())),
+            mss: Some(cfg.mss(remote.is_ipv6())).filter(|_| cfg.mss_option),
             ..Default::default()
         };
         if let (true, Some((val, _))) = (cfg.timestamps, syn.options.timestamps) {

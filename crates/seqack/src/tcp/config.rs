@@ -103,6 +103,12 @@ pub struct Config {
     /// larger than this shift can advertise (65,535 << 7 is 8 MiB) raises it: see
     /// [`Config::offered_wscale`].
     pub wscale: Option<u8>,
+    /// Send our MSS option in the SYN and SYN-ACK (RFC 9293 3.7.1). Off, together with
+    /// `timestamps`, `sack` and `wscale` off, the handshake carries no options at all
+    /// (FreeBSD's `TCP_NOOPT`); the peer then sends us segments of its default size
+    /// (536 bytes over IPv4, 1,220 over IPv6). The peer's own MSS option is used either
+    /// way. Linux: on (always).
+    pub mss_option: bool,
     /// Offer and use timestamps (RFC 7323). Linux: on.
     pub timestamps: bool,
     /// Offer and use SACK (RFC 2018). Linux: on.
@@ -194,6 +200,7 @@ impl Default for Config {
             recv_buffer: 256 * 1024,
             initial_window_cap: 64240,
             wscale: Some(7),
+            mss_option: true,
             timestamps: true,
             sack: true,
             dsack: true,

@@ -1048,7 +1048,7 @@ impl Connection {
     pub(super) fn syn_options(&self, now: Instant, syn_ack: bool) -> Options {
         let cfg = &self.cfg;
         let mut o = Options {
-            mss: Some(cfg.mss(self.ends.remote().is_ipv6())),
+            mss: Some(cfg.mss(self.ends.remote().is_ipv6())).filter(|_| cfg.mss_option),
             ..Default::default()
         };
         if syn_ack {
