@@ -104,7 +104,7 @@ fn lifecycle_events(state_events: bool) -> Vec<(char, StackEvent)> {
         seen.extend(std::iter::from_fn(|| a.poll_event()).map(|e| ('a', e)));
         seen.extend(std::iter::from_fn(|| b.poll_event()).map(|e| ('b', e)));
     };
-    let mut now = Instant::ZERO;
+    let now = Instant::ZERO;
     let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
     let l = b.listen(server, 4).unwrap();
     let c = a.connect(now, None, server).unwrap();
@@ -129,7 +129,7 @@ fn lifecycle_events(state_events: bool) -> Vec<(char, StackEvent)> {
     exchange(now, &mut a, &mut b);
     drain(&mut a, &mut b);
     assert_eq!(a.time_wait().len(), 1, "the client's connection waits 2MSL");
-    now = now + std::time::Duration::from_secs(61);
+    let now = now + std::time::Duration::from_secs(61);
     a.handle_timeout(now);
     b.handle_timeout(now);
     assert_eq!(a.time_wait().len(), 0, "2MSL is over");
