@@ -208,6 +208,17 @@ fn no_options() -> Config {
     }
 }
 
+/// A peer's SYN options offering everything, with an MSS of 1000.
+fn offer_everything() -> Options {
+    Options {
+        mss: Some(1000),
+        wscale: Some(7),
+        sack_permitted: true,
+        timestamps: Some((4242, 0)),
+        ..Options::default()
+    }
+}
+
 #[test]
 fn without_options_the_syn_is_bare_and_the_peers_mss_still_counts() {
     let mut f = connect(no_options());
@@ -216,13 +227,7 @@ fn without_options_the_syn_is_bare_and_the_peers_mss_still_counts() {
     assert_eq!(syn.options, Options::default(), "no option at all");
     // The peer offers everything; only its MSS is taken (nothing else was offered).
     let mut syn_ack = seg(Flags::SYN | Flags::ACK, IRS, iss(1), b"");
-    syn_ack.options = Options {
-        mss: Some(1000),
-        wscale: Some(7),
-        sack_permitted: true,
-        timestamps: Some((4242, 0)),
-        ..Options::default()
-    };
+    syn_ack.options = offer_everything();
     f.inject(&syn_ack);
     let ack = f.expect_one();
     assert_eq!(ack.options, Options::default());
@@ -234,13 +239,7 @@ fn without_options_the_syn_is_bare_and_the_peers_mss_still_counts() {
 #[test]
 fn without_options_the_syn_ack_is_bare_whatever_the_syn_offered() {
     let mut syn = seg(Flags::SYN, IRS, Seq(0), b"");
-    syn.options = Options {
-        mss: Some(1000),
-        wscale: Some(7),
-        sack_permitted: true,
-        timestamps: Some((4242, 0)),
-        ..Options::default()
-    };
+    syn.options = offer_everything();
     let mut f = accepted(no_options(), &syn);
     let syn_ack = f.expect_one();
     assert_eq!(syn_ack.flags, Flags::SYN | Flags::ACK);
