@@ -154,9 +154,9 @@ pub struct Config {
     pub header_prediction: bool,
     /// Report every state transition as an [`Event::StateChange`](crate::Event) (the
     /// state logs and ladder diagrams are built from them), as the stack also does for
-    /// listeners and for compact TIME_WAIT records. Off, none is queued: an application
-    /// that logs no states saves their cost (about 6% of a short connection's in the
-    /// `churn` benchmark). The other events (`Connected`, `Readable`, `Writable`,
+    /// listeners and for compact TIME_WAIT records (there the stack's own `Config`
+    /// decides). Off, none is queued: an application that logs no states saves their
+    /// cost (5 % of a short connection's in the `churn` benchmark). The other events (`Connected`, `Readable`, `Writable`,
     /// `Error`, `Closed`) come either way. Linux reports none (its `tcp_set_state`
     /// tracepoint is off by default). Default: on.
     pub state_events: bool,
