@@ -17,6 +17,9 @@ pub const HEADER_LEN: usize = 20;
 pub const MAX_OPTIONS_LEN: usize = 40;
 /// Most SACK blocks an option list holds.
 pub const MAX_SACK_BLOCKS: usize = 4;
+/// The magic number after kind 254 that marks the experimental Fast Open option
+/// (RFC 7413 section 9, RFC 6994).
+const FAST_OPEN_MAGIC: [u8; 2] = [0xF9, 0x89];
 
 /// The control bits of a TCP header.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Default)]
@@ -130,6 +133,63 @@ pub struct SackBlock {
     pub right: Seq,
 }
 
+/// A TCP Fast Open cookie (RFC 7413 4.1.1): 4 to 16 bytes, an even number of them.
+/// The server makes it from the client's address; the client only stores and echoes it.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct FastOpenCookie {
+    len: u8,
+    bytes: [u8; FastOpenCookie::MAX_LEN],
+}
+
+impl FastOpenCookie {
+    /// The shortest valid cookie.
+    pub const MIN_LEN: usize = 4;
+    /// The longest valid cookie.
+    pub const MAX_LEN: usize = 16;
+
+    /// The cookie `b`, or `None` when its length is not valid (RFC 7413 4.1.1: 4 to
+    /// 16 bytes, even).
+    pub fn new(b: &[u8]) -> Option<FastOpenCookie> {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&b.len()) || b.len() % 2 != 0 {
+            return None;
+        }
+        let mut c = FastOpenCookie {
+            len: b.len() as u8,
+            bytes: [0; Self::MAX_LEN],
+        };
+        c.bytes[..b.len()].copy_from_slice(b);
+        Some(c)
+    }
+
+    /// The cookie's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The TCP Fast Open option (RFC 7413 4.1.1, kind 34; the experimental kind 254 with
+/// magic 0xF989 that predates it is read as the same).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum FastOpen {
+    /// No cookie: in a SYN, a request for one.
+    Request,
+    /// A cookie of a valid length.
+    Cookie(FastOpenCookie),
+    /// A cookie of a length RFC 7413 does not allow (1 to 3 bytes, odd, or more than
+    /// 16). Not an error in the segment: the option is ignored, the segment is not.
+    Invalid,
+}
+
+impl FastOpen {
+    /// The option for `cookie` (the option's body, after kind and length).
+    fn from_body(cookie: &[u8]) -> FastOpen {
+        if cookie.is_empty() {
+            return FastOpen::Request;
+        }
+        FastOpenCookie::new(cookie).map_or(FastOpen::Invalid, FastOpen::Cookie)
+    }
+}
+
 /// How options are laid out on an outbound header. Both put the same options in a
 /// different order; peers accept either, scripts written on one system expect its own.
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
@@ -156,6 +216,8 @@ pub struct Options {
     pub sack: [SackBlock; MAX_SACK_BLOCKS],
     /// Number of valid SACK blocks.
     pub sack_len: u8,
+    /// TCP Fast Open (SYN and SYN-ACK only).
+    pub fast_open: Option<FastOpen>,
 }
 
 impl Options {
@@ -221,6 +283,10 @@ impl Options {
                     let ecr = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
                     o.timestamps = Some((val, ecr));
                 }
+                (34, _) => o.fast_open = Some(FastOpen::from_body(body)),
+                (254, _) if body.starts_with(&FAST_OPEN_MAGIC) => {
+                    o.fast_open = Some(FastOpen::from_body(&body[2..]));
+                }
                 (2..=5 | 8, _) => return Err(WireError::BadOption),
                 _ => {}
             }
@@ -242,6 +308,7 @@ impl Options {
             && !self.sack_permitted
             && self.timestamps.is_none()
             && self.sack_len == 0
+            && self.fast_open.is_none()
     }
 
     /// Writes the options into `out` in `layout`'s order, padded to a multiple of four.
@@ -280,6 +347,26 @@ impl Options {
                         w.put([1, 1]);
                     }
                     w.put_ts(val, ecr);
+                }
+            }
+        }
+        // After the others, as both systems place it; left out if it does not fit.
+        if let Some(fo) = self.fast_open {
+            let cookie = match &fo {
+                FastOpen::Cookie(c) => c.as_bytes(),
+                FastOpen::Request | FastOpen::Invalid => &[],
+            };
+            let len = 2 + cookie.len();
+            if w.n + len <= MAX_OPTIONS_LEN {
+                w.out[w.n] = 34;
+                w.out[w.n + 1] = len as u8;
+                w.out[w.n + 2..w.n + len].copy_from_slice(cookie);
+                w.n += len;
+                // Linux pads the option with NOPs; FreeBSD ends the list with EOLs.
+                if layout == OptionLayout::Linux {
+                    while w.n % 4 != 0 {
+                        w.put([1]);
+                    }
                 }
             }
         }
