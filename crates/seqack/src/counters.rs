@@ -76,6 +76,10 @@ counters! {
     listen_overflows => "TcpExtListenOverflows",
     /// SYNs dropped at a listener for any reason.
     listen_drops => "TcpExtListenDrops",
+    /// Active opens whose SYN's data the server acknowledged (RFC 7413).
+    fastopen_active => "TcpExtTCPFastOpenActive",
+    /// Active opens whose SYN carried data the server did not acknowledge.
+    fastopen_active_fail => "TcpExtTCPFastOpenActiveFail",
     /// Challenge ACKs sent (RFC 5961).
     challenge_acks => "TcpExtTCPChallengeACK",
     /// SYNs in a synchronized state answered with a challenge ACK.

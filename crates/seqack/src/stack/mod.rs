@@ -8,6 +8,7 @@
 //! `poll_timeout` / `poll_event`).
 
 pub mod cookies;
+pub mod fast_open;
 pub mod isn;
 pub mod ss;
 pub mod time_wait;
@@ -27,6 +28,7 @@ use crate::wire::{Seq, WireError};
 use crate::word::Word;
 use cookies::{CookieJar, CookieOptions};
 use core::net::{IpAddr, SocketAddr};
+use fast_open::{FastOpenCache, FastOpenUse};
 use isn::IsnGenerator;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -62,6 +64,15 @@ pub struct StackConfig {
     /// second ago (Linux's `tcp_tw_reuse = 1`; the new connection's timestamps are then
     /// newer, so the peer accepts its SYN under RFC 6191). Off by default.
     pub tw_reuse: bool,
+    /// Most servers the TCP Fast Open cookie cache remembers (RFC 7413 4.1.3), each a
+    /// cookie or a negative answer; past it the entry added longest ago goes. Only
+    /// connections with [`Config::fast_open`] use the cache. 0: none kept, every Fast
+    /// Open SYN asks for a cookie. FreeBSD: 2,048 buckets of 16.
+    pub fast_open_cache: usize,
+    /// How long a negative Fast Open answer from a server (no cookie, SYN data not
+    /// acknowledged, no SYN-ACK) keeps Fast Open off towards it (RFC 7413 4.1.3.1).
+    /// FreeBSD's `net.inet.tcp.fastopen.path_disable_time`: 900 s.
+    pub fast_open_disable: Duration,
 }
 
 /// When a listener answers a SYN with a SYN cookie instead of keeping state for it
@@ -87,6 +98,8 @@ impl Default for StackConfig {
             syncookies: SynCookies::OnOverflow,
             max_tw_buckets: 262_144,
             tw_reuse: false,
+            fast_open_cache: 4096,
+            fast_open_disable: Duration::from_secs(900),
         }
     }
 }
@@ -345,6 +358,7 @@ pub struct Stack {
     cookies_rotated: Instant,
     /// When a cookie was last sent: only then are ACKs to a listener checked for one.
     last_cookie: Option<Instant>,
+    fast_open: FastOpenCache,
     rng: ChaCha8Rng,
     port_counter: u32,
     counters: Counters,
@@ -379,6 +393,7 @@ impl Stack {
         let mut hash_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         hash_rng.set_stream(1);
         let tuple_hash = FixedState::with_seed(hash_rng.next_u64());
+        let fast_open = FastOpenCache::new(cfg.fast_open_cache, cfg.fast_open_disable);
         Stack {
             tcp: Arc::new(Config {
                 mtu: cfg.tcp.mtu.max(Config::MIN_MTU),
@@ -406,6 +421,7 @@ impl Stack {
             cookies: CookieJar::new(cookie_key),
             cookies_rotated: Instant::ZERO,
             last_cookie: None,
+            fast_open,
             port_counter: rng.next_u32(),
             rng,
             counters: Counters::default(),
@@ -594,7 +610,18 @@ impl Stack {
             }
             None => self.tcp.clone(),
         };
-        let conn = Connection::connect(now, cfg, local, remote, iss, ts, &mut self.counters);
+        let mut conn = Connection::connect(now, cfg, local, remote, iss, ts, &mut self.counters);
+        if conn.uses_fast_open() {
+            match self.fast_open.lookup(now, local.ip(), remote.ip()) {
+                FastOpenUse::Cookie(cookie, mss) => {
+                    conn.set_fast_open_cookie(cookie, mss);
+                }
+                FastOpenUse::Request => {}
+                FastOpenUse::Off => {
+                    conn.disable_fast_open();
+                }
+            }
+        }
         let id = self.insert(conn, None);
         self.after_touch(id);
         Ok(id)
@@ -681,6 +708,24 @@ impl Stack {
     /// The compact TIME_WAIT records.
     pub fn time_wait(&self) -> &TimeWaitTable {
         &self.time_wait
+    }
+
+    /// The TCP Fast Open cookie held for connections from `local` to `remote`
+    /// ([`Config::fast_open`]).
+    pub fn fast_open_cookie(&self, local: IpAddr, remote: IpAddr) -> Option<wtcp::FastOpenCookie> {
+        self.fast_open.cookie(local, remote)
+    }
+
+    /// Servers the Fast Open cookie cache holds an entry for (a cookie or a negative
+    /// answer).
+    pub fn fast_open_cache_len(&self) -> usize {
+        self.fast_open.len()
+    }
+
+    /// Forgets every Fast Open cookie and negative answer (FreeBSD does this when
+    /// `net.inet.tcp.fastopen.client_enable` is turned off).
+    pub fn clear_fast_open_cache(&mut self) {
+        self.fast_open.clear();
     }
 
     /// Every listener, connection and TIME_WAIT record at `now`, like `ss -tan -o`
@@ -1753,6 +1798,12 @@ impl Stack {
                 remote,
                 event: ev,
             });
+        }
+        if connected || closed {
+            if let Some(o) = conn.take_fast_open_outcome() {
+                let (local, remote) = (conn.local().ip(), conn.remote().ip());
+                self.fast_open.learn(local, remote, o);
+            }
         }
         let deadline = conn.poll_timeout();
         let is_closed = conn.state() == State::Closed;

@@ -109,6 +109,21 @@ pub struct Config {
     /// (536 bytes over IPv4, 1,220 over IPv6). The peer's own MSS option is used either
     /// way. Linux: on (always).
     pub mss_option: bool,
+    /// TCP Fast Open for active opens (RFC 7413, client side). The SYN asks the server
+    /// for a cookie; once the stack holds one for the server (its cookie cache, per
+    /// local and remote address), the SYN carries it and the data the application
+    /// wrote before the SYN went out ([`Stack::connect_with`] and then
+    /// [`Stack::send`]), up to one segment, so the request reaches the server a round
+    /// trip earlier. Negative answers (no cookie, SYN data not acknowledged, no answer)
+    /// turn Fast Open off towards that server for
+    /// [`StackConfig::fast_open_disable`](crate::StackConfig::fast_open_disable), as
+    /// RFC 7413 4.1.3.1 asks. Passive opens ignore it: seqack's listeners do not take
+    /// data on a SYN. Linux: off unless the application asks (`MSG_FASTOPEN`,
+    /// `TCP_FASTOPEN_CONNECT`).
+    ///
+    /// [`Stack::connect_with`]: crate::Stack::connect_with
+    /// [`Stack::send`]: crate::Stack::send
+    pub fast_open: bool,
     /// Offer and use timestamps (RFC 7323). Linux: on.
     pub timestamps: bool,
     /// Offer and use SACK (RFC 2018). Linux: on.
@@ -201,6 +216,7 @@ impl Default for Config {
             initial_window_cap: 64240,
             wscale: Some(7),
             mss_option: true,
+            fast_open: false,
             timestamps: true,
             sack: true,
             dsack: true,

@@ -118,6 +118,7 @@ pub(super) struct SackOut {
 pub(super) struct OffFlow {
     control: Option<Control>,
     last_challenge: Option<Instant>,
+    fast_open: Option<super::fast_open::FastOpenClient>,
 }
 
 /// A connection's two endpoints: 16 bytes instead of two `SocketAddr`s' 64. An IPv4
@@ -423,6 +424,9 @@ impl Connection {
     ) -> Connection {
         let mut c = Connection::new(cfg, local, remote, iss, ts_offset, now);
         cx.active_opens += 1;
+        if c.cfg.fast_open {
+            c.start_fast_open();
+        }
         c.set_state(State::SynSent, Reason::Connect);
         c
     }
@@ -1307,6 +1311,15 @@ impl Connection {
         self.off_flow_mut(v.is_some(), |o| o.last_challenge = v);
     }
 
+    /// The Fast Open handshake of an active open that uses it.
+    pub(super) fn fast_open_client(&self) -> Option<super::fast_open::FastOpenClient> {
+        self.off_flow.as_ref().and_then(|o| o.fast_open)
+    }
+
+    pub(super) fn set_fast_open_client(&mut self, v: Option<super::fast_open::FastOpenClient>) {
+        self.off_flow_mut(v.is_some(), |o| o.fast_open = v);
+    }
+
     /// Applies `f` to the off-flow state, taking it first if `take` (a value is being
     /// stored), and gives it back once it holds nothing.
     fn off_flow_mut(&mut self, take: bool, f: impl FnOnce(&mut OffFlow)) {
@@ -1315,7 +1328,7 @@ impl Connection {
         }
         if let Some(o) = self.off_flow.as_deref_mut() {
             f(o);
-            if o.control.is_none() && o.last_challenge.is_none() {
+            if o.control.is_none() && o.last_challenge.is_none() && o.fast_open.is_none() {
                 self.off_flow = None;
             }
         }

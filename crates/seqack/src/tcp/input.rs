@@ -179,6 +179,9 @@ impl Connection {
         if ack_ok {
             self.snd_una = seg.ack;
             self.snd_wl2 = seg.ack;
+            if self.off_flow.is_some() {
+                self.fast_open_answered(now, seg, cx);
+            }
             self.sample_rtt_from_ts(now, seg);
             self.on_syn_acked(now);
             self.timers.stop(Timer::Retransmit);
@@ -186,7 +189,15 @@ impl Connection {
             self.set_state(State::Established, Reason::RcvSynAck);
             self.events.push_back(Event::Connected);
             self.set_ack_now(true);
-            self.set_handshake_ack(true);
+            // The ACK goes alone (the handshake's third segment, as Linux sends it),
+            // except on a Fast Open connection with data waiting: the data written
+            // with the connect (what the SYN did not carry or the server did not
+            // take) goes at once and carries the ACK, as on Linux and FreeBSD (RFC
+            // 9293 3.10.7.3: "Data or controls that were queued for transmission MAY
+            // be included").
+            if self.send_buf.is_empty() || !self.cfg.fast_open {
+                self.set_handshake_ack(true);
+            }
             if self.fin_queued() {
                 let why = if self.orphaned() {
                     Reason::Close
@@ -1372,6 +1383,9 @@ impl Connection {
         if self.retries > limit {
             if matches!(self.state, State::SynSent | State::SynReceived) {
                 cx.attempt_fails += 1;
+            }
+            if self.state == State::SynSent {
+                self.fast_open_timed_out(now);
             }
             cx.abort_on_timeout += 1;
             self.enter_closed(Reason::TimerRetries, Some(Error::TimedOut));

@@ -360,8 +360,13 @@ impl Connection {
         } else {
             self.snd_max != self.iss
         };
-        let opts = self.syn_options(now, syn_ack);
-        let n = self.write_segment(now, buf, self.iss, flags, 0, 0, opts)?;
+        let mut opts = self.syn_options(now, syn_ack);
+        let data = if syn_ack {
+            0
+        } else {
+            self.fast_open_syn(&mut opts, retransmission)
+        };
+        let n = self.write_segment(now, buf, self.iss, flags, 0, data as usize, opts)?;
         self.set_synack_sent(self.synack_sent() | syn_ack);
         if retransmission {
             self.set_rtx_tsval(opts.timestamps.map(|(val, _)| val));
@@ -374,7 +379,7 @@ impl Connection {
         if self.syn_tsval().is_none() {
             self.set_syn_tsval(opts.timestamps.map(|(val, _)| val));
         }
-        self.snd_nxt = self.iss + 1u32;
+        self.snd_nxt = self.iss + 1u32 + data;
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, self.rto_deadline(now));
