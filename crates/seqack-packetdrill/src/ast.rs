@@ -321,7 +321,12 @@ impl fmt::Display for TcpOption {
             }
             TcpOption::Timestamp { val, ecr } => write!(f, "TS val {val} ecr {ecr}"),
             TcpOption::Raw { kind, data } => {
-                write!(f, "kind{kind} ")?;
+                // Fast Open's option in packetdrill's own notation, as scripts write it.
+                match (kind, data.is_empty()) {
+                    (34, true) => return write!(f, "FO"),
+                    (34, false) => write!(f, "FO ")?,
+                    _ => write!(f, "kind{kind} ")?,
+                }
                 for b in data {
                     write!(f, "{b:02x}")?;
                 }

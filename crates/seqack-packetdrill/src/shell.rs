@@ -238,6 +238,8 @@ impl Runner<'_> {
             "net.inet.tcp.delacktime" => c.delayed_ack = ms(n),
             "net.inet.tcp.rexmit_min" => c.rto_min = ms(n),
             "net.inet.tcp.rexmit_initial" => c.rto_initial = ms(n),
+            // Turning the Fast Open client off empties its cookie cache.
+            "net.inet.tcp.fastopen.client_enable" if n == 0 => self.stack.clear_fast_open_cache(),
             // Linux
             "net.ipv4.tcp_timestamps" => c.timestamps = n != 0,
             "net.ipv4.tcp_sack" => c.sack = n != 0,

@@ -11,9 +11,6 @@ use core::net::SocketAddr;
 use seqack::tcp::{RecvError, SendError, Shutdown};
 use seqack::{Config, ConnId, Duration, State};
 
-/// A private errno: the call needs TCP Fast Open.
-const TFO: i64 = -1000;
-
 /// What starting a call did.
 pub(crate) enum Step {
     /// It returned.
@@ -362,17 +359,6 @@ impl Runner<'_> {
     // ----- the calls ----------------------------------------------------------------
 
     fn start_call(&mut self, line: u32, spec: &SyscallSpec) -> Res<Step> {
-        let step = self.start_call_inner(line, spec)?;
-        if matches!(step, Step::Done(Err(TFO))) {
-            return fail(
-                line,
-                format!("{}(): TCP Fast Open is not supported by seqack", spec.name),
-            );
-        }
-        Ok(step)
-    }
-
-    fn start_call_inner(&mut self, line: u32, spec: &SyscallSpec) -> Res<Step> {
         let r = match spec.name.as_str() {
             "socket" => self.sys_socket(spec),
             "bind" => self.sys_bind(spec),
@@ -407,10 +393,13 @@ impl Runner<'_> {
             "write" => (|| Ok(self.sys_write(int_arg(spec, 0)?, len_arg(spec, 2)?, false)))(),
             "send" | "sendto" => (|| {
                 let flags = spec.args.get(3).map_or(Ok(0), eval_int)?;
-                if flags & 0x2000_0000 != 0 {
-                    return Err("TCP Fast Open (MSG_FASTOPEN) is not supported by seqack".into());
+                let (fd, len) = (int_arg(spec, 0)?, len_arg(spec, 2)?);
+                let fresh = matches!(self.fds.get(fd), Ok(s) if s.kind == SockKind::Fresh);
+                let tfo_socket = matches!(self.fds.get(fd), Ok(s) if s.opts.other.get(&(6, 23)).is_some_and(|&v| v != 0));
+                if fresh && (flags & 0x2000_0000 != 0 || tfo_socket) {
+                    return Ok(self.fast_open_connect(fd, len, flags & 0x40 != 0));
                 }
-                Ok(self.sys_write(int_arg(spec, 0)?, len_arg(spec, 2)?, flags & 0x40 != 0))
+                Ok(self.sys_write(fd, len, flags & 0x40 != 0))
             })(),
             "writev" => {
                 (|| Ok(self.sys_write(int_arg(spec, 0)?, iov_len(arg(spec, 1)?)?, false)))()
@@ -605,18 +594,68 @@ impl Runner<'_> {
             }
             SockKind::Fresh => {}
         }
+        if let Err(x) = self.open_active(fd, &s, false) {
+            return Ok(Step::Done(Err(x)));
+        }
+        Ok(if s.nonblock {
+            Step::Done(Err(e("EINPROGRESS")))
+        } else {
+            Step::Block(Op::Connect { fd })
+        })
+    }
+
+    /// A sendto() that connects (FreeBSD's on a `TCP_FASTOPEN` socket, Linux's with
+    /// `MSG_FASTOPEN`): the active open with Fast Open, and the data written before
+    /// the SYN goes, so that the SYN can carry it. FreeBSD takes the data whatever the
+    /// cookie cache holds (without a cookie it follows the handshake). Linux takes it
+    /// only when it has a cookie; otherwise the SYN asks for one and the call fails
+    /// with EINPROGRESS, or, blocking, writes once connected (tcp_sendmsg_fastopen).
+    fn fast_open_connect(&mut self, fd: i64, len: usize, dontwait: bool) -> Step {
+        let s = match self.fds.get(fd) {
+            Ok(s) => s.clone(),
+            Err(x) => return Step::Done(Err(x)),
+        };
+        let id = match self.open_active(fd, &s, true) {
+            Ok(id) => id,
+            Err(x) => return Step::Done(Err(x)),
+        };
+        let has_cookie = self.stack.conn(id).is_some_and(|c| {
+            self.stack
+                .fast_open_cookie(c.local().ip(), c.remote().ip())
+                .is_some()
+        });
+        if self.opts.profile == crate::runner::Profile::Linux && !has_cookie {
+            return if s.nonblock || dontwait {
+                Step::Done(Err(e("EINPROGRESS")))
+            } else {
+                Step::Block(Op::Write {
+                    fd,
+                    left: len,
+                    done: 0,
+                })
+            };
+        }
+        let data = vec![0u8; len.min(1 << 24)];
+        let now = self.instant();
+        Step::Done(match self.stack.send(now, id, &data) {
+            Ok(n) => Ok(n as i64),
+            Err(_) => Err(e("EPIPE")),
+        })
+    }
+
+    /// The active open of socket `fd` (`s`), to packetdrill's remote end.
+    fn open_active(&mut self, fd: i64, s: &Socket, fast_open: bool) -> Result<ConnId, i64> {
         // packetdrill connects to its own remote address and port.
         let remote = SocketAddr::new(self.remote_ip, self.connect_port);
         let local = s.bound.or(Some(SocketAddr::new(self.local_ip, 0)));
-        let cfg = self.socket_config(&s);
+        let mut cfg = self.socket_config(s);
+        cfg.fast_open = fast_open;
         self.stack_used = true;
         let now = self.instant();
         let id = match self.stack.connect_with(now, local, remote, Some(cfg)) {
             Ok(id) => id,
-            Err(seqack::stack::StackError::AddrInUse) => {
-                return Ok(Step::Done(Err(e("EADDRINUSE"))))
-            }
-            Err(_) => return Ok(Step::Done(Err(e("EADDRNOTAVAIL")))),
+            Err(seqack::stack::StackError::AddrInUse) => return Err(e("EADDRINUSE")),
+            Err(_) => return Err(e("EADDRNOTAVAIL")),
         };
         self.configured.insert(id);
         let opts = s.opts.clone();
@@ -637,11 +676,7 @@ impl Runner<'_> {
                 sut.flow.live_local_isn = iss;
             }
         }
-        Ok(if s.nonblock {
-            Step::Done(Err(e("EINPROGRESS")))
-        } else {
-            Step::Block(Op::Connect { fd })
-        })
+        Ok(id)
     }
 
     /// The outcome of a connect() in progress: `None` while the handshake runs.
@@ -761,10 +796,6 @@ impl Runner<'_> {
             Ok(s) => s.clone(),
             Err(x) => return Some(Err(x)),
         };
-        if s.kind == SockKind::Fresh && s.opts.other.contains_key(&(6, 23)) {
-            // sendto() on a TCP_FASTOPEN socket that is not connected: a TFO connect.
-            return Some(Err(TFO));
-        }
         let id = match s.kind {
             SockKind::Conn(id) => id,
             _ => return Some(Err(e("EPIPE"))),
