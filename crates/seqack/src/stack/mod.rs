@@ -364,6 +364,16 @@ pub struct Stack {
     counters: Counters,
 }
 
+/// What a Fast Open handshake of `conn` taught, into the cookie cache (out of line:
+/// one connection in many has it).
+#[cold]
+#[inline(never)]
+fn learn_fast_open(cache: &mut FastOpenCache, conn: &mut Connection) {
+    if let Some(o) = conn.take_fast_open_outcome() {
+        cache.learn(conn.local().ip(), conn.remote().ip(), o);
+    }
+}
+
 /// A run of segments for one ESTABLISHED connection in [`Stack::handle_packets`]: the
 /// 4-tuple it was found under, and the connection, whose bookkeeping is still to do.
 #[derive(Clone, Copy)]
@@ -1799,11 +1809,8 @@ impl Stack {
                 event: ev,
             });
         }
-        if connected || closed {
-            if let Some(o) = conn.take_fast_open_outcome() {
-                let (local, remote) = (conn.local().ip(), conn.remote().ip());
-                self.fast_open.learn(local, remote, o);
-            }
+        if (connected || closed) && conn.uses_fast_open() {
+            learn_fast_open(&mut self.fast_open, conn);
         }
         let deadline = conn.poll_timeout();
         let is_closed = conn.state() == State::Closed;

@@ -118,7 +118,7 @@ pub(super) struct SackOut {
 pub(super) struct OffFlow {
     control: Option<Control>,
     last_challenge: Option<Instant>,
-    fast_open: Option<super::fast_open::FastOpenClient>,
+    pub(super) fast_open: Option<super::fast_open::FastOpenClient>,
 }
 
 /// A connection's two endpoints: 16 bytes instead of two `SocketAddr`s' 64. An IPv4

@@ -84,8 +84,11 @@ impl Connection {
     }
 
     /// Whether this connection's SYN asks for, or carries, a Fast Open cookie.
+    #[inline]
     pub fn uses_fast_open(&self) -> bool {
-        self.fast_open_client().is_some()
+        self.off_flow
+            .as_ref()
+            .is_some_and(|o| o.fast_open.is_some())
     }
 
     /// Applies `f` to the Fast Open state of an active open whose SYN is still unsent.
