@@ -21,7 +21,7 @@ use crate::kernel::{FdTable, Ret, SockKind};
 use crate::wire::{self, TcpPacket};
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
-use seqack::stack::SynCookies;
+use seqack::stack::{SynCookies, SynFin};
 use seqack::wire::tcp::OptionLayout;
 use seqack::{Config, ConnId, Instant, Stack, StackConfig, StackEvent, State};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -384,6 +384,12 @@ impl<'o> Runner<'o> {
         let stack_cfg = StackConfig {
             tcp: base.clone(),
             seed: 1,
+            // FreeBSD's drop_synfin is 0 by default: a listener takes SYN+FIN as a SYN.
+            syn_fin: if opts.profile == Profile::FreeBsd {
+                SynFin::ListenAsSyn
+            } else {
+                SynFin::ListenDiscard
+            },
             ..StackConfig::default()
         };
         let mut stack = Stack::new(stack_cfg.clone());

@@ -6,6 +6,7 @@
 
 use crate::runner::{secs, syncookies, Failure, Profile, Res, Runner};
 use crate::syscalls::eval_int;
+use seqack::stack::SynFin;
 use seqack::{Duration, State};
 
 fn fail<T>(line: u32, msg: impl Into<String>) -> Res<T> {
@@ -225,6 +226,13 @@ impl Runner<'_> {
                 } else if self.stack_cfg.syncookies == syncookies(0) {
                     self.stack_cfg.syncookies = syncookies(1);
                 }
+            }
+            "net.inet.tcp.drop_synfin" => {
+                self.stack_cfg.syn_fin = if n != 0 {
+                    SynFin::Drop
+                } else {
+                    SynFin::ListenAsSyn
+                };
             }
             "net.inet.tcp.syncookies_only" => {
                 self.stack_cfg.syncookies = syncookies(if n != 0 { 2 } else { 1 });

@@ -3,7 +3,7 @@
 
 mod common;
 
-use seqack::stack::{StackConfig, StackEvent, SynCookies};
+use seqack::stack::{StackConfig, StackEvent, SynCookies, SynFin};
 use seqack::tcp::write_packet;
 use seqack::wire::tcp::{Flags, Header, OptionLayout, Options};
 use seqack::wire::{ip, tcp, Seq};
@@ -17,6 +17,10 @@ fn stack() -> Stack {
 }
 
 fn stack_with(syncookies: SynCookies) -> Stack {
+    stack_configured(syncookies, SynFin::default())
+}
+
+fn stack_configured(syncookies: SynCookies, syn_fin: SynFin) -> Stack {
     let tcp = Config {
         timestamps: false,
         sack: false,
@@ -27,6 +31,7 @@ fn stack_with(syncookies: SynCookies) -> Stack {
         tcp,
         seed: 7,
         syncookies,
+        syn_fin,
         ..Default::default()
     });
     s.add_address("10.0.0.2".parse().unwrap());
@@ -456,4 +461,47 @@ fn a_new_syn_in_the_window_of_a_half_open_connection_resets_and_frees_it() {
     s.handle_packet(t0, &packet(a, Flags::ACK, 9001, isn2.wrapping_add(1)));
     let id = s.accept(l).expect("the new connection");
     assert_eq!(s.state(id), State::Established);
+}
+
+#[test]
+fn syn_fin_is_discarded_taken_as_a_syn_or_dropped_everywhere_as_configured() {
+    let c = client(1);
+    let t0 = Instant::ZERO;
+    let synfin = Flags::SYN | Flags::FIN;
+    let stack_for = |syn_fin| {
+        let mut s = stack_configured(SynCookies::Off, syn_fin);
+        s.listen(SERVER.parse().unwrap(), 8).unwrap();
+        s
+    };
+    // Linux (the default): the listener discards it.
+    let mut s = stack_for(SynFin::default());
+    s.handle_packet(t0, &packet(c, synfin, 100, 0));
+    assert_eq!(drain(&mut s, t0), vec![]);
+    assert_eq!(s.counters().flags_drop, 1);
+    // FreeBSD's drop_synfin = 0: a SYN, its FIN left out (the SYN-ACK acknowledges the
+    // SYN alone and the connection is SYN_RECEIVED).
+    let mut s = stack_for(SynFin::ListenAsSyn);
+    s.handle_packet(t0, &packet(c, synfin, 100, 0));
+    let sent = drain(&mut s, t0);
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].1, sent[0].3), (Flags::SYN | Flags::ACK, 101));
+    let states: Vec<State> = s.connections().map(|(_, x)| x.state()).collect();
+    assert_eq!(states, vec![State::SynReceived]);
+    // FreeBSD's drop_synfin = 1: dropped before it reaches anything, a connection
+    // included.
+    let mut s = stack_for(SynFin::Drop);
+    s.handle_packet(t0, &packet(c, Flags::SYN, 100, 0));
+    let isn = synack_seq(&drain(&mut s, t0), c);
+    s.handle_packet(t0, &packet(c, Flags::ACK, 101, isn + 1));
+    assert_eq!(s.counters().flags_drop, 0);
+    // In the window, it would otherwise draw a challenge ACK (RFC 5961 4.2).
+    s.handle_packet(t0, &packet(c, synfin, 101, 0));
+    assert_eq!(drain(&mut s, t0), vec![]);
+    assert_eq!(s.counters().flags_drop, 1);
+    let states: Vec<State> = s.connections().map(|(_, x)| x.state()).collect();
+    assert_eq!(states, vec![State::Established]);
+    // And a new one gets no answer either.
+    s.handle_packet(t0, &packet(client(2), synfin, 500, 0));
+    assert_eq!(drain(&mut s, t0), vec![]);
+    assert_eq!(s.counters().flags_drop, 2);
 }

@@ -73,6 +73,24 @@ pub struct StackConfig {
     /// acknowledged, no SYN-ACK) keeps Fast Open off towards it (RFC 7413 4.1.3.1).
     /// FreeBSD's `net.inet.tcp.fastopen.path_disable_time`: 900 s.
     pub fast_open_disable: Duration,
+    /// What becomes of a segment with both SYN and FIN set.
+    pub syn_fin: SynFin,
+}
+
+/// What becomes of a segment with both SYN and FIN set (a combination no TCP sends,
+/// but port scanners do, to tell stacks apart).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum SynFin {
+    /// Listeners discard it, as Linux does (tcp_rcv_state_process); connections apply
+    /// RFC 9293 to it.
+    #[default]
+    ListenDiscard,
+    /// Listeners take it as a SYN, its FIN and data left out, as FreeBSD does with
+    /// `net.inet.tcp.drop_synfin` = 0; connections apply RFC 9293 to it.
+    ListenAsSyn,
+    /// Dropped whatever it reaches, before any processing (FreeBSD's
+    /// `net.inet.tcp.drop_synfin` = 1), and counted as TcpExtTCPFlagsDrop.
+    Drop,
 }
 
 /// When a listener answers a SYN with a SYN cookie instead of keeping state for it
@@ -100,6 +118,7 @@ impl Default for StackConfig {
             tw_reuse: false,
             fast_open_cache: 4096,
             fast_open_disable: Duration::from_secs(900),
+            syn_fin: SynFin::ListenDiscard,
         }
     }
 }
@@ -1003,6 +1022,10 @@ impl Stack {
             }
             return None;
         }
+        if seg.flags.contains(Flags::SYN | Flags::FIN) && self.cfg.syn_fin == SynFin::Drop {
+            self.counters.flags_drop += 1;
+            return None;
+        }
         let local = SocketAddr::new(ipp.dst, seg.dst_port);
         let remote = SocketAddr::new(ipp.src, seg.src_port);
         Some((local, remote))
@@ -1259,8 +1282,9 @@ impl Stack {
             }
             return;
         }
-        // SYN+FIN is discarded, as Linux does, and so is a segment without SYN or ACK.
-        if !f.syn() || f.fin() {
+        // SYN+FIN is discarded, as Linux does, unless configured to be taken as a SYN
+        // (FreeBSD); a segment without SYN or ACK is discarded.
+        if !f.syn() || (f.fin() && self.cfg.syn_fin != SynFin::ListenAsSyn) {
             self.counters.flags_drop += 1;
             return;
         }
