@@ -294,6 +294,8 @@ pub fn profile_config(p: Profile) -> Config {
         c.congestion = seqack::tcp::congestion::Algorithm::NewReno;
         c.tail_loss_probe = false;
         c.rack = false;
+        // Data on a SYN in SYN_SENT is kept for ESTABLISHED, as RFC 9293 says.
+        c.queue_syn_text = true;
     }
     c
 }

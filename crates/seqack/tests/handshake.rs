@@ -310,6 +310,38 @@ fn simultaneous_open_bare_syn_moves_syn_sent_to_syn_received_and_resends_syn_wit
 }
 
 #[test]
+fn data_on_a_syn_in_syn_sent_is_dropped_or_with_queue_syn_text_delivered_once_established() {
+    for queue in [false, true] {
+        let mut f = conn_syn_sent_with(Config {
+            queue_syn_text: queue,
+            ..plain_config()
+        });
+        f.advance(ms(10));
+        f.inject(&seg(Flags::SYN, IRS, Seq(0), b"abc"));
+        // Either way the SYN-ACK acknowledges the SYN alone: the data is not taken yet.
+        let syn_ack = f.expect_one();
+        assert_eq!(
+            (syn_ack.flags, syn_ack.ack),
+            (Flags::SYN | Flags::ACK, irs(1))
+        );
+        assert_eq!(f.conn.recv_queue(), 0, "nothing readable in SYN_RECEIVED");
+        f.advance(RTT);
+        // The peer's ACK comes after its data (it sent the data once, on its SYN).
+        f.inject(&seg(Flags::ACK, irs(4), iss(1), b""));
+        assert_eq!(f.conn.state(), State::Established);
+        if queue {
+            // RFC 9293 3.10.7.3: queued, and processed once ESTABLISHED.
+            assert_eq!(f.read_all(), b"abc");
+            assert_eq!(f.conn.sequence().4, irs(4));
+        } else {
+            // Linux: dropped; the peer has to send it again.
+            assert_eq!(f.conn.recv_queue(), 0);
+            assert_eq!(f.conn.sequence().4, irs(1));
+        }
+    }
+}
+
+#[test]
 fn syn_sent_ack_above_snd_nxt_is_answered_with_rst_seq_seg_ack() {
     let mut f = conn_syn_sent();
     f.inject(&seg(Flags::ACK, irs(0), iss(500), b""));

@@ -124,6 +124,13 @@ pub struct Config {
     /// [`Stack::connect_with`]: crate::Stack::connect_with
     /// [`Stack::send`]: crate::Stack::send
     pub fast_open: bool,
+    /// Data on a SYN that arrives in SYN_SENT (a simultaneous open) is kept and
+    /// delivered once the connection is ESTABLISHED, as RFC 9293 3.10.7.3 says ("queue
+    /// them for processing after the ESTABLISHED state has been reached"); FreeBSD does
+    /// so. Off, it is dropped and the peer sends it again, as Linux does
+    /// (tcp_rcv_synsent_state_process). Either way our SYN-ACK acknowledges the SYN
+    /// alone. Linux: off.
+    pub queue_syn_text: bool,
     /// Offer and use timestamps (RFC 7323). Linux: on.
     pub timestamps: bool,
     /// Offer and use SACK (RFC 2018). Linux: on.
@@ -217,6 +224,7 @@ impl Default for Config {
             wscale: Some(7),
             mss_option: true,
             fast_open: false,
+            queue_syn_text: false,
             timestamps: true,
             sack: true,
             dsack: true,

@@ -119,6 +119,9 @@ pub(super) struct OffFlow {
     control: Option<Control>,
     last_challenge: Option<Instant>,
     pub(super) fast_open: Option<super::fast_open::FastOpenClient>,
+    /// Data that came on a SYN in SYN_SENT, held until ESTABLISHED
+    /// (`Config::queue_syn_text`).
+    syn_text: Option<Box<[u8]>>,
 }
 
 /// A connection's two endpoints: 16 bytes instead of two `SocketAddr`s' 64. An IPv4
@@ -1320,6 +1323,21 @@ impl Connection {
         self.off_flow_mut(v.is_some(), |o| o.fast_open = v);
     }
 
+    /// Holds `text` (data on a SYN in SYN_SENT) until ESTABLISHED.
+    pub(super) fn hold_syn_text(&mut self, text: &[u8]) {
+        let b: Box<[u8]> = text.into();
+        self.off_flow_mut(true, |o| o.syn_text = Some(b));
+    }
+
+    /// Takes the data held by [`Connection::hold_syn_text`].
+    pub(super) fn take_syn_text(&mut self) -> Option<Box<[u8]>> {
+        let mut t = None;
+        if self.off_flow.is_some() {
+            self.off_flow_mut(false, |o| t = o.syn_text.take());
+        }
+        t
+    }
+
     /// Applies `f` to the off-flow state, taking it first if `take` (a value is being
     /// stored), and gives it back once it holds nothing.
     fn off_flow_mut(&mut self, take: bool, f: impl FnOnce(&mut OffFlow)) {
@@ -1328,7 +1346,11 @@ impl Connection {
         }
         if let Some(o) = self.off_flow.as_deref_mut() {
             f(o);
-            if o.control.is_none() && o.last_challenge.is_none() && o.fast_open.is_none() {
+            if o.control.is_none()
+                && o.last_challenge.is_none()
+                && o.fast_open.is_none()
+                && o.syn_text.is_none()
+            {
                 self.off_flow = None;
             }
         }

@@ -210,6 +210,10 @@ impl Connection {
             self.accept_text_and_fin(now, seg, seg.seq + 1u32, cx);
         } else {
             // Simultaneous open: answer with SYN-ACK from the same ISS.
+            if self.cfg.queue_syn_text && !seg.payload.is_empty() {
+                let n = seg.payload.len().min(self.recv_buf.window());
+                self.hold_syn_text(&seg.payload[..n]);
+            }
             self.set_state(State::SynReceived, Reason::RcvSyn);
             self.snd_nxt = self.iss;
             self.timers.stop(Timer::Retransmit);
@@ -382,6 +386,17 @@ impl Connection {
                 self.events.push_back(Event::Connected);
                 if self.fin_queued() {
                     self.set_state(State::FinWait1, Reason::Close);
+                }
+                if self.off_flow.is_some() {
+                    if let Some(text) = self.take_syn_text() {
+                        // What the peer's SYN carried, queued since (RFC 9293
+                        // 3.10.7.3), is processed now: it starts at IRS+1. (Not taken
+                        // in place: the staged payload, if any, is this segment's.)
+                        let staged = self.payload_staged();
+                        self.set_payload_staged(false);
+                        self.accept_text(now, self.irs + 1u32, &text, cx);
+                        self.set_payload_staged(staged);
+                    }
                 }
             } else {
                 self.set_control(Some(Control {
