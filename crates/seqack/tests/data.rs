@@ -685,6 +685,26 @@ fn window_update_is_sent_once_reading_opens_the_window_by_an_mss() {
 }
 
 #[test]
+fn a_segment_larger_than_our_mss_does_not_raise_the_window_update_threshold() {
+    // The receiver's estimate of the peer's segment size (which sets how far the
+    // window must open before an update is sent, and how much data a delayed ACK may
+    // cover) stays within the MSS we advertised, as Linux's tcp_measure_rcv_mss keeps
+    // it: a peer ignoring our MSS, or segments coalesced on the way, must not make us
+    // hold back updates of a window the reader has opened by half.
+    let mut f = conn_established_with(Config {
+        recv_buffer: 64_000,
+        ..plain_config()
+    });
+    f.inject(&seg(Flags::ACK, irs(1), iss(1), &vec![1u8; 30_000]));
+    let ack = f.expect_one();
+    assert_eq!((ack.ack, ack.window), (irs(30_001), 34_000));
+    let mut buf = vec![0u8; 30_000];
+    assert_eq!(f.conn.recv(&mut buf), Ok(30_000));
+    let update = f.expect_one();
+    assert_eq!((update.ack, update.window), (irs(30_001), 64_000));
+}
+
+#[test]
 fn data_segments_shrink_by_the_sack_blocks_they_carry() {
     // RFC 9293 3.7.1 (and RFC 6691): the peer's MSS counts data only, so the sender
     // must take the TCP options it sends out of it, or the packet outgrows the MTU

@@ -1162,7 +1162,12 @@ impl Connection {
             self.note_dsack(self.rcv_nxt + s, self.rcv_nxt + e);
             self.set_ack_now(true);
         }
-        self.rcv_mss = self.rcv_mss.max(payload.len() as u32);
+        // The estimate of the peer's segment size never exceeds the MSS we advertised
+        // (Linux's tcp_measure_rcv_mss clamps it to advmss): a larger segment (a
+        // peer ignoring our MSS, or segments coalesced on the way) would otherwise
+        // raise the thresholds of delayed ACKs and window updates with it.
+        let advertised = u32::from(self.cfg.mss(self.ends.remote().is_ipv6()));
+        self.rcv_mss = self.rcv_mss.max((payload.len() as u32).min(advertised));
         if self.rd_shut() {
             // shutdown(Read): acknowledge in-order data and throw it away.
             if off == 0 {
