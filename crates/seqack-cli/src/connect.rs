@@ -196,6 +196,7 @@ fn lifecycle_problems(changes: &[Change], mode: CloseMode) -> Vec<String> {
             Reason::RcvRst => Some("the peer reset the connection"),
             Reason::TimerRetries => Some("retransmissions ran out"),
             Reason::TimerKeepalive => Some("keepalive probes ran out"),
+            Reason::TimerConnect => Some("the handshake took too long"),
             Reason::TimeWaitOverflow => Some("TIME_WAIT was cut short (table full)"),
             Reason::Abort if mode != CloseMode::Rst => {
                 Some("seqack aborted with RST (data left unread at close)")

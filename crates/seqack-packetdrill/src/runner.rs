@@ -296,6 +296,8 @@ pub fn profile_config(p: Profile) -> Config {
         c.rack = false;
         // Data on a SYN in SYN_SENT is kept for ESTABLISHED, as RFC 9293 says.
         c.queue_syn_text = true;
+        // An active open gives up after 75 s (net.inet.tcp.keepinit).
+        c.connect_timeout = Some(seqack::Duration::from_secs(75));
     }
     c
 }

@@ -242,6 +242,7 @@ impl Runner<'_> {
             "net.inet.tcp.keepidle" => c.keepalive_idle = ms(n),
             "net.inet.tcp.keepintvl" => c.keepalive_interval = ms(n),
             "net.inet.tcp.keepcnt" => c.keepalive_count = n.max(1) as u32,
+            "net.inet.tcp.keepinit" => c.connect_timeout = (n > 0).then(|| ms(n)),
             "net.inet.tcp.mssdflt" => c.default_peer_mss = n.clamp(88, 65535) as u16,
             "net.inet.tcp.delacktime" => c.delayed_ack = ms(n),
             "net.inet.tcp.rexmit_min" => c.rto_min = ms(n),

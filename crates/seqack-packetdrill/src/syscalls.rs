@@ -918,6 +918,10 @@ impl Runner<'_> {
         if let Some(v) = o.keepcnt {
             c.keepalive_count = v.max(1) as u32;
         }
+        // FreeBSD's TCP_KEEPINIT, in seconds.
+        if let Some(&v) = o.other.get(&(6, 1128)).filter(|&&v| v > 0) {
+            c.connect_timeout = Some(Duration::from_secs(v as u64));
+        }
         if let Some((on, secs)) = o.linger {
             c.linger_zero = on != 0 && secs == 0;
         }
@@ -1064,63 +1068,68 @@ impl Runner<'_> {
             }
         };
         let cfg = self.socket_config(&s);
-        let got: Result<i64, ()> = match (level, name) {
-            (1, 4) => {
-                let v = self.fds.get_mut(fd).ok().and_then(|s| s.sk_err.take());
-                Ok(v.unwrap_or(0))
-            }
-            (1, 2) => Ok(i64::from(o.reuseaddr)),
-            (1, 9) => Ok(i64::from(
-                conn.map_or(cfg.keepalive, |c| c.sockopts().keepalive),
-            )),
-            (1, 8) => Ok(buf(o.rcvbuf, cfg.recv_buffer, self.base.recv_buffer)),
-            (1, 7) => Ok(buf(o.sndbuf, cfg.send_buffer, self.base.send_buffer)),
-            (1, 3) => Ok(1),
-            (1, 30) => Ok(i64::from(matches!(s.kind, SockKind::Listener(_)))),
-            (1, 13) => {
-                let (on, secs) = o.linger.unwrap_or((0, 0));
-                let won = field(&want, "onoff").map(eval_int);
-                let wsecs = field(&want, "linger").map(eval_int);
-                if let (Some(Ok(a)), Some(Ok(b))) = (won, wsecs) {
-                    if (a != 0) != (on != 0) || b != secs {
-                        return fail(
-                            line,
-                            format!(
+        let got: Result<i64, ()> =
+            match (level, name) {
+                (1, 4) => {
+                    let v = self.fds.get_mut(fd).ok().and_then(|s| s.sk_err.take());
+                    Ok(v.unwrap_or(0))
+                }
+                (1, 2) => Ok(i64::from(o.reuseaddr)),
+                (1, 9) => Ok(i64::from(
+                    conn.map_or(cfg.keepalive, |c| c.sockopts().keepalive),
+                )),
+                (1, 8) => Ok(buf(o.rcvbuf, cfg.recv_buffer, self.base.recv_buffer)),
+                (1, 7) => Ok(buf(o.sndbuf, cfg.send_buffer, self.base.send_buffer)),
+                (1, 3) => Ok(1),
+                (1, 30) => Ok(i64::from(matches!(s.kind, SockKind::Listener(_)))),
+                (1, 13) => {
+                    let (on, secs) = o.linger.unwrap_or((0, 0));
+                    let won = field(&want, "onoff").map(eval_int);
+                    let wsecs = field(&want, "linger").map(eval_int);
+                    if let (Some(Ok(a)), Some(Ok(b))) = (won, wsecs) {
+                        if (a != 0) != (on != 0) || b != secs {
+                            return fail(
+                                line,
+                                format!(
                                 "getsockopt(SO_LINGER): expected {{onoff={a}, linger={b}}}, got \
                                  {{onoff={on}, linger={secs}}}"
                             ),
-                        );
+                            );
+                        }
                     }
+                    return Ok(Step::Done(Ok(0)));
                 }
-                return Ok(Step::Done(Ok(0)));
-            }
-            (6, 1) => Ok(i64::from(
-                conn.map_or(cfg.nodelay, |c| c.sockopts().nodelay),
-            )),
-            (6, 2) => Ok(match conn {
-                Some(c) if c.state() != State::SynSent => i64::from(c.smss()),
-                _ => o.maxseg.filter(|&m| m > 0).unwrap_or(536),
-            }),
-            (6, 4) => Ok(conn
-                .map_or(cfg.keepalive_idle, |c| c.sockopts().keepalive_idle)
-                .as_secs() as i64),
-            (6, 5) => Ok(conn
-                .map_or(cfg.keepalive_interval, |c| c.sockopts().keepalive_interval)
-                .as_secs() as i64),
-            (6, 6) => {
-                Ok(i64::from(conn.map_or(cfg.keepalive_count, |c| {
-                    c.sockopts().keepalive_count
-                })))
-            }
-            (6, 8) => Ok(linger2_reported(o.linger2, self.base.fin_wait2_timeout)),
-            (6, 1008) => Ok(i64::from(o.noopt)),
-            // TCP_USER_TIMEOUT: stored only (seqack has no user timeout); 0 until set.
-            (6, 18) => Ok(o.other.get(&(6, 18)).copied().unwrap_or(0)),
-            key => match o.other.get(&key) {
-                Some(v) => Ok(*v),
-                None => Err(()),
-            },
-        };
+                (6, 1) => Ok(i64::from(
+                    conn.map_or(cfg.nodelay, |c| c.sockopts().nodelay),
+                )),
+                (6, 2) => Ok(match conn {
+                    Some(c) if c.state() != State::SynSent => i64::from(c.smss()),
+                    _ => o.maxseg.filter(|&m| m > 0).unwrap_or(536),
+                }),
+                (6, 4) => Ok(conn
+                    .map_or(cfg.keepalive_idle, |c| c.sockopts().keepalive_idle)
+                    .as_secs() as i64),
+                (6, 5) => Ok(conn
+                    .map_or(cfg.keepalive_interval, |c| c.sockopts().keepalive_interval)
+                    .as_secs() as i64),
+                (6, 6) => {
+                    Ok(i64::from(conn.map_or(cfg.keepalive_count, |c| {
+                        c.sockopts().keepalive_count
+                    })))
+                }
+                (6, 8) => Ok(linger2_reported(o.linger2, self.base.fin_wait2_timeout)),
+                (6, 1008) => Ok(i64::from(o.noopt)),
+                // TCP_KEEPINIT: the socket's, else the sysctl's (0: none).
+                (6, 1128) => Ok(o.other.get(&(6, 1128)).copied().unwrap_or_else(|| {
+                    self.base.connect_timeout.map_or(0, |t| t.as_secs() as i64)
+                })),
+                // TCP_USER_TIMEOUT: stored only (seqack has no user timeout); 0 until set.
+                (6, 18) => Ok(o.other.get(&(6, 18)).copied().unwrap_or(0)),
+                key => match o.other.get(&key) {
+                    Some(v) => Ok(*v),
+                    None => Err(()),
+                },
+            };
         let Ok(got) = got else {
             return fail(
                 line,

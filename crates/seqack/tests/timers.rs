@@ -642,3 +642,44 @@ fn an_ack_into_a_window_the_peer_shrank_to_zero_is_numbered_at_its_edge() {
     let a = f.expect_one();
     assert_eq!((a.flags, a.seq, a.ack), (Flags::ACK, iss(1), irs(5)));
 }
+
+#[test]
+fn connect_timeout_ends_a_handshake_that_takes_too_long_and_then_leaves_the_timer() {
+    // FreeBSD's TCP_KEEPINIT: five seconds for the handshake, whatever SYN
+    // retransmissions are left (SYNs at 0, 1 and 3 s; the next would go at 7 s).
+    let cfg = Config {
+        connect_timeout: Some(secs(5)),
+        syn_retries: 10,
+        ..plain_config()
+    };
+    let mut f = conn_syn_sent_with(cfg.clone());
+    for at in [1, 3] {
+        assert_eq!(f.fire_next(), Instant::ZERO + secs(at));
+        assert_eq!(f.expect_one().flags, Flags::SYN);
+    }
+    assert_eq!(f.fire_next(), Instant::ZERO + secs(5));
+    assert_eq!(f.conn.state(), State::Closed);
+    assert_eq!(f.conn.error(), Some(Error::TimedOut));
+    assert!(f
+        .state_changes()
+        .contains(&(State::SynSent, State::Closed, Reason::TimerConnect)));
+    f.expect_nothing();
+    assert_eq!(f.cx.attempt_fails, 1);
+
+    // A handshake done in time: the timer is gone with it, and keepalive (off here)
+    // sends nothing when it would have fired.
+    let mut f = conn_established_with(cfg.clone());
+    f.run_until(Instant::ZERO + secs(60));
+    assert_eq!(f.conn.state(), State::Established);
+    f.expect_nothing();
+    // With keepalive on, its first probe comes after the idle time, not at 5 s.
+    let mut f = conn_established_with(Config {
+        keepalive: true,
+        keepalive_idle: secs(20),
+        ..cfg
+    });
+    f.expect_nothing();
+    let t = f.fire_next();
+    assert_eq!(t, Instant::ZERO + RTT + secs(20));
+    assert!(f.expect_one().is_pure_ack());
+}

@@ -131,6 +131,11 @@ pub struct Config {
     /// (tcp_rcv_synsent_state_process). Either way our SYN-ACK acknowledges the SYN
     /// alone. Linux: off.
     pub queue_syn_text: bool,
+    /// Longest an active open may wait for its handshake: past it, the connection fails
+    /// with `TimedOut` whatever SYN retransmissions `syn_retries` has left. FreeBSD's
+    /// `TCP_KEEPINIT` (`net.inet.tcp.keepinit`, 75 s there). Linux: none (`None`), only
+    /// `syn_retries` bounds it.
+    pub connect_timeout: Option<Duration>,
     /// Offer and use timestamps (RFC 7323). Linux: on.
     pub timestamps: bool,
     /// Offer and use SACK (RFC 2018). Linux: on.
@@ -225,6 +230,7 @@ impl Default for Config {
             mss_option: true,
             fast_open: false,
             queue_syn_text: false,
+            connect_timeout: None,
             timestamps: true,
             sack: true,
             dsack: true,

@@ -430,6 +430,11 @@ impl Connection {
         if c.cfg.fast_open {
             c.start_fast_open();
         }
+        // The keepalive timer times the handshake, as FreeBSD's keep timer does for
+        // TCP_KEEPINIT; it is idle until ESTABLISHED anyway.
+        if let Some(t) = c.cfg.connect_timeout {
+            c.timers.set(Timer::Keepalive, now + t);
+        }
         c.set_state(State::SynSent, Reason::Connect);
         c
     }

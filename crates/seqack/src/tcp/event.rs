@@ -42,6 +42,8 @@ pub enum Reason {
     TimerRetries,
     /// Keepalive probes went unanswered.
     TimerKeepalive,
+    /// The handshake of an active open took longer than `Config::connect_timeout`.
+    TimerConnect,
     /// The application aborted (SO_LINGER 0, or close() with unread data): RST sent.
     Abort,
     /// A new SYN reused the 4-tuple of a TIME_WAIT connection.
@@ -76,6 +78,7 @@ impl Reason {
             Reason::TimerFinWait2 => "timer FIN_WAIT_2",
             Reason::TimerRetries => "timer retransmissions exhausted",
             Reason::TimerKeepalive => "timer keepalive exhausted",
+            Reason::TimerConnect => "timer connection establishment",
             Reason::Abort => "abort: RST sent",
             Reason::TimeWaitRecycled => "rcv SYN reusing TIME_WAIT 4-tuple",
             Reason::TimeWaitReused => "connect() reusing TIME_WAIT 4-tuple",

@@ -188,6 +188,10 @@ impl Connection {
             self.init_transfer(seg);
             self.set_state(State::Established, Reason::RcvSynAck);
             self.events.push_back(Event::Connected);
+            if self.cfg.connect_timeout.is_some() {
+                // The handshake's timer; keepalive, if on, is armed afresh.
+                self.timers.stop(Timer::Keepalive);
+            }
             self.set_ack_now(true);
             // The ACK goes alone (the handshake's third segment, as Linux sends it),
             // except on a Fast Open connection with data waiting: the data written
@@ -384,6 +388,9 @@ impl Connection {
                 self.init_transfer(seg);
                 self.set_state(State::Established, Reason::RcvAckOfSyn);
                 self.events.push_back(Event::Connected);
+                if self.cfg.connect_timeout.is_some() && !self.passive() {
+                    self.timers.stop(Timer::Keepalive);
+                }
                 if self.fin_queued() {
                     self.set_state(State::FinWait1, Reason::Close);
                 }
@@ -1488,6 +1495,16 @@ impl Connection {
 
     /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.
     fn on_keepalive(&mut self, now: Instant, cx: &mut Counters) {
+        if matches!(self.state, State::SynSent | State::SynReceived) && !self.passive() {
+            // Config::connect_timeout: the handshake took too long.
+            cx.attempt_fails += 1;
+            cx.abort_on_timeout += 1;
+            if self.state == State::SynSent {
+                self.fast_open_timed_out(now);
+            }
+            self.enter_closed(Reason::TimerConnect, Some(Error::TimedOut));
+            return;
+        }
         if !self.keepalive() || !self.state.is_synchronized() || self.state == State::TimeWait {
             return;
         }
