@@ -1173,8 +1173,11 @@ impl Connection {
         // (Linux's tcp_measure_rcv_mss clamps it to advmss): a larger segment (a
         // peer ignoring our MSS, or segments coalesced on the way) would otherwise
         // raise the thresholds of delayed ACKs and window updates with it.
-        let advertised = u32::from(self.cfg.mss(self.ends.remote().is_ipv6()));
-        self.rcv_mss = self.rcv_mss.max((payload.len() as u32).min(advertised));
+        let len = payload.len() as u32;
+        if len > self.rcv_mss {
+            let advertised = u32::from(self.cfg.mss(self.ends.remote().is_ipv6()));
+            self.rcv_mss = self.rcv_mss.max(len.min(advertised));
+        }
         if self.rd_shut() {
             // shutdown(Read): acknowledge in-order data and throw it away.
             if off == 0 {
