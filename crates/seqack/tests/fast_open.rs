@@ -5,37 +5,16 @@ mod common;
 
 use common::*;
 use seqack::stack::StackConfig;
-use seqack::tcp::{Config, Connection, Error, FastOpenOutcome, State};
+use seqack::tcp::{Config, Error, FastOpenOutcome, State};
 use seqack::wire::tcp::{FastOpen, FastOpenCookie, Flags, Options};
 use seqack::wire::{ip, tcp, Seq};
-use seqack::{Counters, Duration, Instant, Stack};
+use seqack::{Duration, Instant, Stack};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 fn tfo_config() -> Config {
     Config {
         fast_open: true,
         ..plain_config()
-    }
-}
-
-/// An active open with `cfg`, nothing sent yet.
-fn connect(cfg: Config) -> Fixture {
-    let mut cx = Counters::default();
-    let conn = Connection::connect(
-        Instant::ZERO,
-        Arc::new(cfg),
-        local(),
-        remote(),
-        ISS,
-        TS_OFFSET,
-        &mut cx,
-    );
-    Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
     }
 }
 
@@ -109,7 +88,7 @@ fn the_cookie_is_parsed_and_written_as_rfc_7413_lays_it_out() {
 
 #[test]
 fn without_a_cookie_the_syn_asks_for_one_and_the_data_follows_the_handshake_with_its_ack() {
-    let mut f = connect(tfo_config());
+    let mut f = connecting(tfo_config());
     f.send(b"GET / HTTP/1.0\r\n\r\n");
     let syn = f.expect_one();
     assert_eq!(syn.flags, Flags::SYN);
@@ -139,7 +118,7 @@ fn without_a_cookie_the_syn_asks_for_one_and_the_data_follows_the_handshake_with
 
 #[test]
 fn with_a_cookie_the_syn_carries_the_data_and_an_ack_of_it_keeps_the_cookie() {
-    let mut f = connect(tfo_config());
+    let mut f = connecting(tfo_config());
     assert!(f.conn.set_fast_open_cookie(cookie(1), 1460));
     f.send(b"hello");
     let syn = f.expect_one();
@@ -172,7 +151,7 @@ fn with_a_cookie_the_syn_carries_the_data_and_an_ack_of_it_keeps_the_cookie() {
 
 #[test]
 fn data_the_syn_ack_does_not_acknowledge_is_sent_again_at_once_and_the_answer_is_negative() {
-    let mut f = connect(tfo_config());
+    let mut f = connecting(tfo_config());
     f.conn.set_fast_open_cookie(cookie(1), 1460);
     f.send(&[5; 300]);
     let syn = f.expect_one();
@@ -192,7 +171,7 @@ fn data_the_syn_ack_does_not_acknowledge_is_sent_again_at_once_and_the_answer_is
     );
     assert_eq!((f.cx.fastopen_active, f.cx.fastopen_active_fail), (0, 1));
     // A rejection that brings a new cookie hands that one over instead.
-    let mut f = connect(tfo_config());
+    let mut f = connecting(tfo_config());
     f.conn.set_fast_open_cookie(cookie(1), 1460);
     f.send(b"x");
     f.expect_one();
@@ -209,7 +188,7 @@ fn data_the_syn_ack_does_not_acknowledge_is_sent_again_at_once_and_the_answer_is
 
 #[test]
 fn the_syn_carries_at_most_one_segment_of_the_cached_mss_less_its_options() {
-    let mut f = connect(tfo_config());
+    let mut f = connecting(tfo_config());
     f.conn.set_fast_open_cookie(cookie(1), 600);
     f.send(&[1; 5000]);
     let syn = f.expect_one();
@@ -224,7 +203,7 @@ fn the_syn_carries_at_most_one_segment_of_the_cached_mss_less_its_options() {
 
 #[test]
 fn a_retransmitted_syn_keeps_the_cookie_but_not_the_data() {
-    let mut f = connect(tfo_config());
+    let mut f = connecting(tfo_config());
     f.conn.set_fast_open_cookie(cookie(1), 1460);
     f.send(b"data");
     assert_eq!(f.expect_one().payload, b"data");
@@ -241,7 +220,7 @@ fn a_retransmitted_syn_keeps_the_cookie_but_not_the_data() {
 
 #[test]
 fn a_syn_that_goes_unanswered_to_the_end_is_a_negative_answer() {
-    let mut f = connect(Config {
+    let mut f = connecting(Config {
         syn_retries: 2,
         ..tfo_config()
     });
@@ -261,7 +240,7 @@ fn a_syn_that_goes_unanswered_to_the_end_is_a_negative_answer() {
 
 #[test]
 fn without_fast_open_the_syn_has_no_option_and_the_handshake_ack_goes_alone() {
-    let mut f = connect(plain_config());
+    let mut f = connecting(plain_config());
     f.send(b"early");
     let syn = f.expect_one();
     assert_eq!(syn.options.fast_open, None);

@@ -4,34 +4,14 @@
 mod common;
 
 use common::*;
-use seqack::tcp::{Config, Connection, Disposition, Error, Event, Reason, State, Timer};
+use seqack::tcp::{Config, Disposition, Error, Event, Reason, State, Timer};
 use seqack::wire::tcp::{Flags, Options};
 use seqack::wire::Seq;
-use seqack::{Counters, Instant};
-use std::sync::Arc;
-
-fn connect(cfg: Config) -> Fixture {
-    let mut cx = Counters::default();
-    let conn = Connection::connect(
-        Instant::ZERO,
-        Arc::new(cfg),
-        local(),
-        remote(),
-        ISS,
-        TS_OFFSET,
-        &mut cx,
-    );
-    Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    }
-}
+use seqack::Instant;
 
 #[test]
 fn active_open_sends_syn_with_seq_iss_and_only_mss_when_options_are_off() {
-    let mut f = connect(plain_config());
+    let mut f = connecting(plain_config());
     assert_eq!(
         f.state_changes(),
         vec![(State::Closed, State::SynSent, Reason::Connect)]
@@ -58,7 +38,7 @@ fn active_open_sends_syn_with_seq_iss_and_only_mss_when_options_are_off() {
 
 #[test]
 fn active_open_arms_the_retransmission_timer_at_the_initial_rto_of_one_second() {
-    let mut f = connect(plain_config());
+    let mut f = connecting(plain_config());
     f.transmit();
     // RFC 6298 2.1: RTO = 1 s until a round-trip time has been measured.
     assert_eq!(f.timer(Timer::Retransmit), Instant::from_secs(1));
@@ -67,7 +47,7 @@ fn active_open_arms_the_retransmission_timer_at_the_initial_rto_of_one_second() 
 
 #[test]
 fn active_open_syn_offers_mss_sack_timestamps_and_window_scale_by_default() {
-    let mut f = connect(Config::default());
+    let mut f = connecting(Config::default());
     let syn = f.expect_one();
     assert_eq!(syn.options.mss, Some(1460));
     assert_eq!(syn.options.wscale, Some(7));
@@ -221,7 +201,7 @@ fn offer_everything() -> Options {
 
 #[test]
 fn without_options_the_syn_is_bare_and_the_peers_mss_still_counts() {
-    let mut f = connect(no_options());
+    let mut f = connecting(no_options());
     let syn = f.expect_one();
     assert_eq!(syn.flags, Flags::SYN);
     assert_eq!(syn.options, Options::default(), "no option at all");

@@ -127,6 +127,13 @@ mod tests {
         Instant::from_secs(s)
     }
 
+    fn given(n: u8, mss: u16) -> FastOpenOutcome {
+        FastOpenOutcome::Cookie {
+            cookie: cookie(n),
+            mss,
+        }
+    }
+
     fn failed(s: u64) -> FastOpenOutcome {
         FastOpenOutcome::Failed { at: at(s) }
     }
@@ -135,11 +142,7 @@ mod tests {
     fn a_cookie_is_kept_per_address_pair_and_replaced_by_a_newer_one() {
         let mut c = FastOpenCache::new(8, Duration::from_secs(900));
         assert_eq!(c.lookup(at(0), ip(1), ip(2)), FastOpenUse::Request);
-        let o = FastOpenOutcome::Cookie {
-            cookie: cookie(1),
-            mss: 1400,
-        };
-        c.learn(ip(1), ip(2), o);
+        c.learn(ip(1), ip(2), given(1, 1400));
         assert_eq!(
             c.lookup(at(1), ip(1), ip(2)),
             FastOpenUse::Cookie(cookie(1), 1400)
@@ -148,11 +151,7 @@ mod tests {
         assert_eq!(c.lookup(at(1), ip(3), ip(2)), FastOpenUse::Request);
         c.learn(ip(1), ip(2), FastOpenOutcome::Keep);
         assert_eq!(c.cookie(ip(1), ip(2)), Some(cookie(1)));
-        let o = FastOpenOutcome::Cookie {
-            cookie: cookie(2),
-            mss: 536,
-        };
-        c.learn(ip(1), ip(2), o);
+        c.learn(ip(1), ip(2), given(2, 536));
         assert_eq!(
             c.lookup(at(3), ip(1), ip(2)),
             FastOpenUse::Cookie(cookie(2), 536)
@@ -175,11 +174,7 @@ mod tests {
         assert_eq!(c.lookup(at(1811), ip(1), ip(2)), FastOpenUse::Request);
         // A cookie ends it at once.
         c.learn(ip(1), ip(2), failed(10));
-        let o = FastOpenOutcome::Cookie {
-            cookie: cookie(3),
-            mss: 1460,
-        };
-        c.learn(ip(1), ip(2), o);
+        c.learn(ip(1), ip(2), given(3, 1460));
         assert_eq!(
             c.lookup(at(1812), ip(1), ip(2)),
             FastOpenUse::Cookie(cookie(3), 1460)
@@ -190,11 +185,7 @@ mod tests {
     fn the_cache_holds_at_most_its_capacity_dropping_the_oldest_entry() {
         let mut c = FastOpenCache::new(2, Duration::from_secs(900));
         for n in 1..=3 {
-            let o = FastOpenOutcome::Cookie {
-                cookie: cookie(n),
-                mss: 1460,
-            };
-            c.learn(ip(n), ip(100), o);
+            c.learn(ip(n), ip(100), given(n, 1460));
         }
         assert_eq!(c.len(), 2);
         assert_eq!(c.cookie(ip(1), ip(100)), None);

@@ -285,22 +285,7 @@ pub fn conn_syn_sent() -> Fixture {
 }
 
 pub fn conn_syn_sent_with(cfg: Config) -> Fixture {
-    let mut cx = Counters::default();
-    let conn = Connection::connect(
-        Instant::ZERO,
-        Arc::new(cfg),
-        local(),
-        remote(),
-        ISS,
-        TS_OFFSET,
-        &mut cx,
-    );
-    let mut f = Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    };
+    let mut f = connecting(cfg);
     let syn = f.expect_one();
     assert_eq!((syn.flags, syn.seq), (Flags::SYN, ISS));
     assert_eq!(f.conn.state(), State::SynSent);
@@ -325,6 +310,26 @@ pub fn conn_established_with(cfg: Config) -> Fixture {
     assert_eq!(f.conn.state(), State::Established);
     f.events();
     f
+}
+
+/// Active open: `connect()` done at time zero, nothing sent yet.
+pub fn connecting(cfg: Config) -> Fixture {
+    let mut cx = Counters::default();
+    let conn = Connection::connect(
+        Instant::ZERO,
+        Arc::new(cfg),
+        local(),
+        remote(),
+        ISS,
+        TS_OFFSET,
+        &mut cx,
+    );
+    Fixture {
+        conn,
+        cx,
+        now: Instant::ZERO,
+        last_tsval: 0,
+    }
 }
 
 /// A connection a listener made from the peer's `syn` at time zero (our ISN `ISS`),
