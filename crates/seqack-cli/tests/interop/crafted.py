@@ -319,7 +319,12 @@ def sniff_isns(iface, kernel_port, server_port, ready, out, deadline):
             data = rx.recv(65535)
         except socket.timeout:
             continue
-        pkt = IPv6(data) if data and data[0] >> 4 == 6 else IP(data)
+        # Anything else on the device (the kernel's own traffic, the crafted packets
+        # of a test running alongside) may not parse: skip it, do not die on it.
+        try:
+            pkt = IPv6(data) if data and data[0] >> 4 == 6 else IP(data)
+        except Exception:
+            continue
         if TCP not in pkt:
             continue
         t = pkt[TCP]
