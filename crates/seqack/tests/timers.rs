@@ -653,6 +653,8 @@ fn connect_timeout_ends_a_handshake_that_takes_too_long_and_then_leaves_the_time
         ..plain_config()
     };
     let mut f = conn_syn_sent_with(cfg.clone());
+    // Turning keepalive off during the handshake leaves the handshake's limit alone.
+    f.conn.set_keepalive(f.now, false);
     for at in [1, 3] {
         assert_eq!(f.fire_next(), Instant::ZERO + secs(at));
         assert_eq!(f.expect_one().flags, Flags::SYN);
@@ -682,4 +684,24 @@ fn connect_timeout_ends_a_handshake_that_takes_too_long_and_then_leaves_the_time
     let t = f.fire_next();
     assert_eq!(t, Instant::ZERO + RTT + secs(20));
     assert!(f.expect_one().is_pure_ack());
+}
+
+#[test]
+fn without_connect_timeout_keepalive_in_a_simultaneous_open_never_ends_the_handshake() {
+    // The keepalive timer a segment arms in SYN_RECEIVED (keepalive on, idle 2 s)
+    // fires there without effect; only Config::connect_timeout ends a handshake.
+    let mut f = conn_syn_sent_with(Config {
+        keepalive: true,
+        keepalive_idle: secs(2),
+        synack_retries: 10,
+        syn_retries: 10,
+        ..plain_config()
+    });
+    f.inject(&seg(Flags::SYN, IRS, Seq(0), b""));
+    assert_eq!(f.conn.state(), State::SynReceived);
+    // A segment in the window without ACK: taken as a sign of life, then dropped.
+    f.inject(&seg(Flags::empty(), irs(1), Seq(0), b"x"));
+    f.run_until(Instant::ZERO + secs(10));
+    assert_eq!(f.conn.state(), State::SynReceived);
+    assert_eq!(f.conn.error(), None);
 }

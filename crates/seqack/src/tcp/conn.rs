@@ -636,9 +636,17 @@ impl Connection {
         if on && self.state.is_synchronized() && self.state != State::TimeWait {
             self.timers
                 .set(Timer::Keepalive, now + self.keepalive_idle());
-        } else {
+        } else if !self.handshake_timed() {
             self.timers.stop(Timer::Keepalive);
         }
+    }
+
+    /// True while the keepalive timer times an active open's handshake
+    /// (`Config::connect_timeout`): keepalive leaves it alone until ESTABLISHED.
+    pub(super) fn handshake_timed(&self) -> bool {
+        self.cfg.connect_timeout.is_some()
+            && !self.passive()
+            && matches!(self.state, State::SynSent | State::SynReceived)
     }
 
     /// `TCP_KEEPIDLE`. With keepalive on, the timer moves to the new idle time counted

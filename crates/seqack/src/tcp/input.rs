@@ -331,7 +331,7 @@ impl Connection {
         }
         self.last_recv = now;
         self.probes = 0;
-        if self.keepalive() {
+        if self.keepalive() && !self.handshake_timed() {
             self.timers
                 .set(Timer::Keepalive, now + self.keepalive_idle());
         }
@@ -1498,7 +1498,7 @@ impl Connection {
 
     /// Keepalive (RFC 9293 3.8.4): probe an idle connection, give up after the count.
     fn on_keepalive(&mut self, now: Instant, cx: &mut Counters) {
-        if matches!(self.state, State::SynSent | State::SynReceived) && !self.passive() {
+        if self.handshake_timed() {
             // Config::connect_timeout: the handshake took too long.
             cx.attempt_fails += 1;
             cx.abort_on_timeout += 1;

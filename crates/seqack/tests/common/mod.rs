@@ -125,6 +125,16 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// A fixture for `conn` at time zero.
+    pub fn at_zero(conn: Connection, cx: Counters) -> Fixture {
+        Fixture {
+            conn,
+            cx,
+            now: Instant::ZERO,
+            last_tsval: 0,
+        }
+    }
+
     /// The peer's timestamp clock.
     pub fn peer_tsval(&self) -> u32 {
         PEER_TS_BASE.wrapping_add(self.now.total_millis() as u32)
@@ -324,12 +334,7 @@ pub fn connecting(cfg: Config) -> Fixture {
         TS_OFFSET,
         &mut cx,
     );
-    Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    }
+    Fixture::at_zero(conn, cx)
 }
 
 /// A connection a listener made from the peer's `syn` at time zero (our ISN `ISS`),
@@ -346,12 +351,7 @@ pub fn accepted(cfg: Config, syn: &Segment<'_>) -> Fixture {
         TS_OFFSET,
         &mut cx,
     );
-    Fixture {
-        conn,
-        cx,
-        now: Instant::ZERO,
-        last_tsval: 0,
-    }
+    Fixture::at_zero(conn, cx)
 }
 
 /// Passive open: a listener handed over the peer's SYN; our SYN-ACK is sent.
